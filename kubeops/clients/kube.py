@@ -1,0 +1,186 @@
+"""The one seam between kubeops and the Kubernetes API (official `kubernetes` client).
+
+Why a wrapper: the official client raises `ApiException` with raw bodies and retries nothing the way an operator
+needs. Every call goes through `KubeClient.call`, which
+- retries 429 and 5xx answers and dropped connections with backoff, honouring Retry-After, a bounded number of times;
+- turns failures into kubeops errors (`NotFound`, `Conflict`, `TooManyRequests`, `Forbidden`, `Unavailable`)
+  carrying the server's own Status message and never a header or token;
+- is the single place where dry-run is applied: mutating helpers pass ``dry_run="All"`` when the client is in
+  dry-run mode, so the API server validates and evaluates (budgets included) without changing anything.
+
+Helpers for a domain live in sibling modules (e.g. node/pod helpers) built on `call`; keep this file the core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kubeops.errors import ClusterError, Conflict, Forbidden, InputError, NotFound, TooManyRequests, Unavailable
+
+if TYPE_CHECKING:
+    from kubeops.settings import KubeSettings
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def status_message(exc: Any) -> tuple[str, str | None, dict[str, Any]]:
+    """(message, reason, details) from an ApiException's Status body, without headers."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body.strip().startswith("{"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = {}
+        if isinstance(data, dict):
+            return str(data.get("message") or exc.reason), data.get("reason"), data.get("details") or {}
+    return str(getattr(exc, "reason", None) or "request failed"), None, {}
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_api_exception(exc: Any, *, what: str) -> ClusterError:
+    """An ApiException as a kubeops error whose message is the server's, prefixed with what we were doing."""
+    status = getattr(exc, "status", None)
+    message, reason, _ = status_message(exc)
+    text = f"{what}: {message}"
+    if status == 404:
+        return NotFound(text, status=404, reason=reason)
+    if status == 409:
+        return Conflict(text, status=409, reason=reason)
+    if status in (401, 403):
+        return Forbidden(
+            text, status=status, reason=reason, hint="check the credentials and RBAC of the kubeconfig user"
+        )
+    if status == 429:
+        return TooManyRequests(text, retry_after_s=_retry_after(exc), reason=reason)
+    if status is not None and status >= 500:
+        return Unavailable(text, status=status, reason=reason)
+    return ClusterError(text, status=status, reason=reason)
+
+
+class KubeClient:
+    """A configured Kubernetes API client with retries, error mapping and dry-run at one choke point."""
+
+    def __init__(self, api_client: Any, *, dry_run: bool = False, max_retries: int = 5) -> None:
+        self.api_client = api_client
+        self.dry_run = dry_run
+        self.max_retries = max_retries
+        self._apis: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(cls, settings: KubeSettings, *, dry_run: bool = False) -> KubeClient:
+        """Load kubeconfig (file + context) or in-cluster config; a missing file is an input error."""
+        import os
+
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        configuration = client.Configuration()
+        try:
+            if settings.in_cluster:
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                path = settings.kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+                if not os.path.exists(path):
+                    raise InputError(
+                        f"kubeconfig {path} does not exist",
+                        hint="start the sandbox (`invoke sandbox --detach`) or set kube.kubeconfig in the inventory",
+                    )
+                config.load_kube_config(
+                    config_file=path, context=settings.context, client_configuration=configuration
+                )
+        except ConfigException as exc:
+            raise InputError(f"cannot load Kubernetes configuration: {exc}") from None
+        configuration.retries = False  # we retry ourselves, honouring Retry-After
+        api_client = client.ApiClient(configuration)
+        api_client.user_agent = "kubeops/0.1"
+        return cls(api_client, dry_run=dry_run, max_retries=settings.max_retries)
+
+    def close(self) -> None:
+        # closing a pool that never opened is not worth failing a run over
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+
+    # --- typed API groups, built once -------------------------------------------------------------------------
+    def _api(self, name: str) -> Any:
+        api = self._apis.get(name)
+        if api is None:
+            from kubernetes import client
+
+            api = getattr(client, name)(self.api_client)
+            self._apis[name] = api
+        return api
+
+    @property
+    def core(self) -> Any:
+        return self._api("CoreV1Api")
+
+    @property
+    def apps(self) -> Any:
+        return self._api("AppsV1Api")
+
+    @property
+    def policy(self) -> Any:
+        return self._api("PolicyV1Api")
+
+    @property
+    def coordination(self) -> Any:
+        return self._api("CoordinationV1Api")
+
+    @property
+    def custom(self) -> Any:
+        return self._api("CustomObjectsApi")
+
+    @property
+    def batch(self) -> Any:
+        return self._api("BatchV1Api")
+
+    @property
+    def dry_run_arg(self) -> dict[str, str]:
+        """Keyword arguments every mutating call adds: ``{"dry_run": "All"}`` in dry-run mode, else nothing."""
+        return {"dry_run": "All"} if self.dry_run else {}
+
+    # --- the choke point ----------------------------------------------------------------------------------------
+    def call(self, fn: Callable[..., T], *args: Any, what: str, retry: bool = True, **kwargs: Any) -> T:
+        """Call an API method, retrying transient failures; `what` names the operation in errors.
+
+        Evictions pass ``retry=False``: their 429 means a PodDisruptionBudget said no, which the drain handles.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn(*args, **kwargs)
+            except ApiException as exc:
+                error = map_api_exception(exc, what=what)
+                if not retry or exc.status not in RETRYABLE_STATUS or attempt > self.max_retries:
+                    raise error from None
+                delay = _retry_after(exc)
+            except (Urllib3Error, ConnectionError, OSError) as exc:
+                if not retry or attempt > self.max_retries:
+                    raise Unavailable(
+                        f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})",
+                        hint="is the API server (or the sandbox) running and the kubeconfig right?",
+                    ) from None
+                delay = None
+            backoff = min(8.0, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            time.sleep(delay if delay is not None else backoff)
