@@ -1,0 +1,5 @@
+"""invoke entry point: the tasks live in kubeops.tasks so the `kubeops` console script shares them."""
+
+from kubeops.tasks import ns
+
+__all__ = ["ns"]
