@@ -136,7 +136,8 @@ class TestPdbStatus:
 
     def test_min_available_int_counts_matching_pods(self):
         st = pdb.compute_status(budget(minAvailable=2), self.pods(3), lambda *k: 3)
-        assert (st["currentHealthy"], st["desiredHealthy"], st["expectedPods"], st["disruptionsAllowed"]) == (3, 2, 3, 1)
+        got = (st["currentHealthy"], st["desiredHealthy"], st["expectedPods"], st["disruptionsAllowed"])
+        assert got == (3, 2, 3, 1)
         assert st["observedGeneration"] == 2
         assert st["conditions"][0]["reason"] == "SufficientPods"
 
