@@ -1,0 +1,340 @@
+"""Node metrics as a kubelet serves them: ``/metrics/cadvisor`` text and ``metrics.k8s.io`` objects.
+
+Why shaped so closely: kubeops' cAdvisor parser and its usage maths are tested against this endpoint, and
+must work unchanged on a real node. The text follows the upstream golden files (``# HELP``/``# TYPE``,
+families sorted by name, labels sorted, Go float formatting, millisecond timestamps on usage samples but
+not on ``container_spec_*``/``container_start_time_seconds``) with the kubelet's current label set
+``container, id, image, name, namespace, pod`` and one ``cpu="total"`` usage series per cgroup (the kubelet
+does not enable per-CPU usage). Per pod: a pod-level cgroup (``container=""``, ``image=""``), the pause
+container (``container="POD"``) and each app container, under systemd/cgroup-v2 ids like
+``/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope``.
+Plus the root cgroup ``/``, ``/kubepods.slice`` and ``/system.slice``.
+
+Usage comes from pod annotations ``sandbox.kubeops.io/cpu-usage`` (cores, a quantity such as ``250m``) and
+``sandbox.kubeops.io/memory-usage`` (bytes, e.g. ``300Mi``); CPU counters grow at that rate from the
+container's start, so two scrapes a few seconds apart give the configured rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from kubeops.quantity import parse_quantity
+
+__all__ = [
+    "ANN_CPU_USAGE",
+    "ANN_MEMORY_USAGE",
+    "go_float",
+    "node_metrics",
+    "pod_metrics",
+    "render_cadvisor",
+]
+
+Obj = dict[str, Any]
+ANN_CPU_USAGE = "sandbox.kubeops.io/cpu-usage"
+ANN_MEMORY_USAGE = "sandbox.kubeops.io/memory-usage"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+_PAUSE_CPU = 0.0001  # cores: the pause container barely runs
+_PAUSE_MEM = 450_000
+_SYSTEM_CPU = 0.05  # kubelet, containerd and friends
+_SYSTEM_MEM = 400 * 1024 * 1024
+_LABELS = ("container", "id", "image", "name", "namespace", "pod")
+
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "container_cpu_system_seconds_total": ("Cumulative system cpu time consumed in seconds.", "counter"),
+    "container_cpu_usage_seconds_total": ("Cumulative cpu time consumed in seconds.", "counter"),
+    "container_cpu_user_seconds_total": ("Cumulative user cpu time consumed in seconds.", "counter"),
+    "container_last_seen": ("Last time a container was seen by the exporter", "gauge"),
+    "container_memory_cache": ("Number of bytes of page cache memory.", "gauge"),
+    "container_memory_rss": ("Size of RSS in bytes.", "gauge"),
+    "container_memory_usage_bytes": (
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+        "gauge",
+    ),
+    "container_memory_working_set_bytes": ("Current working set in bytes.", "gauge"),
+    "container_network_receive_bytes_total": ("Cumulative count of bytes received", "counter"),
+    "container_network_transmit_bytes_total": ("Cumulative count of bytes transmitted", "counter"),
+    "container_scrape_error": ("1 if there was an error while getting container metrics, 0 otherwise", "gauge"),
+    "container_spec_cpu_period": ("CPU period of the container.", "gauge"),
+    "container_spec_cpu_quota": ("CPU quota of the container.", "gauge"),
+    "container_spec_cpu_shares": ("CPU share of the container.", "gauge"),
+    "container_spec_memory_limit_bytes": ("Memory limit for the container.", "gauge"),
+    "container_start_time_seconds": ("Start time of the container since unix epoch in seconds.", "gauge"),
+    "machine_cpu_cores": ("Number of logical CPU cores.", "gauge"),
+    "machine_memory_bytes": ("Amount of memory installed on the machine.", "gauge"),
+}
+
+
+def go_float(value: float) -> str:
+    """Format like Go's ``strconv.FormatFloat(v, 'g', -1, 64)``, as Prometheus' text encoder does."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    exp = len(text) + int(exponent) - 1  # decimal exponent of the first digit
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:  # Go uses precision 6 for this decision when printing shortest
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    if exp >= len(text) - 1:
+        return prefix + text + "0" * (exp - len(text) + 1)
+    if exp >= 0:
+        return prefix + text[: exp + 1] + "." + text[exp + 1 :]
+    return prefix + "0." + "0" * (-exp - 1) + text
+
+
+def _quantity(value: Any, default: float = 0.0) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(parse_quantity(value))
+    except ValueError:
+        return default
+
+
+def _epoch(ts: str | None, default: float) -> float:
+    if not ts:
+        return default
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def _container_id(pod_uid: str, name: str) -> str:
+    return hashlib.sha256(f"{pod_uid}/{name}".encode()).hexdigest()
+
+
+def _qos(pod: Mapping[str, Any]) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    any_set = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        any_set = any_set or bool(req) or bool(lim)
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
+                guaranteed = False
+    if not any_set:
+        return "besteffort"
+    return "guaranteed" if guaranteed else "burstable"
+
+
+def _pod_cgroup(pod: Mapping[str, Any]) -> str:
+    uid = pod["metadata"].get("uid", "").replace("-", "_")
+    qos = _qos(pod)
+    if qos == "guaranteed":
+        return f"/kubepods.slice/kubepods-pod{uid}.slice"
+    return f"/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{uid}.slice"
+
+
+@dataclass(slots=True)
+class _Cgroup:
+    labels: dict[str, str]
+    cpu: float  # cores
+    mem: float  # bytes
+    start: float
+    cpu_limit: float = 0.0
+    cpu_request: float = 0.0
+    mem_limit: float = 0.0
+    network: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _pod_usage(pod: Mapping[str, Any]) -> tuple[float, float]:
+    ann = pod["metadata"].get("annotations") or {}
+    return _quantity(ann.get(ANN_CPU_USAGE)), _quantity(ann.get(ANN_MEMORY_USAGE))
+
+
+def _running(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def _container_split(pod: Mapping[str, Any]) -> list[tuple[Obj, float, float]]:
+    """App containers with their share of the pod's usage (even split)."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    cpu, mem = _pod_usage(pod)
+    n = max(1, len(containers))
+    return [(c, cpu / n, mem / n) for c in containers]
+
+
+def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float) -> list[_Cgroup]:
+    boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
+    groups: list[_Cgroup] = []
+    kube_cpu = kube_mem = 0.0
+    for pod in pods:
+        if not _running(pod):
+            continue
+        meta = pod["metadata"]
+        ns, name, uid = meta.get("namespace", ""), meta["name"], meta.get("uid", "")
+        start = _epoch((pod.get("status") or {}).get("startTime"), now)
+        pod_id = _pod_cgroup(pod)
+        statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or ()}
+        pod_cpu = _PAUSE_CPU
+        pod_mem = float(_PAUSE_MEM)
+        children: list[_Cgroup] = []
+        pause_id = _container_id(uid, "POD")
+        children.append(
+            _Cgroup(
+                {"container": "POD", "id": f"{pod_id}/cri-containerd-{pause_id}.scope", "image": PAUSE_IMAGE,
+                 "name": pause_id, "namespace": ns, "pod": name},
+                _PAUSE_CPU, _PAUSE_MEM, start, cpu_request=0.002, network=True,
+            )
+        )
+        for c, cpu, mem in _container_split(pod):
+            cid = _container_id(uid, c["name"])
+            res = c.get("resources") or {}
+            image = (statuses.get(c["name"]) or {}).get("image") or c.get("image") or ""
+            children.append(
+                _Cgroup(
+                    {"container": c["name"], "id": f"{pod_id}/cri-containerd-{cid}.scope", "image": image,
+                     "name": cid, "namespace": ns, "pod": name},
+                    cpu, mem, start,
+                    cpu_limit=_quantity((res.get("limits") or {}).get("cpu")),
+                    cpu_request=_quantity((res.get("requests") or {}).get("cpu")),
+                    mem_limit=_quantity((res.get("limits") or {}).get("memory")),
+                )
+            )
+            pod_cpu += cpu
+            pod_mem += mem
+        groups.append(
+            _Cgroup({"container": "", "id": pod_id, "image": "", "name": "", "namespace": ns, "pod": name},
+                    pod_cpu, pod_mem, start)
+        )
+        groups.extend(children)
+        kube_cpu += pod_cpu
+        kube_mem += pod_mem
+    empty = {"container": "", "image": "", "name": "", "namespace": "", "pod": ""}
+    groups.append(_Cgroup({**empty, "id": "/"}, kube_cpu + _SYSTEM_CPU, kube_mem + _SYSTEM_MEM, boot, network=True))
+    groups.append(_Cgroup({**empty, "id": "/kubepods.slice"}, kube_cpu, kube_mem, boot))
+    groups.append(_Cgroup({**empty, "id": "/system.slice"}, _SYSTEM_CPU, _SYSTEM_MEM, boot))
+    groups.append(_Cgroup({**empty, "id": "/system.slice/containerd.service"}, _SYSTEM_CPU / 2, _SYSTEM_MEM / 2, boot))
+    groups.append(_Cgroup({**empty, "id": "/system.slice/kubelet.service"}, _SYSTEM_CPU / 2, _SYSTEM_MEM / 2, boot))
+    return groups
+
+
+def _label_text(labels: Mapping[str, str]) -> str:
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    return ",".join(f'{k}="{esc(labels[k])}"' for k in sorted(labels))
+
+
+def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None) -> str:
+    """The node's ``/metrics/cadvisor`` body for the pods bound to it."""
+    now = now if now is not None else datetime.now(UTC).timestamp()
+    ts = str(int(now * 1000))
+    groups = _cgroups(node, pods, now)
+    samples: dict[str, list[tuple[str, str, bool]]] = {name: [] for name in _FAMILIES}
+
+    def add(family: str, labels: Mapping[str, str], value: float, *, stamped: bool = True) -> None:
+        samples[family].append((_label_text(labels), go_float(value), stamped))
+
+    for g in groups:
+        uptime = max(0.0, now - g.start)
+        used = g.cpu * uptime
+        add("container_cpu_usage_seconds_total", {**g.labels, "cpu": "total"}, round(used, 9))
+        add("container_cpu_user_seconds_total", g.labels, round(used * 0.7, 9))
+        add("container_cpu_system_seconds_total", g.labels, round(used * 0.3, 9))
+        add("container_memory_working_set_bytes", g.labels, math.floor(g.mem))
+        add("container_memory_usage_bytes", g.labels, math.floor(g.mem * 1.1))
+        add("container_memory_rss", g.labels, math.floor(g.mem * 0.9))
+        add("container_memory_cache", g.labels, math.floor(g.mem * 0.1))
+        add("container_last_seen", g.labels, math.floor(now))
+        add("container_start_time_seconds", g.labels, math.floor(g.start), stamped=False)
+        add("container_spec_cpu_period", g.labels, 100000, stamped=False)
+        if g.cpu_limit:
+            add("container_spec_cpu_quota", g.labels, math.floor(g.cpu_limit * 100000), stamped=False)
+        add("container_spec_cpu_shares", g.labels, max(2, math.floor((g.cpu_request or 0.002) * 1024)),
+            stamped=False)
+        add("container_spec_memory_limit_bytes", g.labels, math.floor(g.mem_limit), stamped=False)
+        if g.network:
+            net = {**g.labels, "interface": "eth0"}
+            add("container_network_receive_bytes_total", net, math.floor(uptime * 2048))
+            add("container_network_transmit_bytes_total", net, math.floor(uptime * 1024))
+    cpu_m, mem = _node_capacity(node)
+    machine = {"boot_id": _container_id(node["metadata"]["name"], "boot"),
+               "machine_id": _container_id(node["metadata"]["name"], "machine")[:32],
+               "system_uuid": _container_id(node["metadata"]["name"], "uuid")[:32]}
+    add("machine_cpu_cores", machine, cpu_m)
+    add("machine_memory_bytes", machine, mem)
+    lines: list[str] = []
+    for family in sorted(_FAMILIES):
+        help_text, kind = _FAMILIES[family]
+        lines.append(f"# HELP {family} {help_text}")
+        lines.append(f"# TYPE {family} {kind}")
+        if family == "container_scrape_error":
+            lines.append("container_scrape_error 0")
+            continue
+        for labels, value, stamped in sorted(samples[family]):
+            lines.append(f"{family}{{{labels}}} {value} {ts}" if stamped else f"{family}{{{labels}}} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _node_capacity(node: Mapping[str, Any]) -> tuple[float, float]:
+    cap = (node.get("status") or {}).get("capacity") or (node.get("status") or {}).get("allocatable") or {}
+    return _quantity(cap.get("cpu")), _quantity(cap.get("memory"))
+
+
+def _format_ts(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cpu_nanos(cores: float) -> str:
+    return f"{round(cores * 1e9)}n"
+
+
+def _mem_ki(nbytes: float) -> str:
+    return f"{math.floor(nbytes / 1024)}Ki"
+
+
+def node_metrics(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None) -> Obj:
+    """A ``metrics.k8s.io/v1beta1`` NodeMetrics for the node's running pods plus system overhead."""
+    now = now if now is not None else datetime.now(UTC).timestamp()
+    cpu, mem = _SYSTEM_CPU, float(_SYSTEM_MEM)
+    for pod in pods:
+        if _running(pod):
+            pc, pm = _pod_usage(pod)
+            cpu += pc + _PAUSE_CPU
+            mem += pm + _PAUSE_MEM
+    meta = node["metadata"]
+    return {
+        "kind": "NodeMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {
+            "name": meta["name"],
+            "creationTimestamp": _format_ts(now),
+            "labels": dict(meta.get("labels") or {}),
+        },
+        "timestamp": _format_ts(now - 5),
+        "window": "20.027s",
+        "usage": {"cpu": _cpu_nanos(cpu), "memory": _mem_ki(mem)},
+    }
+
+
+def pod_metrics(pod: Mapping[str, Any], *, now: float | None = None) -> Obj | None:
+    """A PodMetrics for a running pod (None for any other: metrics-server has nothing for it)."""
+    if not _running(pod):
+        return None
+    now = now if now is not None else datetime.now(UTC).timestamp()
+    meta = pod["metadata"]
+    return {
+        "kind": "PodMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "creationTimestamp": _format_ts(now),
+                     "labels": dict(meta.get("labels") or {})},
+        "timestamp": _format_ts(now - 5),
+        "window": "18.4s",
+        "containers": [
+            {"name": c["name"], "usage": {"cpu": _cpu_nanos(cpu), "memory": _mem_ki(mem)}}
+            for c, cpu, mem in _container_split(pod)
+        ],
+    }
