@@ -1,0 +1,219 @@
+"""Defaulting and validation of built-in kinds, the subset kube-apiserver applies that clients can observe.
+
+Installed into a `Store` by `install(store)`. Defaults matter for fidelity (kubectl prints them, schemas require
+some of them); validation covers the mistakes a playbook or test can make, with the real messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from typing import Any
+
+from kubeops.sandbox.store import Cause, Obj, Store
+
+_ip_counter = itertools.count(1)
+
+
+def _pod_spec(spec: dict[str, Any], *, pod: bool = True) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    if spec.get("serviceAccountName") is None and spec.get("serviceAccount") is None:
+        spec["serviceAccountName"] = "default"
+        spec["serviceAccount"] = "default"
+    for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        if not isinstance(c, dict):
+            continue
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        image = str(c.get("image", ""))
+        c.setdefault("imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image else "IfNotPresent")
+        c.setdefault("resources", {})
+        for port in c.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+    if not pod:
+        return
+    has_unschedulable = any(t.get("key") == "node.kubernetes.io/not-ready" for t in spec.get("tolerations") or [])
+    if not has_unschedulable:
+        tol = spec.setdefault("tolerations", [])
+        tol.append({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 300})
+        tol.append({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 300})
+
+
+def _qos(spec: dict[str, Any]) -> str:
+    containers = spec.get("containers") or []
+    requests_any = limits_any = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        requests_any = requests_any or bool(req)
+        limits_any = limits_any or bool(lim)
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and req[r] != lim[r]):
+                guaranteed = False
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests_any or limits_any else "BestEffort"
+
+
+def default_pod(obj: Obj, old: Obj | None) -> None:
+    if old is not None:
+        return
+    spec = obj.setdefault("spec", {})
+    _pod_spec(spec)
+    status = obj.setdefault("status", {})
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", _qos(spec))
+
+
+def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    causes: list[Cause] = []
+    containers = spec.get("containers")
+    if not containers:
+        causes.append(("FieldValueRequired", "spec.containers", "Required value"))
+    else:
+        for i, c in enumerate(containers):
+            if not c.get("name"):
+                causes.append(("FieldValueRequired", f"spec.containers[{i}].name", "Required value"))
+            if not c.get("image"):
+                causes.append(("FieldValueRequired", f"spec.containers[{i}].image", "Required value"))
+    return causes
+
+
+def _template_default(tmpl: dict[str, Any]) -> None:
+    _pod_spec(tmpl.setdefault("spec", {}), pod=False)
+    tmpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+
+
+def default_workload(kind: str):  # type: ignore[no-untyped-def]
+    def fn(obj: Obj, old: Obj | None) -> None:
+        spec = obj.setdefault("spec", {})
+        if kind != "DaemonSet":
+            spec.setdefault("replicas", 1)
+        if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+            spec.setdefault("revisionHistoryLimit", 10)
+        if kind == "Deployment":
+            spec.setdefault("progressDeadlineSeconds", 600)
+            spec.setdefault("strategy", {"type": "RollingUpdate",
+                                         "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        if kind == "DaemonSet":
+            spec.setdefault("updateStrategy", {"type": "RollingUpdate",
+                                               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        if kind == "StatefulSet":
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+            spec.setdefault("persistentVolumeClaimRetentionPolicy",
+                            {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        if kind == "ReplicationController":
+            tmpl_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+            if not spec.get("selector") and tmpl_labels:
+                spec["selector"] = dict(tmpl_labels)
+        if isinstance(spec.get("template"), dict):
+            _template_default(spec["template"])
+        if old is None:
+            obj.setdefault("status", {})
+    return fn
+
+
+def validate_workload(kind: str):  # type: ignore[no-untyped-def]
+    def fn(obj: Obj, old: Obj | None) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes: list[Cause] = []
+        replicas = spec.get("replicas")
+        if isinstance(replicas, int) and replicas < 0:
+            causes.append(("FieldValueInvalid", "spec.replicas",
+                           f"Invalid value: {replicas}: must be greater than or equal to 0"))
+        if kind != "ReplicationController" and not spec.get("selector"):
+            causes.append(("FieldValueRequired", "spec.selector", "Required value"))
+        tmpl = spec.get("template")
+        if not isinstance(tmpl, dict) or not (tmpl.get("spec") or {}).get("containers"):
+            causes.append(("FieldValueRequired", "spec.template.spec.containers", "Required value"))
+        else:
+            sel = (spec.get("selector") or {})
+            match = sel.get("matchLabels", sel) if kind != "ReplicationController" else sel
+            labels = (tmpl.get("metadata") or {}).get("labels") or {}
+            if isinstance(match, dict) and any(labels.get(k) != v for k, v in match.items()
+                                                if isinstance(v, str)):
+                causes.append(("FieldValueInvalid", "spec.template.metadata.labels",
+                               f"Invalid value: {_go_map(labels)}: `selector` does not match template `labels`"))
+        return causes
+    return fn
+
+
+def _go_map(m: dict[str, str]) -> str:
+    inner = ", ".join(f'"{k}":"{v}"' for k, v in sorted(m.items()))
+    return "map[string]string{" + inner + "}"
+
+
+def default_namespace(obj: Obj, old: Obj | None) -> None:
+    name = obj["metadata"]["name"]
+    obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    obj.setdefault("status", {}).setdefault("phase", "Active")
+
+
+def default_service(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    if not spec.get("clusterIP") and old is None:
+        n = next(_ip_counter)
+        spec["clusterIP"] = str(ipaddress.IPv4Address("10.96.0.0") + n)
+    elif old is not None:
+        spec["clusterIP"] = (old.get("spec") or {}).get("clusterIP", spec.get("clusterIP"))
+    if spec.get("clusterIP") and spec["clusterIP"] != "None":
+        spec["clusterIPs"] = [spec["clusterIP"]]
+    for p in spec.get("ports") or []:
+        p.setdefault("protocol", "TCP")
+        p.setdefault("targetPort", p.get("port"))
+    obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+def default_pdb(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        obj.setdefault("status", {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                  "expectedPods": 0})
+
+
+def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    if "minAvailable" in spec and "maxUnavailable" in spec:
+        return [("FieldValueInvalid", "spec", "Invalid value: ...: minAvailable and maxUnavailable cannot be both "
+                 "set")]
+    return []
+
+
+def default_node(obj: Obj, old: Obj | None) -> None:
+    if old is None:
+        status = obj.setdefault("status", {})
+        if "capacity" in status:
+            status.setdefault("allocatable", dict(status["capacity"]))
+
+
+def install(store: Store) -> None:
+    store.defaulters["pods"].append(default_pod)
+    store.validators["pods"].append(validate_pod)
+    for key, kind in (("deployments.apps", "Deployment"), ("replicasets.apps", "ReplicaSet"),
+                      ("statefulsets.apps", "StatefulSet"), ("daemonsets.apps", "DaemonSet"),
+                      ("replicationcontrollers", "ReplicationController")):
+        store.defaulters[key].append(default_workload(kind))
+        store.validators[key].append(validate_workload(kind))
+    store.defaulters["namespaces"].append(default_namespace)
+    store.defaulters["services"].append(default_service)
+    store.defaulters["poddisruptionbudgets.policy"].append(default_pdb)
+    store.validators["poddisruptionbudgets.policy"].append(validate_pdb)
+    store.defaulters["nodes"].append(default_node)
