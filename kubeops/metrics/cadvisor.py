@@ -218,6 +218,7 @@ def _check_looks_like_prometheus(data: bytes) -> None:
 def _scan(block: bytes, lines_before: int, scrape: Scrape) -> None:
     """Parse the wanted lines of `block`, which starts with a newline and holds whole lines."""
     for needle in _NEEDLES:
+        counted_to, line_no = 0, lines_before  # newlines counted incrementally: linear, not quadratic
         pos = block.find(needle)
         while pos != -1:
             end = block.find(b"\n", pos + 1)
@@ -226,7 +227,8 @@ def _scan(block: bytes, lines_before: int, scrape: Scrape) -> None:
             raw = block[pos + 1 : end]
             after = raw[len(needle) - 1 : len(needle)]
             if after in (b"{", b" ", b"\t"):  # not a longer name sharing the prefix
-                line_no = lines_before + block.count(b"\n", 0, pos + 1)
+                line_no += block.count(b"\n", counted_to, pos + 1)
+                counted_to = pos + 1
                 try:
                     text = raw.decode()
                 except UnicodeDecodeError as exc:
