@@ -72,6 +72,7 @@ class ActionSpec:
     mutates: bool
     plan: PlanFn | None
     description: str
+    outputs: tuple[str, ...] | None = None  # declared output keys: lets the loader reject unknown references
 
     def param_specs(self) -> dict[str, ParamSpec]:
         """The parameters a step may pass, in declaration order."""
@@ -144,6 +145,7 @@ def action(
     params: type,
     mutates: bool,
     plan: PlanFn | None = None,
+    outputs: tuple[str, ...] | list[str] | None = None,
     registry: Registry = DEFAULT_REGISTRY,
 ) -> Callable[[ActionFn], ActionFn]:
     """Declare `fn` as the action `name`; returns `fn` unchanged so tests can call it directly."""
@@ -158,6 +160,7 @@ def action(
                 mutates=mutates,
                 plan=plan,
                 description=doc[0] if doc else "",
+                outputs=tuple(outputs) if outputs is not None else None,
             )
         )
         return fn
