@@ -122,6 +122,10 @@ class AwsError(KubeopsError):
         self.code = code
 
 
+class AwsInputError(AwsError, InputError):
+    """An AWS name or limit in the input is unusable (unknown group, group at max): detected before any change, exit 2."""
+
+
 class SshError(KubeopsError):
     """A remote command could not run or exited non-zero."""
 
