@@ -1,0 +1,260 @@
+"""Measured node and pod usage: cAdvisor through the API server's node proxy, metrics-server as fallback.
+
+Why through the API server: nodes' kubelet ports are rarely reachable from where operators run kubeops, but
+`/api/v1/nodes/{node}/proxy/metrics/cadvisor` is, with the same credentials as everything else. The body is
+streamed into the parser (a busy node sends tens of MB, of which we keep two families). When the proxy is
+forbidden (403), absent (404) or the kubelet is unreachable (503), `metrics.k8s.io/v1beta1` (metrics-server)
+is asked instead, and the result says which source answered and why.
+
+Also here: the few reads that turn usage into a report (nodes with allocatable, pods with requests) and the
+eviction call `k8s.redistribute` needs, kept small and in this module so the node-actions module stays its own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from kubeops.errors import ClusterError, NotFound, TooManyRequests, Unavailable
+from kubeops.metrics.cadvisor import ContainerUsage, NodeUsage, PodUsage, Scrape, compute_usage, parse_cadvisor
+from kubeops.quantity import parse_bytes, parse_cpu
+
+if TYPE_CHECKING:
+    from kubeops.clients.kube import KubeClient
+
+Source = Literal["cadvisor", "metrics.k8s.io"]
+FALLBACK_STATUS = frozenset({403, 404, 503})
+_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSample:
+    """Usage of one node and where it came from (`fallback_reason` says why cAdvisor was not used)."""
+
+    node: str
+    source: Source
+    usage: NodeUsage
+    fallback_reason: str | None = None
+
+
+def scrape_cadvisor(kube: KubeClient, node: str, *, timeout_s: float = 30.0) -> Scrape:
+    """One scrape of the node's cAdvisor endpoint, parsed while it streams in."""
+    what = f"read cAdvisor metrics of node {node}"
+    raw = kube.call(_open_cadvisor, kube.api_client, node, timeout_s, what=what, retry=False)
+    try:
+        return parse_cadvisor(_chunks(raw, what))
+    finally:
+        raw.release_conn()
+
+
+def sample_nodes(
+    kube: KubeClient,
+    nodes: list[str],
+    *,
+    interval_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float = 30.0,
+) -> dict[str, NodeSample]:
+    """Usage of every node in `nodes`: one scrape each, one shared wait of `interval_s`, a second scrape.
+
+    A node whose proxy answers 403/404/503 is read from metrics-server instead; other errors propagate.
+    """
+    first: dict[str, Scrape] = {}
+    fallback: dict[str, str] = {}
+    for node in nodes:
+        try:
+            first[node] = scrape_cadvisor(kube, node, timeout_s=timeout_s)
+        except ClusterError as exc:
+            if exc.status not in FALLBACK_STATUS:
+                raise
+            fallback[node] = f"cAdvisor proxy answered {exc.status}: {exc.message}"
+    results: dict[str, NodeSample] = {}
+    if first:
+        sleep(interval_s)
+    for node in nodes:
+        if node in first:
+            try:
+                second = scrape_cadvisor(kube, node, timeout_s=timeout_s)
+            except ClusterError as exc:
+                if exc.status not in FALLBACK_STATUS:
+                    raise
+                fallback[node] = f"cAdvisor proxy answered {exc.status}: {exc.message}"
+                continue
+            usage = compute_usage(first[node], second, interval_s=interval_s)
+            results[node] = NodeSample(node=node, source="cadvisor", usage=usage)
+    for node, reason in fallback.items():
+        results[node] = NodeSample(
+            node=node, source="metrics.k8s.io", usage=metrics_server_usage(kube, node), fallback_reason=reason
+        )
+    return {node: results[node] for node in nodes}
+
+
+def metrics_server_usage(kube: KubeClient, node: str) -> NodeUsage:
+    """Node and pod usage from metrics-server's NodeMetrics and PodMetrics (already a rate over its window)."""
+    what = f"read metrics.k8s.io usage of node {node}"
+    try:
+        node_metrics = kube.call(
+            kube.custom.get_cluster_custom_object, "metrics.k8s.io", "v1beta1", "nodes", node, what=what
+        )
+    except NotFound as exc:
+        raise NotFound(
+            f"{exc.message}; neither the cAdvisor proxy nor metrics-server has usage for node {node}",
+            status=404,
+            hint="is the node name right, and is metrics-server installed?",
+        ) from None
+    pods_on_node = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in list_pods(kube, node=node)}
+    listing = kube.call(kube.custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "pods", what=what)
+    pods: list[PodUsage] = []
+    for item in listing.get("items") or []:
+        meta = item.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if key not in pods_on_node:
+            continue
+        containers = tuple(
+            sorted(
+                (
+                    ContainerUsage(
+                        key[0],
+                        key[1],
+                        c.get("name", ""),
+                        parse_cpu((c.get("usage") or {}).get("cpu", "0")),
+                        float(parse_bytes((c.get("usage") or {}).get("memory", "0"))),
+                    )
+                    for c in item.get("containers") or []
+                ),
+                key=lambda c: c.container,
+            )
+        )
+        pods.append(
+            PodUsage(
+                namespace=key[0],
+                pod=key[1],
+                uid=(pods_on_node[key].get("metadata") or {}).get("uid"),
+                cpu_cores=sum(c.cpu_cores or 0.0 for c in containers),
+                memory_bytes=sum(c.memory_bytes or 0.0 for c in containers),
+                cpu_source="containers",
+                memory_source="containers",
+                containers=containers,
+            )
+        )
+    usage = node_metrics.get("usage") or {}
+    return NodeUsage(
+        cpu_cores=parse_cpu(usage.get("cpu", "0")),
+        memory_bytes=float(parse_bytes(usage.get("memory", "0"))),
+        pods=tuple(sorted(pods, key=lambda p: (p.namespace, p.pod))),
+        interval_s=_window_s(node_metrics.get("window")),
+    )
+
+
+def list_nodes(kube: KubeClient) -> list[dict[str, Any]]:
+    """Every node as a plain API dict (camelCase), sorted by name."""
+    result = kube.call(kube.core.list_node, what="list nodes")
+    items = kube.api_client.sanitize_for_serialization(result).get("items") or []
+    return sorted(items, key=lambda n: n["metadata"]["name"])
+
+
+def read_node(kube: KubeClient, node: str) -> dict[str, Any]:
+    """One node as a plain API dict; NotFound names the node."""
+    result = kube.call(kube.core.read_node, node, what=f"read node {node}")
+    return kube.api_client.sanitize_for_serialization(result)
+
+
+def list_pods(kube: KubeClient, *, node: str | None = None) -> list[dict[str, Any]]:
+    """Pods (all namespaces), optionally only those bound to `node`, as plain API dicts."""
+    selector = {"field_selector": f"spec.nodeName={node}"} if node else {}
+    what = f"list pods on node {node}" if node else "list pods"
+    result = kube.call(kube.core.list_pod_for_all_namespaces, what=what, **selector)
+    return kube.api_client.sanitize_for_serialization(result).get("items") or []
+
+
+def list_pdbs(kube: KubeClient) -> list[dict[str, Any]]:
+    """PodDisruptionBudgets (all namespaces) as plain API dicts, for reporting which pods they guard."""
+    result = kube.call(kube.policy.list_pod_disruption_budget_for_all_namespaces, what="list PodDisruptionBudgets")
+    return kube.api_client.sanitize_for_serialization(result).get("items") or []
+
+
+def evict_pod(kube: KubeClient, namespace: str, name: str, *, dry_run: bool) -> Literal["evicted", "gone"]:
+    """Evict through the eviction API so PodDisruptionBudgets are honoured.
+
+    `dry_run=True` sends ``dryRun=All`` whatever the client's mode: the server checks budgets and changes nothing.
+    Raises TooManyRequests when a budget refuses (the caller skips that pod); a pod already gone is "gone".
+    """
+    from kubernetes import client
+
+    body = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        delete_options=client.V1DeleteOptions(dry_run=["All"]) if dry_run else None,
+    )
+    extra = {"dry_run": "All"} if dry_run or kube.dry_run else {}
+    try:
+        kube.call(
+            kube.core.create_namespaced_pod_eviction,
+            name,
+            namespace,
+            body,
+            what=f"evict pod {namespace}/{name}",
+            retry=False,
+            **extra,
+        )
+    except NotFound:
+        return "gone"
+    except TooManyRequests:
+        raise
+    return "evicted"
+
+
+# ------------------------------------------------------------------------------------------------- internals
+
+
+def _open_cadvisor(api_client: Any, node: str, timeout_s: float) -> Any:
+    """Start the GET and return the undecoded urllib3 response; non-2xx raises ApiException (mapped by call)."""
+    resource_path = "/api/v1/nodes/{name}/proxy/metrics/cadvisor"
+    headers = {"Accept": "text/plain;version=0.0.4, */*;q=0.1"}
+    if hasattr(api_client, "param_serialize"):  # kubernetes >= 33 (openapi-generator v7 client)
+        from kubernetes.client.exceptions import ApiException
+
+        request = api_client.param_serialize(
+            method="GET",
+            resource_path=resource_path,
+            path_params={"name": node},
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        response = api_client.call_api(*request, _request_timeout=timeout_s)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+    return api_client.call_api(  # older clients: raise ApiException themselves on non-2xx
+        resource_path,
+        "GET",
+        path_params={"name": node},
+        header_params=headers,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=timeout_s,
+    )
+
+
+def _chunks(raw: Any, what: str) -> Iterator[bytes]:
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    try:
+        yield from raw.stream(_CHUNK_BYTES, decode_content=True)
+    except (Urllib3Error, OSError) as exc:
+        raise Unavailable(f"{what}: connection dropped while reading ({type(exc).__name__})") from None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def _window_s(window: str | None) -> float:
+    """metrics-server's `window` ("20.027s", "1m30s") in seconds; 0 when absent."""
+    if not window:
+        return 0.0
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in _DURATION.findall(window))
