@@ -17,7 +17,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubeops.errors import ClusterError, Conflict, Forbidden, InputError, NotFound, TooManyRequests, Unavailable
@@ -57,7 +57,7 @@ def _retry_after(exc: Any) -> float | None:
 def map_api_exception(exc: Any, *, what: str) -> ClusterError:
     """An ApiException as a kubeops error whose message is the server's, prefixed with what we were doing."""
     status = getattr(exc, "status", None)
-    message, reason, _ = status_message(exc)
+    message, reason, details = status_message(exc)
     text = f"{what}: {message}"
     if status == 404:
         return NotFound(text, status=404, reason=reason)
@@ -68,19 +68,34 @@ def map_api_exception(exc: Any, *, what: str) -> ClusterError:
             text, status=status, reason=reason, hint="check the credentials and RBAC of the kubeconfig user"
         )
     if status == 429:
-        return TooManyRequests(text, retry_after_s=_retry_after(exc), reason=reason)
-    if status is not None and status >= 500:
-        return Unavailable(text, status=status, reason=reason)
-    return ClusterError(text, status=status, reason=reason)
+        error: ClusterError = TooManyRequests(text, retry_after_s=_retry_after(exc), reason=reason)
+    elif status is not None and status >= 500:
+        error = Unavailable(text, status=status, reason=reason)
+    else:
+        error = ClusterError(text, status=status, reason=reason)
+    error.details = details  # type: ignore[attr-defined]  # Status details: the drain reads eviction causes
+    error.server_message = message  # type: ignore[attr-defined]
+    return error
 
 
 class KubeClient:
     """A configured Kubernetes API client with retries, error mapping and dry-run at one choke point."""
 
-    def __init__(self, api_client: Any, *, dry_run: bool = False, max_retries: int = 5) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        dry_run: bool = False,
+        max_retries: int = 5,
+        request_timeout_s: float = 30.0,
+        concurrency: int = 10,
+    ) -> None:
         self.api_client = api_client
         self.dry_run = dry_run
         self.max_retries = max_retries
+        self.request_timeout_s = request_timeout_s
+        self.concurrency = concurrency
+        self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
         self._apis: dict[str, Any] = {}
 
     @classmethod
@@ -108,9 +123,17 @@ class KubeClient:
         except ConfigException as exc:
             raise InputError(f"cannot load Kubernetes configuration: {exc}") from None
         configuration.retries = False  # we retry ourselves, honouring Retry-After
+        # evictions run `qps_concurrency` at a time, plus a watch: give each its own connection
+        configuration.connection_pool_maxsize = max(settings.qps_concurrency + 4, 10)
         api_client = client.ApiClient(configuration)
         api_client.user_agent = "kubeops/0.1"
-        return cls(api_client, dry_run=dry_run, max_retries=settings.max_retries)
+        return cls(
+            api_client,
+            dry_run=dry_run,
+            max_retries=settings.max_retries,
+            request_timeout_s=settings.request_timeout_s,
+            concurrency=settings.qps_concurrency,
+        )
 
     def close(self) -> None:
         # closing a pool that never opened is not worth failing a run over
@@ -184,3 +207,99 @@ class KubeClient:
                 delay = None
             backoff = min(8.0, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
             time.sleep(delay if delay is not None else backoff)
+
+    # --- raw JSON requests ----------------------------------------------------------------------------------------
+    # Domain helpers (nodes.py, pods.py) use these rather than the generated models: plain dicts are what the pure
+    # drain and capacity logic read, deserialising thousands of pods into models is slow, and some paths (policy
+    # v1beta1 evictions) have no generated method any more.
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: Any,
+        stream: bool = False,
+    ) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        request = self.api_client.param_serialize(
+            method, path, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.api_client.call_api(*request, _request_timeout=timeout)
+        if stream and 200 <= response.status <= 299:
+            return response.response
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return json.loads(data) if data else {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        retry: bool = True,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """One API call as plain JSON, through `call` (retries, error mapping).
+
+        Mutating methods get ``dryRun=All`` here when the client is in dry-run mode, so no caller can forget it.
+        """
+        query = dict(query or {})
+        if method != "GET" and self.dry_run:
+            query["dryRun"] = "All"
+        timeout = timeout_s or self.request_timeout_s
+        return self.call(self._send, method, path, query, body, content_type, timeout, what=what, retry=retry)
+
+    def watch(
+        self,
+        path: str,
+        *,
+        what: str,
+        query: dict[str, Any] | None = None,
+        timeout_s: float,
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events ({"type", "object"}) of a collection until the server ends the stream or `timeout_s`.
+
+        The caller resumes from the last resourceVersion it saw; an ERROR event (410 Gone: too old) is yielded
+        as is so the caller can re-list.
+        """
+        query = {**(query or {}), "watch": "true", "allowWatchBookmarks": "true"}
+        query["timeoutSeconds"] = max(1, int(timeout_s))
+        response = self.call(
+            self._send, "GET", path, query, None, None, (5.0, timeout_s + 5.0), True, what=what
+        )
+        try:
+            yield from _json_lines(response)
+        finally:
+            with contextlib.suppress(Exception):
+                response.release_conn()
+
+
+def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
+    """Decode a watch stream (one JSON object per line) as it arrives."""
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    buffer = b""
+    try:
+        for chunk in response.stream(64 * 1024, decode_content=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+    except (Urllib3Error, OSError):
+        return  # a dropped or timed-out stream just ends the watch; the caller re-watches from its last version
+    if buffer.strip():
+        yield json.loads(buffer)
