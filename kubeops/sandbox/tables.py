@@ -1,0 +1,259 @@
+"""Server-side printing: ``meta.k8s.io/v1`` Table responses, so ``kubectl get`` looks like it does on a cluster.
+
+kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the cells as given; columns
+with priority 1 appear only with ``-o wide``. Column sets and cell logic follow kube-apiserver's printers for the
+kinds people look at; everything else gets Name + Age like a custom resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubeops.sandbox.store import Obj, parse_time
+
+Column = tuple[str, str, int, str]  # name, type, priority, format
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's duration.HumanDuration."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m" if s % 60 == 0 else f"{m}m{s % 60}s"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h" if m % 60 == 0 else f"{h}h{m % 60}m"
+    if h < 48:
+        return f"{h}h"
+    if h < 24 * 8:
+        return f"{h // 24}d" if h % 24 == 0 else f"{h // 24}d{h % 24}h"
+    if h < 24 * 365 * 2:
+        return f"{h // 24}d"
+    if h < 24 * 365 * 8:
+        dy = (h // 24) % 365
+        return f"{h // 24 // 365}y" if dy == 0 else f"{h // 24 // 365}y{dy}d"
+    return f"{h // 24 // 365}y"
+
+
+def _age(obj: Obj, now: float) -> str:
+    ts = obj.get("metadata", {}).get("creationTimestamp")
+    return human_duration(now - parse_time(ts)) if ts else "<unknown>"
+
+
+def _none(v: Any) -> Any:
+    return "<none>" if v in (None, "", []) else v
+
+
+def _node_row(o: Obj, now: float) -> list[Any]:
+    status = o.get("status") or {}
+    cond = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    ready = cond.get("Ready")
+    text = "Ready" if ready == "True" else ("NotReady" if ready == "False" else "Unknown")
+    if (o.get("spec") or {}).get("unschedulable"):
+        text += ",SchedulingDisabled"
+    labels = o.get("metadata", {}).get("labels") or {}
+    roles = sorted({k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")
+                    and "/" in k and k.split("/", 1)[1]} | ({labels["kubernetes.io/role"]}
+                                                           if labels.get("kubernetes.io/role") else set()))
+    info = status.get("nodeInfo") or {}
+    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    return [o["metadata"]["name"], text, ",".join(roles) or "<none>", _age(o, now),
+            info.get("kubeletVersion", ""), _none(addrs.get("InternalIP")), _none(addrs.get("ExternalIP")),
+            info.get("osImage", "<unknown>"), info.get("kernelVersion", "<unknown>"),
+            info.get("containerRuntimeVersion", "<unknown>")]
+
+
+def _pod_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    containers = spec.get("containers") or []
+    statuses = status.get("containerStatuses") or []
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    ready = restarts = 0
+    for cs in statuses:
+        restarts += int(cs.get("restartCount", 0))
+        state = cs.get("state") or {}
+        if state.get("waiting", {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif state.get("terminated"):
+            t = state["terminated"]
+            reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal") else
+                                         f"ExitCode:{t.get('exitCode', 0)}")
+        elif state.get("running") and cs.get("ready"):
+            ready += 1
+    if reason == "Running" and statuses and ready < len(containers) and \
+            any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+        reason = "Running"
+    if o.get("metadata", {}).get("deletionTimestamp"):
+        reason = "Terminating" if status.get("reason") != "NodeLost" else "Unknown"
+    gates = spec.get("readinessGates") or []
+    return [o["metadata"]["name"], f"{ready}/{len(containers)}", reason, str(restarts), _age(o, now),
+            _none(status.get("podIP")), _none(spec.get("nodeName")), _none(status.get("nominatedNodeName")),
+            "<none>" if not gates else f"0/{len(gates)}"]
+
+
+def _containers(o: Obj) -> tuple[str, str]:
+    cs = ((o.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def _selector_text(sel: Any) -> str:
+    if not sel:
+        return "<none>"
+    if "matchLabels" in sel or "matchExpressions" in sel:
+        parts = [f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+        for e in sel.get("matchExpressions") or []:
+            parts.append(f"{e['key']} {e['operator'].lower()} ({','.join(e.get('values') or [])})")
+        return ",".join(parts) or "<none>"
+    return ",".join(f"{k}={v}" for k, v in sel.items())
+
+
+def _deploy_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    names, images = _containers(o)
+    return [o["metadata"]["name"], f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(o, now), names, images,
+            _selector_text(spec.get("selector"))]
+
+
+def _rs_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    names, images = _containers(o)
+    return [o["metadata"]["name"], spec.get("replicas", 0), status.get("replicas", 0),
+            status.get("readyReplicas", 0), _age(o, now), names, images, _selector_text(spec.get("selector"))]
+
+
+def _sts_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    names, images = _containers(o)
+    return [o["metadata"]["name"], f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", _age(o, now),
+            names, images]
+
+
+def _ds_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    names, images = _containers(o)
+    sel = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return [o["metadata"]["name"], status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+            status.get("numberReady", 0), status.get("updatedNumberScheduled", 0),
+            status.get("numberAvailable", 0), ",".join(f"{k}={v}" for k, v in sel.items()) or "<none>",
+            _age(o, now), names, images, _selector_text(spec.get("selector"))]
+
+
+def _svc_row(o: Obj, now: float) -> list[Any]:
+    spec = o.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+                     f"{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    ext = ",".join(spec.get("externalIPs") or []) or "<none>"
+    return [o["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), ext,
+            ports or "<none>", _age(o, now), _selector_text(spec.get("selector"))]
+
+
+def _ns_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Active"), _age(o, now)]
+
+
+def _pdb_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    return [o["metadata"]["name"], spec.get("minAvailable", "N/A"), spec.get("maxUnavailable", "N/A"),
+            status.get("disruptionsAllowed", 0), _age(o, now)]
+
+
+def _rc_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    names, images = _containers(o)
+    return [o["metadata"]["name"], spec.get("replicas", 0), status.get("replicas", 0),
+            status.get("readyReplicas", 0), _age(o, now), names, images, _selector_text(spec.get("selector"))]
+
+
+def _event_row(o: Obj, now: float) -> list[Any]:
+    inv = o.get("involvedObject") or {}
+    last = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+    return [human_duration(now - parse_time(last)) if last and len(last) == 20 else "<unknown>",
+            o.get("type", ""), o.get("reason", ""), f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}",
+            o.get("message", "")]
+
+
+def _lease_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], _none((o.get("spec") or {}).get("holderIdentity")), _age(o, now)]
+
+
+def _cm_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}), _age(o, now)]
+
+
+def _secret_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o, now)]
+
+
+def _default_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], _age(o, now)]
+
+
+def _c(name: str, priority: int = 0, typ: str = "string", fmt: str = "") -> Column:
+    return (name, typ, priority, fmt)
+
+
+_NAME = _c("Name", fmt="name")
+_AGE = _c("Age", typ="string")
+_WIDE_WORKLOAD = (_c("Containers", 1), _c("Images", 1), _c("Selector", 1))
+
+PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, float], list[Any]]]] = {
+    "nodes": ((_NAME, _c("Status"), _c("Roles"), _AGE, _c("Version"), _c("Internal-IP", 1), _c("External-IP", 1),
+               _c("OS-Image", 1), _c("Kernel-Version", 1), _c("Container-Runtime", 1)), _node_row),
+    "pods": ((_NAME, _c("Ready"), _c("Status"), _c("Restarts", typ="string"), _AGE, _c("IP", 1), _c("Node", 1),
+              _c("Nominated Node", 1), _c("Readiness Gates", 1)), _pod_row),
+    "deployments.apps": ((_NAME, _c("Ready"), _c("Up-to-date", typ="integer"), _c("Available", typ="integer"),
+                          _AGE, *_WIDE_WORKLOAD), _deploy_row),
+    "replicasets.apps": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
+                          _c("Ready", typ="integer"), _AGE, *_WIDE_WORKLOAD), _rs_row),
+    "replicationcontrollers": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
+                                _c("Ready", typ="integer"), _AGE, *_WIDE_WORKLOAD), _rc_row),
+    "statefulsets.apps": ((_NAME, _c("Ready"), _AGE, _c("Containers", 1), _c("Images", 1)), _sts_row),
+    "daemonsets.apps": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
+                         _c("Ready", typ="integer"), _c("Up-to-date", typ="integer"),
+                         _c("Available", typ="integer"), _c("Node Selector"), _AGE, *_WIDE_WORKLOAD), _ds_row),
+    "services": ((_NAME, _c("Type"), _c("Cluster-IP"), _c("External-IP"), _c("Port(s)"), _AGE,
+                  _c("Selector", 1)), _svc_row),
+    "namespaces": ((_NAME, _c("Status"), _AGE), _ns_row),
+    "poddisruptionbudgets.policy": ((_NAME, _c("Min Available"), _c("Max Unavailable"),
+                                     _c("Allowed Disruptions", typ="integer"), _AGE), _pdb_row),
+    "events": ((_c("Last Seen"), _c("Type"), _c("Reason"), _c("Object"), _c("Message")), _event_row),
+    "leases.coordination.k8s.io": ((_NAME, _c("Holder"), _AGE), _lease_row),
+    "configmaps": ((_NAME, _c("Data", typ="integer"), _AGE), _cm_row),
+    "secrets": ((_NAME, _c("Type"), _c("Data", typ="integer"), _AGE), _secret_row),
+}
+
+
+def _partial(obj: Obj) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def table(resource: str, objs: list[Obj], *, now: float, include_object: str = "Metadata",
+          list_meta: dict[str, Any] | None = None, headers: bool = True) -> dict[str, Any]:
+    columns, row_fn = PRINTERS.get(resource, ((_NAME, _AGE), _default_row))
+    rows = []
+    for o in objs:
+        row: dict[str, Any] = {"cells": row_fn(o, now)}
+        if include_object == "Object":
+            row["object"] = o
+        elif include_object != "None":
+            row["object"] = _partial(o)
+        rows.append(row)
+    out: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {}}
+    if headers:
+        out["columnDefinitions"] = [
+            {"name": n, "type": t, "format": f, "description": n, "priority": p} for n, t, p, f in columns
+        ]
+    else:
+        out["columnDefinitions"] = []
+    out["rows"] = rows
+    return out
