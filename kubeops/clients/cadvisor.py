@@ -6,8 +6,7 @@ streamed into the parser (a busy node sends tens of MB, of which we keep two fam
 forbidden (403), absent (404) or the kubelet is unreachable (503), `metrics.k8s.io/v1beta1` (metrics-server)
 is asked instead, and the result says which source answered and why.
 
-Also here: the few reads that turn usage into a report (nodes with allocatable, pods with requests) and the
-eviction call `k8s.redistribute` needs, kept small and in this module so the node-actions module stays its own.
+Node, pod and eviction calls live in `kubeops.clients.nodes` / `kubeops.clients.pods`; this module only reads usage.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from kubeops.errors import ClusterError, NotFound, TooManyRequests, Unavailable
+from kubeops.clients.pods import list_pods
+from kubeops.errors import ClusterError, NotFound, Unavailable
 from kubeops.metrics.cadvisor import ContainerUsage, NodeUsage, PodUsage, Scrape, compute_usage, parse_cadvisor
 from kubeops.quantity import parse_bytes, parse_cpu
 
@@ -96,17 +96,15 @@ def metrics_server_usage(kube: KubeClient, node: str) -> NodeUsage:
     """Node and pod usage from metrics-server's NodeMetrics and PodMetrics (already a rate over its window)."""
     what = f"read metrics.k8s.io usage of node {node}"
     try:
-        node_metrics = kube.call(
-            kube.custom.get_cluster_custom_object, "metrics.k8s.io", "v1beta1", "nodes", node, what=what
-        )
+        node_metrics = kube.request("GET", f"/apis/metrics.k8s.io/v1beta1/nodes/{node}", what=what)
     except NotFound as exc:
         raise NotFound(
             f"{exc.message}; neither the cAdvisor proxy nor metrics-server has usage for node {node}",
             status=404,
             hint="is the node name right, and is metrics-server installed?",
         ) from None
-    pods_on_node = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in list_pods(kube, node=node)}
-    listing = kube.call(kube.custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", "pods", what=what)
+    pods_on_node = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in list_pods(kube, node=node)[0]}
+    listing = kube.request("GET", "/apis/metrics.k8s.io/v1beta1/pods", what=what)
     pods: list[PodUsage] = []
     for item in listing.get("items") or []:
         meta = item.get("metadata") or {}
@@ -147,63 +145,6 @@ def metrics_server_usage(kube: KubeClient, node: str) -> NodeUsage:
         pods=tuple(sorted(pods, key=lambda p: (p.namespace, p.pod))),
         interval_s=_window_s(node_metrics.get("window")),
     )
-
-
-def list_nodes(kube: KubeClient) -> list[dict[str, Any]]:
-    """Every node as a plain API dict (camelCase), sorted by name."""
-    result = kube.call(kube.core.list_node, what="list nodes")
-    items = kube.api_client.sanitize_for_serialization(result).get("items") or []
-    return sorted(items, key=lambda n: n["metadata"]["name"])
-
-
-def read_node(kube: KubeClient, node: str) -> dict[str, Any]:
-    """One node as a plain API dict; NotFound names the node."""
-    result = kube.call(kube.core.read_node, node, what=f"read node {node}")
-    return kube.api_client.sanitize_for_serialization(result)
-
-
-def list_pods(kube: KubeClient, *, node: str | None = None) -> list[dict[str, Any]]:
-    """Pods (all namespaces), optionally only those bound to `node`, as plain API dicts."""
-    selector = {"field_selector": f"spec.nodeName={node}"} if node else {}
-    what = f"list pods on node {node}" if node else "list pods"
-    result = kube.call(kube.core.list_pod_for_all_namespaces, what=what, **selector)
-    return kube.api_client.sanitize_for_serialization(result).get("items") or []
-
-
-def list_pdbs(kube: KubeClient) -> list[dict[str, Any]]:
-    """PodDisruptionBudgets (all namespaces) as plain API dicts, for reporting which pods they guard."""
-    result = kube.call(kube.policy.list_pod_disruption_budget_for_all_namespaces, what="list PodDisruptionBudgets")
-    return kube.api_client.sanitize_for_serialization(result).get("items") or []
-
-
-def evict_pod(kube: KubeClient, namespace: str, name: str, *, dry_run: bool) -> Literal["evicted", "gone"]:
-    """Evict through the eviction API so PodDisruptionBudgets are honoured.
-
-    `dry_run=True` sends ``dryRun=All`` whatever the client's mode: the server checks budgets and changes nothing.
-    Raises TooManyRequests when a budget refuses (the caller skips that pod); a pod already gone is "gone".
-    """
-    from kubernetes import client
-
-    body = client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
-        delete_options=client.V1DeleteOptions(dry_run=["All"]) if dry_run else None,
-    )
-    extra = {"dry_run": "All"} if dry_run or kube.dry_run else {}
-    try:
-        kube.call(
-            kube.core.create_namespaced_pod_eviction,
-            name,
-            namespace,
-            body,
-            what=f"evict pod {namespace}/{name}",
-            retry=False,
-            **extra,
-        )
-    except NotFound:
-        return "gone"
-    except TooManyRequests:
-        raise
-    return "evicted"
 
 
 # ------------------------------------------------------------------------------------------------- internals

@@ -1,0 +1,159 @@
+"""Playbook actions that measure: `cadvisor.pod_stats`, `cadvisor.node_stats`, `cadvisor.check`.
+
+Why actions and not just a task: a playbook can measure before it moves anything (`cadvisor.check` stops or
+flags a run when a node is already too busy to take more pods) and pass the numbers to later steps. None of
+them mutates, so a dry run measures for real. `collect_*` are also what `invoke stats` calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubeops.actions.context import StepContext
+from kubeops.actions.registry import action
+from kubeops.errors import ActionError, InputError
+from kubeops.metrics.report import NodeRow, PodRow, node_row, pod_rows, sort_pod_rows
+
+SOURCE_OUTPUTS = ("source", "fallback_reason")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """Everything `stats --node` shows for one node."""
+
+    node: NodeRow
+    pods: list[PodRow]
+    fallback_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node.to_dict(),
+            "pods": [p.to_dict() for p in self.pods],
+            "source": self.node.source,
+            "fallback_reason": self.fallback_reason,
+        }
+
+
+def collect_reports(kube: Any, nodes: list[str] | None, *, interval_s: float) -> list[NodeReport]:
+    """Measure `nodes` (all nodes when None) over one shared interval and join usage with pod specs."""
+    from kubeops.clients.cadvisor import sample_nodes
+    from kubeops.clients.nodes import get_node, list_nodes
+    from kubeops.clients.pods import list_pods
+
+    if interval_s <= 0:
+        raise InputError(f"interval_s must be positive, got {interval_s}")
+    node_objs = [get_node(kube, n) for n in nodes] if nodes else sorted(
+        list_nodes(kube), key=lambda n: n["metadata"]["name"]
+    )
+    names = [n["metadata"]["name"] for n in node_objs]
+    samples = sample_nodes(kube, names, interval_s=interval_s)
+    pods, _ = list_pods(kube)
+    by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for pod in pods:
+        bound = (pod.get("spec") or {}).get("nodeName")
+        if bound in by_node:
+            by_node[bound].append(pod)
+    reports = []
+    for obj in node_objs:
+        name = obj["metadata"]["name"]
+        sample = samples[name]
+        reports.append(
+            NodeReport(
+                node=node_row(obj, by_node[name], sample.usage, source=sample.source),
+                pods=pod_rows(obj, by_node[name], sample.usage, source=sample.source),
+                fallback_reason=sample.fallback_reason,
+            )
+        )
+    return reports
+
+
+@dataclass(frozen=True, slots=True)
+class PodStatsParams:
+    node: str = field(metadata={"help": "node whose pods to measure"})
+    interval_s: float = field(default=5.0, metadata={"help": "seconds between the two cAdvisor samples"})
+    sort: str = field(default="cpu", metadata={"help": "cpu, memory or name"})
+
+
+@action(
+    "cadvisor.pod_stats",
+    params=PodStatsParams,
+    mutates=False,
+    outputs=("node", "pods", "source", "fallback_reason", "cpu_cores", "memory_bytes"),
+)
+def pod_stats(ctx: StepContext, p: PodStatsParams) -> dict[str, Any]:
+    """Measure CPU and memory of every pod on a node (cAdvisor, or metrics-server as fallback)."""
+    (report,) = collect_reports(ctx.kube, [p.node], interval_s=p.interval_s)
+    try:
+        rows = sort_pod_rows(report.pods, p.sort)
+    except ValueError as exc:
+        raise InputError(f"cadvisor.pod_stats: {exc}") from None
+    ctx.log.info("cadvisor.pod_stats", node=p.node, pods=len(rows), source=report.node.source)
+    return {
+        "node": p.node,
+        "pods": [r.to_dict() for r in rows],
+        "source": report.node.source,
+        "fallback_reason": report.fallback_reason,
+        "cpu_cores": report.node.cpu_cores,
+        "memory_bytes": report.node.memory_bytes,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatsParams:
+    nodes: list[str] = field(default_factory=list, metadata={"help": "nodes to measure; empty = all nodes"})
+    interval_s: float = field(default=5.0, metadata={"help": "seconds between the two cAdvisor samples"})
+
+
+@action("cadvisor.node_stats", params=NodeStatsParams, mutates=False, outputs=("nodes", "by_node", "busiest"))
+def node_stats(ctx: StepContext, p: NodeStatsParams) -> dict[str, Any]:
+    """Measure every node's CPU and memory against its allocatable."""
+    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s)
+    rows = [r.node.to_dict() | {"fallback_reason": r.fallback_reason} for r in reports]
+    busiest = max(reports, key=lambda r: max(r.node.cpu_share or 0, r.node.memory_share or 0), default=None)
+    ctx.log.info("cadvisor.node_stats", nodes=len(rows))
+    return {
+        "nodes": rows,
+        "by_node": {r["node"]: r for r in rows},
+        "busiest": busiest.node.node if busiest else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckParams:
+    nodes: list[str] = field(default_factory=list, metadata={"help": "nodes to check; empty = all nodes"})
+    max_cpu_pct: float = field(default=80.0, metadata={"help": "highest allowed CPU usage, % of allocatable"})
+    max_memory_pct: float = field(default=80.0, metadata={"help": "highest allowed memory usage, % of allocatable"})
+    on_exceed: str = field(
+        default="fail",
+        metadata={"help": "fail: fail the step; skip: succeed with ok=false so later steps can `when:` on it"},
+    )
+    interval_s: float = field(default=5.0, metadata={"help": "seconds between the two cAdvisor samples"})
+
+
+@action("cadvisor.check", params=CheckParams, mutates=False, outputs=("ok", "exceeded", "nodes"))
+def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
+    """Fail (or flag with ok=false) when any node uses more than the allowed share of its allocatable."""
+    mode: Literal["fail", "skip"]
+    if p.on_exceed not in ("fail", "skip"):
+        raise InputError(f"cadvisor.check: on_exceed must be 'fail' or 'skip', got {p.on_exceed!r}")
+    mode = "fail" if p.on_exceed == "fail" else "skip"
+    for name, value in (("max_cpu_pct", p.max_cpu_pct), ("max_memory_pct", p.max_memory_pct)):
+        if not 0 < value <= 1000:
+            raise InputError(f"cadvisor.check: {name} must be a percentage above 0, got {value}")
+    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s)
+    exceeded: list[str] = []
+    nodes: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        cpu = 100 * (r.node.cpu_share or 0.0)
+        mem = 100 * (r.node.memory_share or 0.0)
+        nodes[r.node.node] = {"cpu_pct": round(cpu, 2), "memory_pct": round(mem, 2), "source": r.node.source}
+        if cpu > p.max_cpu_pct:
+            exceeded.append(f"{r.node.node}: CPU {cpu:.1f}% > {p.max_cpu_pct:g}%")
+        if mem > p.max_memory_pct:
+            exceeded.append(f"{r.node.node}: memory {mem:.1f}% > {p.max_memory_pct:g}%")
+    if exceeded and mode == "fail":
+        raise ActionError("usage above the allowed threshold: " + "; ".join(exceeded))
+    if exceeded:
+        ctx.log.warning("cadvisor.check.exceeded", exceeded=exceeded)
+    return {"ok": not exceeded, "exceeded": exceeded, "nodes": nodes}
