@@ -269,22 +269,49 @@ class KubeClient:
         what: str,
         query: dict[str, Any] | None = None,
         timeout_s: float,
-    ) -> Iterator[dict[str, Any]]:
-        """Watch events ({"type", "object"}) of a collection until the server ends the stream or `timeout_s`.
+    ) -> WatchStream:
+        """Open a watch on a collection; iterate it for events ({"type", "object"}), `close()` it to stop early.
 
-        The caller resumes from the last resourceVersion it saw; an ERROR event (410 Gone: too old) is yielded
-        as is so the caller can re-list.
+        The server ends the stream after `timeout_s`; the caller re-watches from the last resourceVersion it saw.
+        An ERROR event (410 Gone: that version is too old) is yielded as is, so the caller can re-list.
         """
         query = {**(query or {}), "watch": "true", "allowWatchBookmarks": "true"}
         query["timeoutSeconds"] = max(1, int(timeout_s))
         response = self.call(
             self._send, "GET", path, query, None, None, (5.0, timeout_s + 5.0), True, what=what
         )
+        return WatchStream(response)
+
+
+class WatchStream:
+    """An open watch: iterable once; `close()` (from any thread) ends it and frees the connection."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            yield from _json_lines(response)
+            yield from _json_lines(self._response)
         finally:
-            with contextlib.suppress(Exception):
-                response.release_conn()
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            shutdown = getattr(self._response, "shutdown", None)  # urllib3 >= 2.3 unblocks a reader
+            if shutdown is not None:
+                shutdown()
+        with contextlib.suppress(Exception):
+            self._response.release_conn()
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
@@ -299,7 +326,7 @@ def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
                     yield json.loads(line)
-    except (Urllib3Error, OSError):
+    except (Urllib3Error, OSError, ValueError, AttributeError):
         return  # a dropped or timed-out stream just ends the watch; the caller re-watches from its last version
     if buffer.strip():
         yield json.loads(buffer)

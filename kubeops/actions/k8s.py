@@ -1,0 +1,447 @@
+"""Kubernetes node actions: read, cordon/uncordon, label/annotate/taint, capacity check, drain, wait, delete.
+
+Each mutating action has a dry-run plan built from the same client calls: in dry-run mode the client sends
+them with ``dryRun=All``, so the plan is the API server's own verdict (a dry-run drain learns which budgets
+would refuse) and nothing changes. Actions are idempotent: re-running one after a crash finds the work done
+or half done and finishes it; `k8s.cordon` records whether the node was already cordoned before touching it,
+so a later `k8s.uncordon` can leave alone a node someone else had cordoned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeops.actions.context import StepContext
+from kubeops.actions.registry import Plan, action
+from kubeops.errors import ActionError, InputError, NotFound
+
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+DEFAULT_DRAIN_TIMEOUT_S = 3600.0  # used when neither the step nor the args set one
+
+
+def _get(ctx: StepContext, node: str) -> dict[str, Any]:
+    """The node, or an input error (exit 2) when it does not exist: nothing has been changed yet."""
+    from kubeops.clients import nodes
+
+    try:
+        return nodes.get_node(ctx.kube, node)
+    except NotFound:
+        raise InputError(
+            f"node {node!r} not found in cluster {ctx.settings.cluster!r}",
+            hint="check the name with `kubectl get nodes`",
+        ) from None
+
+
+# --- k8s.get_node ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NodeParams:
+    node: str = field(metadata={"help": "node name"})
+
+
+def _node_facts(node: dict[str, Any]) -> dict[str, Any]:
+    from kubeops.clients import nodes
+
+    meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    return {
+        "node": meta.get("name"),
+        "unschedulable": bool(spec.get("unschedulable")),
+        "ready": nodes.node_is_ready(node),
+        "labels": dict(meta.get("labels") or {}),
+        "address": nodes.node_address(node),
+        "provider_id": spec.get("providerID"),
+        "instance_id": nodes.node_instance_id(node),
+        "boot_id": (status.get("nodeInfo") or {}).get("bootID"),
+    }
+
+
+@action(
+    "k8s.get_node",
+    params=NodeParams,
+    mutates=False,
+    outputs=("node", "unschedulable", "ready", "labels", "address", "provider_id", "instance_id", "boot_id"),
+)
+def get_node(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
+    """Read a node; an unknown node fails the run as bad input before anything changes."""
+    return _node_facts(_get(ctx, p.node))
+
+
+# --- k8s.cordon / k8s.uncordon ----------------------------------------------------------------------------------
+def _plan_cordon(ctx: StepContext, p: NodeParams) -> Plan:
+    from kubeops.clients import nodes
+
+    _get(ctx, p.node)
+    before, changed = nodes.set_unschedulable(ctx.kube, p.node, True)  # dryRun=All: validated, not applied
+    was = bool((before.get("spec") or {}).get("unschedulable"))
+    summary = f"would cordon node {p.node}" if changed else f"node {p.node} is already cordoned; nothing to do"
+    return Plan(summary=summary, outputs={"node": p.node, "was_cordoned": was, "changed": changed})
+
+
+@action("k8s.cordon", params=NodeParams, mutates=True, plan=_plan_cordon, outputs=("node", "was_cordoned", "changed"))
+def cordon(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
+    """Mark the node unschedulable, remembering whether it already was (so cleanup leaves others' cordons)."""
+    from kubeops.clients import nodes
+
+    node = _get(ctx, p.node)
+    if ctx.intent is not None and "was_cordoned" in ctx.intent:
+        was = bool(ctx.intent["was_cordoned"])  # an earlier attempt saw the node before we touched it
+    else:
+        was = bool((node.get("spec") or {}).get("unschedulable"))
+        ctx.record_intent({"was_cordoned": was})
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, True)
+    ctx.log.info("k8s.cordoned", node=p.node, was_cordoned=was, changed=changed)
+    return {"node": p.node, "was_cordoned": was, "changed": changed}
+
+
+@dataclass(frozen=True, slots=True)
+class UncordonParams:
+    node: str = field(metadata={"help": "node name"})
+    unless_was_cordoned: bool = field(
+        default=False,
+        metadata={"help": "pass the cordon step's was_cordoned: true leaves a node someone else cordoned alone"},
+    )
+
+
+def _plan_uncordon(ctx: StepContext, p: UncordonParams) -> Plan:
+    from kubeops.clients import nodes
+
+    if p.unless_was_cordoned:
+        return Plan(
+            summary=f"would leave node {p.node} cordoned (it was cordoned before this run)",
+            outputs={"node": p.node, "changed": False, "skipped": True},
+        )
+    _get(ctx, p.node)
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False)
+    summary = f"would uncordon node {p.node}" if changed else f"node {p.node} is schedulable; nothing to do"
+    return Plan(summary=summary, outputs={"node": p.node, "changed": changed, "skipped": False})
+
+
+@action(
+    "k8s.uncordon", params=UncordonParams, mutates=True, plan=_plan_uncordon, outputs=("node", "changed", "skipped")
+)
+def uncordon(ctx: StepContext, p: UncordonParams) -> dict[str, Any]:
+    """Make the node schedulable again, unless it was cordoned before this run started."""
+    from kubeops.clients import nodes
+
+    if p.unless_was_cordoned:
+        ctx.log.info("k8s.uncordon_skipped", node=p.node, reason="node was cordoned before this run")
+        return {"node": p.node, "changed": False, "skipped": True}
+    _get(ctx, p.node)
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False)
+    return {"node": p.node, "changed": changed, "skipped": False}
+
+
+# --- k8s.label / k8s.annotate -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LabelParams:
+    node: str = field(metadata={"help": "node name"})
+    labels: dict[str, str] = field(default_factory=dict, metadata={"help": "labels to set"})
+    remove: list[str] = field(default_factory=list, metadata={"help": "label keys to remove"})
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotateParams:
+    node: str = field(metadata={"help": "node name"})
+    annotations: dict[str, str] = field(default_factory=dict, metadata={"help": "annotations to set"})
+    remove: list[str] = field(default_factory=list, metadata={"help": "annotation keys to remove"})
+
+
+def _metadata_change(ctx: StepContext, node: str, what: str, values: dict[str, str], remove: list[str]) -> bool:
+    from kubeops.clients import nodes
+
+    if not values and not remove:
+        raise InputError(f"k8s.{'label' if what == 'labels' else 'annotate'}: nothing to set or remove")
+    _get(ctx, node)
+    wanted: dict[str, str | None] = {**dict(values), **{key: None for key in remove}}
+    _, changed = nodes.patch_metadata(ctx.kube, node, what, wanted)
+    return changed
+
+
+def _plan_label(ctx: StepContext, p: LabelParams) -> Plan:
+    changed = _metadata_change(ctx, p.node, "labels", p.labels, p.remove)
+    summary = f"would update labels of node {p.node}" if changed else f"labels of node {p.node} already match"
+    return Plan(summary=summary, details=[f"{k}={v}" for k, v in p.labels.items()] + [f"{k}-" for k in p.remove],
+                outputs={"node": p.node, "changed": changed})
+
+
+@action("k8s.label", params=LabelParams, mutates=True, plan=_plan_label, outputs=("node", "changed"))
+def label(ctx: StepContext, p: LabelParams) -> dict[str, Any]:
+    """Set or remove node labels (idempotent)."""
+    return {"node": p.node, "changed": _metadata_change(ctx, p.node, "labels", p.labels, p.remove)}
+
+
+def _plan_annotate(ctx: StepContext, p: AnnotateParams) -> Plan:
+    changed = _metadata_change(ctx, p.node, "annotations", p.annotations, p.remove)
+    summary = f"would update annotations of node {p.node}" if changed else "annotations already match"
+    return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
+
+
+@action("k8s.annotate", params=AnnotateParams, mutates=True, plan=_plan_annotate, outputs=("node", "changed"))
+def annotate(ctx: StepContext, p: AnnotateParams) -> dict[str, Any]:
+    """Set or remove node annotations (idempotent)."""
+    return {"node": p.node, "changed": _metadata_change(ctx, p.node, "annotations", p.annotations, p.remove)}
+
+
+# --- k8s.taint / k8s.untaint ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TaintParams:
+    node: str = field(metadata={"help": "node name"})
+    key: str = field(default="", metadata={"help": "taint key"})
+    value: str = field(default="", metadata={"help": "taint value"})
+    effect: str = field(default="NoSchedule", metadata={"help": "NoSchedule, PreferNoSchedule or NoExecute"})
+
+
+@dataclass(frozen=True, slots=True)
+class UntaintParams:
+    node: str = field(metadata={"help": "node name"})
+    key: str = field(default="", metadata={"help": "taint key"})
+    effect: str | None = field(default=None, metadata={"help": "only this effect; default: every effect"})
+
+
+def _check_taint(key: str, effect: str | None) -> None:
+    if not key:
+        raise InputError("a taint needs a key")
+    if effect is not None and effect not in _EFFECTS:
+        raise InputError(f"taint effect {effect!r} is not one of {', '.join(_EFFECTS)}")
+
+
+def _taint(ctx: StepContext, p: TaintParams) -> bool:
+    from kubeops.clients import nodes
+
+    _check_taint(p.key, p.effect)
+    _get(ctx, p.node)
+    taint = {"key": p.key, "effect": p.effect, **({"value": p.value} if p.value else {})}
+    return nodes.set_taints(ctx.kube, p.node, add=[taint])[1]
+
+
+def _untaint(ctx: StepContext, p: UntaintParams) -> bool:
+    from kubeops.clients import nodes
+
+    _check_taint(p.key, p.effect)
+    _get(ctx, p.node)
+    return nodes.set_taints(ctx.kube, p.node, remove=[{"key": p.key, "effect": p.effect}])[1]
+
+
+def _plan_taint(ctx: StepContext, p: TaintParams) -> Plan:
+    changed = _taint(ctx, p)
+    text = f"{p.key}={p.value}:{p.effect}"
+    summary = f"would taint node {p.node} with {text}" if changed else f"node {p.node} already has {text}"
+    return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
+
+
+def _plan_untaint(ctx: StepContext, p: UntaintParams) -> Plan:
+    changed = _untaint(ctx, p)
+    summary = f"would remove taint {p.key} from node {p.node}" if changed else f"node {p.node} has no taint {p.key}"
+    return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
+
+
+@action("k8s.taint", params=TaintParams, mutates=True, plan=_plan_taint, outputs=("node", "changed"))
+def taint(ctx: StepContext, p: TaintParams) -> dict[str, Any]:
+    """Add a taint (replacing one with the same key and effect)."""
+    return {"node": p.node, "changed": _taint(ctx, p)}
+
+
+@action("k8s.untaint", params=UntaintParams, mutates=True, plan=_plan_untaint, outputs=("node", "changed"))
+def untaint(ctx: StepContext, p: UntaintParams) -> dict[str, Any]:
+    """Remove a taint by key (and effect, when given)."""
+    return {"node": p.node, "changed": _untaint(ctx, p)}
+
+
+# --- k8s.capacity_check -----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CapacityParams:
+    node: str = field(metadata={"help": "node to be emptied"})
+    fail_on_blocking_budgets: bool = field(
+        default=True, metadata={"help": "fail when a PodDisruptionBudget can never allow the node's pods to go"}
+    )
+
+
+@action(
+    "k8s.capacity_check",
+    params=CapacityParams,
+    mutates=False,
+    outputs=("node", "fits", "placed", "unplaced", "not_replaced", "budgets"),
+)
+def capacity_check(ctx: StepContext, p: CapacityParams) -> dict[str, Any]:
+    """Refuse before any change when the node's pods cannot be rescheduled or a budget would never allow it."""
+    from kubeops.capacity import simulate
+    from kubeops.clients import nodes, pods
+    from kubeops.drain import budget_verdicts, controller_ref, is_finished
+
+    _get(ctx, p.node)
+    all_nodes = nodes.list_nodes(ctx.kube)
+    all_pods, _ = pods.list_pods(ctx.kube)
+    bound: dict[str, list[dict[str, Any]]] = {}
+    for pod in all_pods:
+        name = (pod.get("spec") or {}).get("nodeName")
+        if name:
+            bound.setdefault(name, []).append(pod)
+    mine = bound.get(p.node, [])
+    report = simulate(p.node, mine, all_nodes, bound)
+    evictable = [
+        pod for pod in mine
+        if not is_finished(pod) and (controller_ref(pod) or {}).get("kind") != "DaemonSet"
+    ]
+    verdicts = budget_verdicts(pods.list_budgets(ctx.kube), evictable)
+    never = [v for v in verdicts if v.never]
+    outputs = {
+        "node": p.node,
+        "fits": report.fits,
+        "placed": report.placed,
+        "unplaced": report.unplaced,
+        "not_replaced": report.not_replaced,
+        "budgets": [v.describe() for v in verdicts],
+    }
+    problems = report.lines() if not report.fits else []
+    if never and p.fail_on_blocking_budgets:
+        problems += [v.describe() for v in never]
+    if not report.fits or (never and p.fail_on_blocking_budgets):
+        raise ActionError(
+            f"capacity check refuses to empty node {p.node}: " + "; ".join(problems),
+            hint="add capacity (scale the node group), relax the budgets or selectors, then run again; "
+            "pod affinity and topology spread were not simulated",
+        )
+    ctx.log.info("k8s.capacity_ok", node=p.node, pods=len(report.placed), budgets=len(verdicts))
+    return outputs
+
+
+# --- k8s.drain ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DrainParams:
+    node: str = field(metadata={"help": "node to drain"})
+    pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
+    ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
+    delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
+    force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
+    disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
+    grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
+    timeout_s: float | None = field(default=None, metadata={"help": "overall limit; default: the step's timeout"})
+    wait_for_replacements: bool = field(
+        default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
+    )
+    cordon: bool = field(default=True, metadata={"help": "cordon the node first, as kubectl drain does"})
+
+
+_DRAIN_OUTPUTS = ("node", "evicted", "deleted", "already_gone", "skipped", "warnings", "blocked", "was_cordoned")
+
+
+def _select(ctx: StepContext, p: DrainParams) -> tuple[Any, str, dict[str, Any]]:
+    from kubeops.clients import pods
+    from kubeops.drain import DrainFilters, select_pods
+
+    node = _get(ctx, p.node)
+    listed, version = pods.list_pods(ctx.kube, node=p.node, label_selector=p.pod_selector)
+    filters = DrainFilters(
+        ignore_daemonsets=p.ignore_daemonsets, delete_emptydir_data=p.delete_emptydir_data, force=p.force
+    )
+    selection = select_pods(listed, filters)
+    refusal = selection.error_message()
+    if refusal:
+        raise ActionError(f"node {p.node}: {refusal}", hint="nothing was evicted; adjust the drain flags")
+    return selection, version, node
+
+
+def _run(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
+    from kubeops.clients import nodes
+    from kubeops.clients.drain import run_drain, wait_for_replacements
+    from kubeops.drain import pod_key
+
+    selection, version, node = _select(ctx, p)
+    was_cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+    if p.cordon and not was_cordoned:
+        nodes.set_unschedulable(ctx.kube, p.node, True)
+    timeout = p.timeout_s if p.timeout_s is not None else ctx.remaining_s(DEFAULT_DRAIN_TIMEOUT_S)
+    deadline = time.monotonic() + float(timeout or 0)
+    if ctx.deadline is not None:
+        deadline = min(deadline, ctx.deadline)
+    grace = None if p.grace_period_s < 0 else p.grace_period_s
+    ctx.log.info("k8s.drain_started", node=p.node, evict=len(selection.evict), delete=len(selection.delete),
+                 terminating=len(selection.terminating))
+    outcome = run_drain(
+        ctx.kube, p.node, selection, version, deadline=deadline, grace_period_s=grace,
+        disable_eviction=p.disable_eviction, concurrency=ctx.settings.kube.qps_concurrency, log=ctx.log,
+    )
+    outputs = {
+        "node": p.node,
+        "evicted": outcome.evicted,
+        "deleted": outcome.deleted,
+        "already_gone": outcome.already_gone,
+        "skipped": selection.skipped,
+        "warnings": selection.warnings,
+        "blocked": outcome.blocked,
+        "was_cordoned": was_cordoned,
+    }
+    if ctx.kube.dry_run:
+        return outputs
+    if not outcome.ok:
+        raise ActionError(
+            outcome.failure_message(p.node, timeout),
+            hint="the node stays cordoned; fix the budget or wait, then resume the run",
+        )
+    if p.wait_for_replacements:
+        removed = [pod for pod in selection.evict if pod_key(pod) in set(outcome.evicted) | set(outcome.deleted)]
+        late = wait_for_replacements(ctx.kube, removed, deadline=deadline)
+        if late:
+            raise ActionError(
+                f"node {p.node} is drained, but these controllers are not fully Ready again: {', '.join(late)}",
+                hint="check why their pods are Pending (`kubectl get pods -o wide`), then resume",
+            )
+    return outputs
+
+
+def _plan_drain(ctx: StepContext, p: DrainParams) -> Plan:
+    outputs = _run(ctx, p)  # the client is in dry-run mode: evictions go out with dryRun=All
+    details = [f"evict {key}" for key in outputs["evicted"]] + [f"delete {key}" for key in outputs["deleted"]]
+    for reason, keys in outputs["skipped"].items():
+        details.append(f"skip ({reason}): {', '.join(keys)}")
+    for key, info in outputs["blocked"].items():
+        budgets = ", ".join(info["budgets"]) or "unnamed budget"
+        details.append(f"BLOCKED {key} by PodDisruptionBudget {budgets}: {info['message']}")
+    summary = f"would drain node {p.node}: {len(outputs['evicted'])} eviction(s), {len(outputs['deleted'])} delete(s)"
+    if outputs["blocked"]:
+        summary += f"; {len(outputs['blocked'])} currently refused by a budget (retried until the timeout)"
+    return Plan(summary=summary, details=details, outputs=outputs)
+
+
+@action("k8s.drain", params=DrainParams, mutates=True, plan=_plan_drain, outputs=_DRAIN_OUTPUTS)
+def drain(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
+    """Evict the node's pods like `kubectl drain`, waiting (by watch) until they are gone."""
+    return _run(ctx, p)
+
+
+# --- k8s.wait_node_ready / k8s.delete_node ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WaitReadyParams:
+    node: str = field(metadata={"help": "node name"})
+    timeout_s: float = field(default=600.0, metadata={"help": "how long to wait"})
+    new_boot_than: str | None = field(
+        default=None, metadata={"help": "a bootID seen before a reboot: wait until the node reports another"}
+    )
+
+
+@action("k8s.wait_node_ready", params=WaitReadyParams, mutates=False, outputs=("node", "ready", "boot_id"))
+def wait_node_ready(ctx: StepContext, p: WaitReadyParams) -> dict[str, Any]:
+    """Wait (by watch) until the node reports Ready."""
+    from kubeops.clients import nodes
+
+    _get(ctx, p.node)
+    timeout = min(p.timeout_s, ctx.remaining_s(p.timeout_s) or p.timeout_s)
+    node = nodes.wait_ready(ctx.kube, p.node, timeout_s=timeout, new_boot_than=p.new_boot_than)
+    return {"node": p.node, "ready": True, "boot_id": _node_facts(node)["boot_id"]}
+
+
+def _plan_delete_node(ctx: StepContext, p: NodeParams) -> Plan:
+    from kubeops.clients import nodes
+
+    existed = nodes.delete_node(ctx.kube, p.node)  # dryRun=All
+    summary = f"would delete node {p.node}" if existed else f"node {p.node} does not exist; nothing to do"
+    return Plan(summary=summary, outputs={"node": p.node, "deleted": existed})
+
+
+@action("k8s.delete_node", params=NodeParams, mutates=True, plan=_plan_delete_node, outputs=("node", "deleted"))
+def delete_node(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
+    """Delete the Node object (idempotent: an absent node is success)."""
+    from kubeops.clients import nodes
+
+    return {"node": p.node, "deleted": nodes.delete_node(ctx.kube, p.node)}

@@ -1,0 +1,291 @@
+"""Running a drain: evictions with a concurrency bound, budget refusals retried until the deadline, and
+a watch (not polling) that tells when each pod is really gone.
+
+Which pods to remove is decided beforehand by the pure `kubeops.drain.select_pods`; this module only does
+the I/O and the waiting, with one global deadline. A pod counts as gone when the watch reports it DELETED,
+when a pod with its name but another UID appears (a StatefulSet recreated it), or when an eviction or
+delete answers 404/409 on our UID precondition. A drain re-entered after a crash simply lists again: pods
+already evicted are gone or terminating, and terminating ones are only waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kubeops.clients import pods as pod_api
+from kubeops.drain import blocking_budget_names, controller_ref, pod_key
+from kubeops.errors import ClusterError, TooManyRequests
+
+if TYPE_CHECKING:
+    from kubeops.clients.kube import KubeClient
+    from kubeops.drain import DrainSelection
+
+__all__ = ["DrainOutcome", "run_drain", "wait_for_replacements"]
+
+Obj = Mapping[str, Any]
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 5.0  # kubectl waits 5 s between refused evictions
+
+
+@dataclass(slots=True)
+class DrainOutcome:
+    """What happened to each pod; `ok` when every removable pod is gone (or, in dry-run, none refused)."""
+
+    evicted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    already_gone: list[str] = field(default_factory=list)
+    blocked: dict[str, dict[str, Any]] = field(default_factory=dict)  # pod -> {"budgets": [...], "message": ...}
+    failed: dict[str, str] = field(default_factory=dict)  # pod -> error that retrying will not fix
+    not_gone: list[str] = field(default_factory=list)  # removal accepted, pod still terminating at the deadline
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.blocked or self.failed or self.not_gone)
+
+    def budgets(self) -> list[str]:
+        names: list[str] = []
+        for info in self.blocked.values():
+            for name in info["budgets"]:
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def failure_message(self, node: str, timeout_s: float | None) -> str:
+        parts: list[str] = []
+        if self.blocked:
+            lines = []
+            for pod, info in sorted(self.blocked.items()):
+                ns = pod.split("/", 1)[0]
+                budgets = ", ".join(f"PodDisruptionBudget {ns}/{b}" for b in info["budgets"]) or "no budget named"
+                lines.append(f"{pod} (blocked by {budgets}: {info['message']})")
+            parts.append(f"{len(self.blocked)} pod(s) could not be evicted: " + "; ".join(lines))
+        if self.failed:
+            parts.append("; ".join(f"{pod}: {why}" for pod, why in sorted(self.failed.items())))
+        if self.not_gone:
+            parts.append(f"{len(self.not_gone)} pod(s) still terminating: {', '.join(sorted(self.not_gone))}")
+        head = f"drain of node {node} did not finish"
+        if self.timed_out and timeout_s is not None:
+            head += f" within {timeout_s:.0f}s"
+        return head + ": " + " | ".join(parts)
+
+
+class _GoneWatcher:
+    """Background watch of the node's pods; puts ("gone", uid) on the queue for each target that disappears."""
+
+    def __init__(self, kube: KubeClient, node: str, version: str, targets: dict[str, Obj], out: queue.Queue) -> None:
+        self.kube, self.node, self.version, self.out = kube, node, version, out
+        self.names = {pod_key(p): uid for uid, p in targets.items()}
+        self.targets = dict(targets)
+        self._stop = threading.Event()
+        self._stream: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"drain-watch-{node}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(timeout=2.0)
+
+    def _gone(self, uid: str) -> None:
+        if self.targets.pop(uid, None) is not None:
+            self.out.put(("gone", uid, None))
+
+    def _relist(self) -> None:
+        pods, self.version = pod_api.list_pods(self.kube, node=self.node)
+        present = {(p.get("metadata") or {}).get("uid") for p in pods}
+        for uid in list(self.targets):
+            if uid not in present:
+                self._gone(uid)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set() and self.targets:
+            try:
+                query = {"fieldSelector": f"spec.nodeName={self.node}", "resourceVersion": self.version}
+                self._stream = self.kube.watch("/api/v1/pods", query=query, timeout_s=60, what="watch pods")
+                if self._stop.is_set():
+                    self._stream.close()
+                    return
+                for event in self._stream:
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":  # 410 Gone: our version is too old; list again
+                        self._relist()
+                        break
+                    meta = obj.get("metadata") or {}
+                    self.version = meta.get("resourceVersion") or self.version
+                    uid = meta.get("uid")
+                    if kind == "DELETED":
+                        self._gone(uid)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        old = self.names.get(pod_key(obj))
+                        if old is not None and old != uid:
+                            self._gone(old)  # same name, new pod: ours is gone
+                    if not self.targets:
+                        return
+                failures = 0
+            except ClusterError as exc:
+                failures += 1
+                if self._stop.wait(min(5.0, 0.5 * failures)):
+                    return
+                with contextlib.suppress(ClusterError):
+                    self._relist()
+                if failures > 20:
+                    self.out.put(("watch-error", "", str(exc)))
+                    return
+
+
+def run_drain(
+    kube: KubeClient,
+    node: str,
+    selection: DrainSelection,
+    list_version: str,
+    *,
+    deadline: float,
+    grace_period_s: int | None = None,
+    disable_eviction: bool = False,
+    concurrency: int = 10,
+    log: Any = None,
+) -> DrainOutcome:
+    """Remove the selected pods and wait until they are gone, or until `deadline` (a `time.monotonic()` value).
+
+    In dry-run mode (the client sends dryRun=All) every request is sent once, refusals are reported and
+    nothing is waited for.
+    """
+    outcome = DrainOutcome()
+    dry = bool(kube.dry_run)
+    targets: dict[str, Obj] = {}
+    for pod in [*selection.evict, *selection.delete, *selection.terminating]:
+        uid = (pod.get("metadata") or {}).get("uid") or pod_key(pod)
+        targets[uid] = pod
+    if not targets:
+        return outcome
+    events: queue.Queue = queue.Queue()
+    waiting = set(targets)  # uids not yet known to be gone
+    watcher = None if dry else _GoneWatcher(kube, node, list_version, targets, events)
+    if watcher is not None:
+        watcher.start()
+
+    to_delete = {id(p) for p in selection.delete}
+    pending: list[tuple[float, Obj, int]] = [(0.0, p, 0) for p in [*selection.evict, *selection.delete]]
+    inflight = 0
+
+    def send(pod: Obj, attempt: int) -> None:
+        key = pod_key(pod)
+        try:
+            if disable_eviction or id(pod) in to_delete:
+                done = pod_api.delete_pod(kube, pod, grace_period_s=grace_period_s)
+                events.put(("deleted" if done else "gone-already", key, pod))
+            else:
+                done = pod_api.evict_pod(kube, pod, grace_period_s=grace_period_s)
+                events.put(("evicted" if done else "gone-already", key, pod))
+        except TooManyRequests as exc:
+            events.put(("blocked", key, (pod, attempt, exc)))
+        except ClusterError as exc:
+            events.put(("failed", key, (pod, str(exc))))
+        except Exception as exc:  # a bug or a dropped connection must not hang the drain
+            events.put(("failed", key, (pod, f"{type(exc).__name__}: {exc}")))
+
+    def uid_of(pod: Obj) -> str:
+        return (pod.get("metadata") or {}).get("uid") or pod_key(pod)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="evict") as pool:
+        try:
+            while True:
+                now = time.monotonic()
+                pending.sort(key=lambda item: item[0])
+                while pending and pending[0][0] <= now and inflight < concurrency:
+                    _, pod, attempt = pending.pop(0)
+                    pool.submit(send, pod, attempt)
+                    inflight += 1
+                if inflight == 0 and not pending and (dry or not waiting):
+                    break
+                if now >= deadline:
+                    outcome.timed_out = True
+                    break
+                # a due retry waits for a free worker, whose completion is itself an event
+                wake = deadline if inflight >= concurrency else min([deadline, *(due for due, _, _ in pending[:1])])
+                try:
+                    kind, key, data = events.get(timeout=max(0.0, wake - now) + 0.001)
+                except queue.Empty:
+                    continue
+                if kind == "gone":
+                    waiting.discard(key)
+                    continue
+                if kind == "watch-error":
+                    outcome.failed["(watch)"] = str(data)
+                    break
+                inflight -= 1
+                if kind in ("evicted", "deleted", "gone-already"):
+                    outcome.blocked.pop(key, None)
+                    {"evicted": outcome.evicted, "deleted": outcome.deleted}.get(kind, outcome.already_gone).append(
+                        key
+                    )
+                    if kind == "gone-already" or dry:
+                        waiting.discard(uid_of(data))
+                elif kind == "blocked":
+                    pod, attempt, exc = data
+                    message = getattr(exc, "server_message", None) or exc.message
+                    budgets = blocking_budget_names(message, getattr(exc, "details", None))
+                    outcome.blocked[key] = {"budgets": budgets, "message": message}
+                    if log is not None and attempt == 0:
+                        log.info("drain.eviction_blocked", pod=key, budgets=budgets)
+                    if dry:
+                        waiting.discard(uid_of(pod))
+                    else:
+                        hint = exc.retry_after_s if exc.retry_after_s else None
+                        delay = min(_BACKOFF_MAX_S, hint or _BACKOFF_FIRST_S * 2**attempt)
+                        pending.append((time.monotonic() + delay, pod, attempt + 1))
+                elif kind == "failed":
+                    pod, why = data
+                    outcome.failed[key] = why
+                    waiting.discard(uid_of(pod))
+        finally:
+            if watcher is not None:
+                watcher.stop()
+    if not dry:
+        keys = (pod_key(targets[u]) for u in waiting)
+        outcome.not_gone = sorted(k for k in keys if k not in outcome.blocked and k not in outcome.failed)
+    return outcome
+
+
+def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float) -> list[str]:
+    """Wait until the controllers of the removed pods report all replicas Ready again; returns those that did not.
+
+    Polls the controllers (few objects, backing off to 2 s) rather than watching every namespace's pods.
+    """
+    owners: dict[tuple[str, str, str], None] = {}
+    for pod in pods:
+        ref = controller_ref(pod)
+        if ref is not None and ref.get("kind") in ("ReplicaSet", "StatefulSet", "ReplicationController"):
+            ns = (pod.get("metadata") or {}).get("namespace") or "default"
+            owners[(str(ref["kind"]), ns, str(ref["name"]))] = None
+    left = list(owners)
+    delay = 0.2
+    while left:
+        still: list[tuple[str, str, str]] = []
+        for kind, ns, name in left:
+            obj = pod_api.get_controller(kube, kind, ns, name)
+            if obj is None:
+                continue  # deleted meanwhile: nothing to wait for
+            want = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+            ready = int((obj.get("status") or {}).get("readyReplicas") or 0)
+            if ready < want:
+                still.append((kind, ns, name))
+        left = still
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(2.0, delay * 2)
+    return [f"{kind} {ns}/{name}" for kind, ns, name in left]
