@@ -157,3 +157,34 @@ def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
     if exceeded:
         ctx.log.warning("cadvisor.check.exceeded", exceeded=exceeded)
     return {"ok": not exceeded, "exceeded": exceeded, "nodes": nodes}
+
+
+def render_stats(kube: Any, *, node: str | None, sort: str, output: str, interval_s: float) -> str:
+    """What `invoke stats` prints: a pod table for one node, a node table otherwise, or the same as JSON."""
+    import json
+
+    from kubeops.metrics.report import SORT_KEYS, render_node_table, render_pod_table
+
+    if output not in ("table", "json"):
+        raise InputError(f"--output must be 'table' or 'json', got {output!r}")
+    if sort not in SORT_KEYS:
+        raise InputError(f"--sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
+    reports = collect_reports(kube, [node] if node else None, interval_s=interval_s)
+    notes = [
+        f"# {r.node.node}: source metrics.k8s.io ({r.fallback_reason})" for r in reports if r.fallback_reason
+    ]
+    if node:
+        (report,) = reports
+        rows = sort_pod_rows(report.pods, sort)
+        if output == "json":
+            return json.dumps(report.to_dict() | {"pods": [r.to_dict() for r in rows]}, indent=2)
+        head = f"# node {node}: source {report.node.source}"
+        return "\n".join([head, *notes, render_pod_table(rows)])
+    nodes = [r.node for r in reports]
+    if sort != "name":
+        attr = "cpu_share" if sort == "cpu" else "memory_share"
+        nodes.sort(key=lambda n: (-(getattr(n, attr) or -1.0), n.node))
+    if output == "json":
+        reasons = {r.node.node: r.fallback_reason for r in reports}
+        return json.dumps([n.to_dict() | {"fallback_reason": reasons[n.node]} for n in nodes], indent=2)
+    return "\n".join([*notes, render_node_table(nodes)])
