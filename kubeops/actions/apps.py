@@ -1,0 +1,474 @@
+"""Playbook actions for rolling an app between versioned controllers behind a role Service.
+
+`apps.ensure_service`, `apps.create_version`, `apps.rolling_update`, `apps.verify_endpoints`,
+`apps.delete_old_versions`, `apps.delete_version`, `apps.rollback` (see playbooks/rolling-deploy.yaml).
+
+Why each is safe to re-enter after a crash: all state lives in the cluster, not in memory. Creating answers
+"exists", scaling sets absolute counts recomputed from the cluster at every step, deleting answers "gone". The one
+thing a rollback needs that the cluster would otherwise forget, which versions were serving and at what size
+before the deploy, is written onto the new controller itself (annotation ``kubeops.io/previous``) when it is
+created, i.e. before any old pod is removed. A deploy of the version already running finds everything in place
+and sends no write at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubeops.actions.registry import Plan, action
+from kubeops.apps import rollout
+from kubeops.apps.config import AppConfig, load_app
+from kubeops.apps.naming import controller_name
+from kubeops.apps.render import (
+    LABEL_VERSION,
+    app_selector,
+    controller_manifest,
+    resolve_version,
+    service_manifest,
+    to_yaml,
+    version_labels,
+)
+from kubeops.errors import ActionError
+from kubeops.settings import inventory_dir
+
+if TYPE_CHECKING:
+    from kubeops.actions.context import StepContext
+    from kubeops.clients.workloads import Controller
+
+ANNOTATION_PREVIOUS = "kubeops.io/previous"
+POLL_S = 0.2  # readiness is polled this often: rollouts of one app are small, and a step is waited on anyway
+
+
+# --- parameters ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AppParams:
+    app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
+    cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
+
+
+@dataclass(frozen=True, slots=True)
+class VersionParams:
+    app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
+    version: str = field(default="", metadata={"help": "version to deploy; empty: the config's `version`"})
+    cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
+
+
+@dataclass(frozen=True, slots=True)
+class RollParams:
+    app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
+    version: str = field(default="", metadata={"help": "version to deploy; empty: the config's `version`"})
+    cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
+    surge: int = field(default=0, metadata={"help": "pods added (and removed) per step; 0: the config's rollout.surge"})
+    step_timeout_s: float = field(
+        default=0.0, metadata={"help": "seconds each step's new pods get to be ready; 0: rollout.step_timeout_s"}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyParams:
+    app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
+    version: str = field(default="", metadata={"help": "the version that alone should serve"})
+    cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
+    timeout_s: float = field(default=60.0, metadata={"help": "how long the Endpoints may take to settle"})
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackParams:
+    app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
+    version: str = field(default="", metadata={"help": "the version being deployed, to be removed"})
+    cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
+    timeout_s: float = field(default=120.0, metadata={"help": "how long the previous version may take to be ready"})
+
+
+# --- shared helpers ------------------------------------------------------------------------------------------------
+def _load(ctx: StepContext, app: str, cluster: str) -> AppConfig:
+    path = ctx.settings.inventory_path
+    inventory = Path(path).parent if path else inventory_dir()
+    return load_app(app, inventory=inventory, cluster=cluster or ctx.settings.cluster)
+
+
+def _versions(ctx: StepContext, config: AppConfig, version: str) -> tuple[Controller | None, list[Controller]]:
+    """(the controller of `version` or None, every other version's controller of this app)."""
+    from kubeops.clients.workloads import list_controllers
+
+    name = controller_name(config.name, version)
+    found = list_controllers(ctx.kube, namespace=config.namespace, label_selector=app_selector(config))
+    new = next((c for c in found if c.name == name and c.kind == config.controller), None)
+    others = [c for c in found if c is not new]
+    return new, others
+
+
+def _previous(controller: Controller) -> list[dict[str, Any]]:
+    raw = controller.annotations.get(ANNOTATION_PREVIOUS)
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ActionError(
+            f"{controller.ref} has an unreadable {ANNOTATION_PREVIOUS} annotation: cannot tell what to restore"
+        ) from None
+    return [d for d in data if isinstance(d, dict) and {"kind", "name", "replicas"} <= d.keys()]
+
+
+def _describe(controllers: list[Controller]) -> str:
+    return ", ".join(f"{c.name} ({c.replicas})" for c in controllers) or "none"
+
+
+# --- apps.ensure_service -------------------------------------------------------------------------------------------
+def _plan_service(ctx: StepContext, p: AppParams) -> Plan:
+    from kubeops.clients.workloads import check_service_selector, get_service
+
+    config = _load(ctx, p.app, p.cluster)
+    manifest = service_manifest(config)
+    existing = get_service(ctx.kube, config.namespace, config.service.name)
+    outputs = {"service": config.service.name, "created": existing is None}
+    if existing is not None:
+        check_service_selector(existing, manifest)
+        return Plan(summary=f"Service {config.service.name} exists with the right selector: unchanged", outputs=outputs)
+    from kubeops.clients.workloads import ensure_service
+
+    ensure_service(ctx.kube, manifest)  # dry-run client: the server validates, nothing is created
+    return Plan(
+        summary=f"would create Service {config.namespace}/{config.service.name}",
+        details=to_yaml([manifest]).splitlines(),
+        outputs=outputs,
+    )
+
+
+@action(
+    "apps.ensure_service",
+    params=AppParams,
+    mutates=True,
+    plan=_plan_service,
+    outputs=("service", "created"),
+)
+def ensure_service(ctx: StepContext, p: AppParams) -> dict[str, Any]:
+    """Create the app's role Service if missing; never change an existing one (fail if its selector differs)."""
+    from kubeops.clients.workloads import ensure_service as ensure
+
+    config = _load(ctx, p.app, p.cluster)
+    outcome, _ = ensure(ctx.kube, service_manifest(config))
+    ctx.log.info("apps.service", service=config.service.name, outcome=outcome)
+    return {"service": config.service.name, "created": outcome == "created"}
+
+
+# --- apps.create_version -------------------------------------------------------------------------------------------
+def _new_manifest(config: AppConfig, version: str, others: list[Controller]) -> dict[str, Any]:
+    previous = [{"kind": c.kind, "name": c.name, "replicas": c.replicas} for c in others]
+    return controller_manifest(
+        config, version, replicas=0, annotations={ANNOTATION_PREVIOUS: json.dumps(previous, separators=(",", ":"))}
+    )
+
+
+def _plan_create(ctx: StepContext, p: VersionParams) -> Plan:
+    from kubeops.clients.workloads import create_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    new, others = _versions(ctx, config, version)
+    name = controller_name(config.name, version)
+    outputs = {"name": name, "kind": config.controller, "created": new is None, "previous": [c.name for c in others]}
+    if new is not None:
+        return Plan(summary=f"{config.controller} {name} exists: unchanged", outputs=outputs)
+    manifest = _new_manifest(config, version, others)
+    create_controller(ctx.kube, manifest)  # dryRun=All: validated by the server, not created
+    return Plan(
+        summary=f"would create {config.controller} {config.namespace}/{name} at 0 replicas "
+        f"(currently serving: {_describe(others)})",
+        details=to_yaml([manifest]).splitlines(),
+        outputs=outputs,
+    )
+
+
+@action(
+    "apps.create_version",
+    params=VersionParams,
+    mutates=True,
+    plan=_plan_create,
+    outputs=("name", "kind", "created", "previous"),
+)
+def create_version(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
+    """Create the version's controller at zero replicas, recording the serving versions for a rollback."""
+    from kubeops.clients.workloads import create_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    new, others = _versions(ctx, config, version)
+    name = controller_name(config.name, version)
+    created = False
+    if new is None:
+        _, created = create_controller(ctx.kube, _new_manifest(config, version, others))
+        previous = [c.name for c in others]
+    else:
+        previous = [str(d["name"]) for d in _previous(new)]
+    ctx.log.info("apps.version", controller=name, created=created, previous=previous)
+    return {"name": name, "kind": config.controller, "created": created, "previous": previous}
+
+
+# --- apps.rolling_update -------------------------------------------------------------------------------------------
+def _rollout_settings(config: AppConfig, p: RollParams) -> tuple[int, float]:
+    surge = p.surge if p.surge > 0 else config.rollout.surge
+    timeout = p.step_timeout_s if p.step_timeout_s > 0 else config.rollout.step_timeout_s
+    return surge, timeout
+
+
+def _plan_roll(ctx: StepContext, p: RollParams) -> Plan:
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    surge, timeout = _rollout_settings(config, p)
+    new, others = _versions(ctx, config, version)
+    name = controller_name(config.name, version)
+    current = new.replicas if new else 0
+    steps = rollout.plan_steps(
+        target=config.replicas, surge=surge, new_current=current, old_total=sum(c.replicas for c in others)
+    )
+    outputs = {"name": name, "replicas": config.replicas, "steps": len(steps), "old": [c.name for c in others]}
+    if not steps:
+        return Plan(summary=f"{name} already serves at {config.replicas} replicas: nothing to roll", outputs=outputs)
+    details = [
+        f"step {i}: scale {name} to {s.new}, wait up to {timeout:g}s for it to be ready, then old versions to {s.old}"
+        for i, s in enumerate(steps, 1)
+    ]
+    return Plan(
+        summary=f"would roll {name} {current}->{config.replicas} and {_describe(others)} -> 0 "
+        f"in {len(steps)} step(s) of surge {surge}",
+        details=details,
+        outputs=outputs,
+    )
+
+
+def _ready_in_service(ctx: StepContext, config: AppConfig, label: str) -> int:
+    """Ready addresses in the Service's Endpoints that belong to pods whose `version` label is `label`."""
+    from kubeops.clients.workloads import list_pods, read_endpoints
+
+    selector = f"{app_selector(config)},{LABEL_VERSION}={label}"
+    pods = {p["metadata"]["name"] for p in list_pods(ctx.kube, namespace=config.namespace, label_selector=selector)}
+    return sum(1 for a in read_endpoints(ctx.kube, config.namespace, config.service.name) if a.ready and a.pod in pods)
+
+
+def _wait_ready(
+    ctx: StepContext, config: AppConfig, controller: Controller, want: int, *, timeout_s: float
+) -> Controller:
+    """Wait until `want` pods of the controller are ready AND in the Service's Endpoints, or fail at the timeout.
+
+    Waiting for the Endpoints too is what keeps the Service from ever being empty: old pods are only removed once
+    the new ones actually receive traffic, not merely once the controller counts them ready.
+    """
+    from kubeops.clients.workloads import get_controller
+
+    limit = ctx.remaining_s(timeout_s)
+    deadline = time.monotonic() + min(timeout_s, limit if limit is not None else timeout_s)
+    current = controller
+    in_service = 0
+    while True:
+        if current.ready >= want:
+            label = controller.labels.get(LABEL_VERSION, "")
+            in_service = _ready_in_service(ctx, config, label) if want > 0 else 0
+            if in_service >= want:
+                return current
+        if time.monotonic() >= deadline:
+            raise ActionError(
+                f"{current.ref} not ready in time: {current.ready}/{want} pods ready, {in_service} in the Service's "
+                f"endpoints after {timeout_s:g}s",
+                hint="the rolling-deploy playbook rolls back (the previous version is scaled back up)",
+            )
+        time.sleep(POLL_S)
+        fresh = get_controller(ctx.kube, current.kind, current.namespace, current.name)
+        if fresh is None:
+            raise ActionError(f"{current.ref} disappeared during the rollout")
+        current = fresh
+
+
+@action(
+    "apps.rolling_update",
+    params=RollParams,
+    mutates=True,
+    plan=_plan_roll,
+    outputs=("name", "replicas", "steps", "old"),
+)
+def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
+    """Step the new version up and the old ones down by `surge`, waiting for readiness at each step."""
+    from kubeops.clients.workloads import scale_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    surge, timeout = _rollout_settings(config, p)
+    target = config.replicas
+    steps = 0
+    old_names: list[str] = []
+    while True:
+        ctx.check_deadline()
+        new, others = _versions(ctx, config, version)
+        if new is None:
+            raise ActionError(
+                f"{config.controller} {controller_name(config.name, version)} does not exist",
+                hint="run apps.create_version first",
+            )
+        old_names = sorted({*old_names, *(c.name for c in others)})
+        old_total = sum(c.replicas for c in others)
+        if new.replicas == target and old_total == 0 and new.ready >= target:
+            break
+        want = new.replicas
+        if new.ready >= new.replicas and new.replicas != target:  # the last step is ready: take the next one
+            want = rollout.next_new_count(target=target, surge=surge, current=new.replicas)
+            new = scale_controller(ctx.kube, new.kind, new.namespace, new.name, want)
+            steps += 1
+            ctx.log.info("apps.scaled", controller=new.name, replicas=want, step=steps)
+        new = _wait_ready(ctx, config, new, want, timeout_s=timeout)
+        goal = rollout.old_total_after(target=target, new_ready=want, old_total=old_total)
+        by_name = {c.name: c for c in others}
+        for name, replicas in rollout.shrink([(c.name, c.replicas) for c in others], goal):
+            old = by_name[name]
+            scale_controller(ctx.kube, old.kind, old.namespace, old.name, replicas)
+            ctx.log.info("apps.scaled", controller=old.name, replicas=replicas, step=steps)
+    return {"name": new.name, "replicas": target, "steps": steps, "old": old_names}
+
+
+# --- apps.verify_endpoints -----------------------------------------------------------------------------------------
+@action("apps.verify_endpoints", params=VerifyParams, mutates=False, outputs=("service", "addresses", "pods"))
+def verify_endpoints(ctx: StepContext, p: VerifyParams) -> dict[str, Any]:
+    """Wait until the Service's endpoints are exactly the new version's ready pods; fail at the timeout."""
+    from kubeops.clients.workloads import list_pods, read_endpoints
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    label = version_labels(config, version)[LABEL_VERSION]
+    deadline = time.monotonic() + p.timeout_s
+    while True:
+        pods = list_pods(ctx.kube, namespace=config.namespace, label_selector=app_selector(config))
+        version_of = {pod["metadata"]["name"]: (pod["metadata"].get("labels") or {}).get(LABEL_VERSION) for pod in pods}
+        addresses = read_endpoints(ctx.kube, config.namespace, config.service.name)
+        strangers = sorted({a.pod or a.ip for a in addresses if version_of.get(a.pod or "") != label})
+        ready = sorted(a.pod or a.ip for a in addresses if a.ready)
+        if not strangers and len(ready) >= config.replicas:
+            return {"service": config.service.name, "addresses": len(ready), "pods": ready}
+        if time.monotonic() >= deadline:
+            problem = (
+                f"endpoints not of version {version}: {', '.join(strangers)}"
+                if strangers
+                else f"{len(ready)}/{config.replicas} ready endpoints"
+            )
+            raise ActionError(f"Service {config.namespace}/{config.service.name}: {problem} after {p.timeout_s:g}s")
+        time.sleep(POLL_S)
+
+
+# --- deleting ------------------------------------------------------------------------------------------------------
+def _plan_delete_old(ctx: StepContext, p: VersionParams) -> Plan:
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    _, others = _versions(ctx, config, version)
+    outputs = {"deleted": [c.name for c in others]}
+    if not others:
+        return Plan(summary="no other version to delete", outputs=outputs)
+    return Plan(summary=f"would delete {', '.join(c.ref for c in others)}", outputs=outputs)
+
+
+@action(
+    "apps.delete_old_versions", params=VersionParams, mutates=True, plan=_plan_delete_old, outputs=("deleted",)
+)
+def delete_old_versions(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
+    """Delete every other version's controller; refuses one that still has replicas (it may still serve)."""
+    from kubeops.clients.workloads import delete_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    _, others = _versions(ctx, config, version)
+    serving = [c for c in others if c.replicas > 0]
+    if serving:
+        raise ActionError(
+            f"refusing to delete {_describe(serving)}: still scaled up",
+            hint="run apps.rolling_update to completion first",
+        )
+    deleted = [c.name for c in others if delete_controller(ctx.kube, c.kind, c.namespace, c.name)]
+    ctx.log.info("apps.deleted", controllers=deleted)
+    return {"deleted": deleted}
+
+
+def _plan_delete_version(ctx: StepContext, p: VersionParams) -> Plan:
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    new, _ = _versions(ctx, config, version)
+    name = controller_name(config.name, version)
+    if new is None:
+        return Plan(summary=f"{name} does not exist: nothing to delete", outputs={"deleted": False})
+    return Plan(summary=f"would delete {new.ref} and its {new.replicas} pod(s)", outputs={"deleted": True})
+
+
+@action(
+    "apps.delete_version", params=VersionParams, mutates=True, plan=_plan_delete_version, outputs=("deleted",)
+)
+def delete_version(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
+    """Delete one version's controller and its pods (already gone: nothing to do)."""
+    from kubeops.clients.workloads import delete_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    deleted = delete_controller(ctx.kube, config.controller, config.namespace, controller_name(config.name, version))
+    return {"deleted": deleted}
+
+
+# --- apps.rollback -------------------------------------------------------------------------------------------------
+def _plan_rollback(ctx: StepContext, p: RollbackParams) -> Plan:
+    from kubeops.clients.workloads import get_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    new, _ = _versions(ctx, config, version)
+    if new is None:
+        return Plan(summary="the new version does not exist: nothing to roll back", outputs=_rollback_out(False))
+    details = []
+    for entry in _previous(new):
+        old = get_controller(ctx.kube, entry["kind"], config.namespace, entry["name"])
+        state = "missing!" if old is None else f"{old.replicas} now"
+        details.append(f"scale {entry['kind']}/{entry['name']} back to {entry['replicas']} ({state})")
+    details.append(f"delete {new.ref}")
+    return Plan(summary=f"would roll back {new.name}", details=details, outputs=_rollback_out(True))
+
+
+def _rollback_out(rolled_back: bool, restored: list[str] | None = None, removed: str = "") -> dict[str, Any]:
+    return {"rolled_back": rolled_back, "restored": restored or [], "removed": removed}
+
+
+@action(
+    "apps.rollback",
+    params=RollbackParams,
+    mutates=True,
+    plan=_plan_rollback,
+    outputs=("rolled_back", "restored", "removed"),
+)
+def rollback(ctx: StepContext, p: RollbackParams) -> dict[str, Any]:
+    """Scale the previous versions back to their recorded size, wait until they serve, then remove the new one."""
+    from kubeops.clients.workloads import delete_controller, get_controller, scale_controller
+
+    config = _load(ctx, p.app, p.cluster)
+    version = resolve_version(config, p.version)
+    new, _ = _versions(ctx, config, version)
+    if new is None:
+        ctx.log.info("apps.rollback.nothing", version=version)
+        return _rollback_out(False)
+    previous = _previous(new)
+    restored: list[str] = []
+    for entry in previous:
+        old = get_controller(ctx.kube, entry["kind"], config.namespace, entry["name"])
+        if old is None:
+            raise ActionError(
+                f"cannot roll back {new.name}: the previous version {entry['name']} no longer exists",
+                hint=f"{new.name} is left in place so the Service keeps its pods",
+            )
+        want = int(entry["replicas"])
+        if old.replicas < want:
+            old = scale_controller(ctx.kube, old.kind, old.namespace, old.name, want)
+            ctx.log.info("apps.scaled", controller=old.name, replicas=want)
+        _wait_ready(ctx, config, old, want, timeout_s=p.timeout_s)
+        restored.append(old.name)
+    current = get_controller(ctx.kube, new.kind, new.namespace, new.name)
+    if current is not None and current.replicas:
+        scale_controller(ctx.kube, new.kind, new.namespace, new.name, 0)
+    delete_controller(ctx.kube, new.kind, new.namespace, new.name)
+    ctx.log.info("apps.rolled_back", removed=new.name, restored=restored)
+    return _rollback_out(True, restored, new.name)
