@@ -25,8 +25,10 @@ __all__ = [
 
 Obj = dict[str, Any]
 DELETION_TIMEOUT = timedelta(minutes=2)
-# (kind, namespace, name) of a controller -> its desired replicas, or None when it does not exist
-ScaleLookup = Callable[[str, str, str], "int | None"]
+# (kind, namespace, name) of a pod's controller -> (identity of the controller that owns the scale, its desired
+# replicas), or None when it does not exist. A ReplicaSet of a Deployment answers with the Deployment, so the
+# pods of old and new ReplicaSets are counted once, as upstream's finders do.
+ScaleLookup = Callable[[str, str, str], "tuple[str, int] | None"]
 
 
 def is_pod_ready(pod: Mapping[str, Any]) -> bool:
@@ -99,19 +101,16 @@ def _expected_from_controllers(
     pods: Iterable[Mapping[str, Any]], scale_of: ScaleLookup
 ) -> tuple[int | None, str]:
     """Sum of the desired replicas of the pods' distinct controllers, or (None, why) like the real one."""
-    seen: dict[tuple[str, str, str], int] = {}
+    seen: dict[str, int] = {}
     for pod in pods:
         ref = _controller_ref(pod)
         ns = pod["metadata"].get("namespace") or ""
         if ref is None:
             return None, f"found no controller ref for pod {pod['metadata']['name']!r}"
-        key = (ref.get("kind") or "", ns, ref.get("name") or "")
-        if key in seen:
-            continue
-        scale = scale_of(*key)
-        if scale is None:
+        found = scale_of(ref.get("kind") or "", ns, ref.get("name") or "")
+        if found is None:
             return None, f"found no controllers for pod {pod['metadata']['name']!r}"
-        seen[key] = scale
+        seen[found[0]] = found[1]
     return sum(seen.values()), ""
 
 
@@ -205,3 +204,119 @@ def _condition(
 def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Whether writing ``new`` would change anything a reader sees (ignores nothing: conditions keep times)."""
     return dict(old or {}) != dict(new)
+
+
+PDB_RESOURCE = "poddisruptionbudgets.policy"
+_DIRTY = "__pdb__"
+
+
+class PdbController:
+    """Keeps each PDB's member pods from pod events and rewrites the status of PDBs whose members changed
+    (the disruption controller). Also re-checks a PDB when a recorded disruption expires."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.t = tracker
+        self.store = tracker.store
+        self.selectors: dict[str, dict[str, Any]] = {}  # "ns/name" -> selector (None matches nothing)
+        self.by_ns: dict[str, set[str]] = {}
+        self.members: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        tracker.listeners["pods"].append(self._on_pod)
+        tracker.listeners[PDB_RESOURCE].append(self._on_pdb)
+        with self.store.lock:
+            for obj in self.store.iter(PDB_RESOURCE):
+                self._track(obj)
+
+    def _on_pod(self, event: Any) -> None:
+        names = self.by_ns.get(event.namespace)
+        if not names:
+            return
+        new = None if event.type == "DELETED" else event.obj
+        for name in names:
+            key = (event.namespace, name)
+            selector = self.selectors.get(f"{event.namespace}/{name}")
+            in_new = new is not None and selector_matches(selector, new["metadata"].get("labels") or {})
+            in_old = event.old is not None and selector_matches(selector, event.old["metadata"].get("labels") or {})
+            if in_new:
+                self.members[key].add((event.namespace, event.name))
+            elif in_old:
+                self.members[key].discard((event.namespace, event.name))
+            if in_new or in_old:
+                self.t.dirty[_DIRTY].add(key)
+
+    def _on_pdb(self, event: Any) -> None:
+        if event.type == "DELETED":
+            self.selectors.pop(f"{event.namespace}/{event.name}", None)
+            self.by_ns.get(event.namespace, set()).discard(event.name)
+            self.members.pop((event.namespace, event.name), None)
+        else:
+            self._track(event.obj)
+
+    def _track(self, pdb: Obj) -> None:
+        ns, name = pdb["metadata"]["namespace"], pdb["metadata"]["name"]
+        selector = (pdb.get("spec") or {}).get("selector")
+        key = (ns, name)
+        if self.selectors.get(f"{ns}/{name}") != selector or key not in self.members:
+            self.selectors[f"{ns}/{name}"] = selector
+            self.by_ns.setdefault(ns, set()).add(name)
+            self.members[key] = {k for k, p in self.t.pods.items()
+                                 if k[0] == ns and selector_matches(selector, p["metadata"].get("labels") or {})}
+        self.t.dirty[_DIRTY].add(key)
+
+    def scale_of(self, kind: str, ns: str, name: str) -> tuple[str, int] | None:
+        """Upstream's finders: a ReplicaSet owned by a Deployment answers with the Deployment's scale."""
+        from kubeops.sandbox.tracker import OWNER_RESOURCES, controller_ref
+
+        resource = OWNER_RESOURCES.get(kind)
+        if resource is None or kind == "DaemonSet":
+            return None
+        obj = self.store.try_get(resource, ns, name, copy=False)
+        if obj is None:
+            return None
+        if kind == "ReplicaSet":
+            ref = controller_ref(obj)
+            if ref is not None and ref.get("kind") == "Deployment":
+                dep = self.store.try_get("deployments.apps", ns, ref.get("name") or "", copy=False)
+                if dep is None:
+                    return None
+                return f"Deployment/{ns}/{ref.get('name')}", int((dep.get("spec") or {}).get("replicas", 1))
+        return f"{kind}/{ns}/{name}", int((obj.get("spec") or {}).get("replicas", 1))
+
+    def reconcile(self, cluster: Any, now: float) -> None:
+        self.t.fire_timers(now)
+        for ns, _ in self.t.take("__pdb_scale__"):
+            with self.store.lock:
+                for name in self.by_ns.get(ns, ()):
+                    self.t.dirty[_DIRTY].add((ns, name))
+        for key in self.t.take(_DIRTY):
+            self.sync(key, now)
+
+    def sync(self, key: tuple[str, str], now: float) -> None:
+        """Recompute and write one PDB's status (no write when nothing changed)."""
+        from kubeops.sandbox.status import ApiError
+
+        with self.store.lock:
+            pdb = self.store.try_get(PDB_RESOURCE, *key, copy=False)
+            if pdb is None:
+                return
+            pods = [self.t.pods[k] for k in self.members.get(key, ()) if k in self.t.pods]
+            when = datetime.fromtimestamp(now, UTC)
+            status = compute_status(pdb, pods, self.scale_of, now=when)
+            for stamp in (status.get("disruptedPods") or {}).values():
+                self.t.later((_parse_time(stamp) + DELETION_TIMEOUT).timestamp() + 0.01, _DIRTY, key)
+            if pdb.get("status") == status:
+                return
+
+            def write(o: Obj) -> None:
+                o["status"] = status
+
+            try:
+                self.store.modify(PDB_RESOURCE, key[0], key[1], write)
+            except ApiError:
+                self.t.later(now + 0.5, _DIRTY, key)
+
+
+def install(cluster: Any) -> None:
+    """Register the disruption controller (PDB status) on the cluster."""
+    from kubeops.sandbox.tracker import tracker_for
+
+    cluster.add_reconciler(PdbController(tracker_for(cluster)))

@@ -29,6 +29,7 @@ __all__ = [
     "SchedulingIndex",
     "node_allocatable",
     "node_is_ready",
+    "placement_reason",
     "pod_fits",
     "pod_requests",
     "tolerates",
@@ -160,21 +161,26 @@ def _affinity_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     return False
 
 
-def _effective_taints(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _effective_taints(node: Mapping[str, Any], not_ready_taint: bool = True) -> list[Mapping[str, Any]]:
     taints = list((node.get("spec") or {}).get("taints") or ())
-    if not node_is_ready(node) and not any(t.get("key") == TAINT_NOT_READY for t in taints):
+    if not_ready_taint and not node_is_ready(node) and not any(t.get("key") == TAINT_NOT_READY for t in taints):
         taints.append({"key": TAINT_NOT_READY, "effect": "NoSchedule"})
     return taints
 
 
-def _placement_reason(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
-    """Why the pod may not go to the node ignoring resources, in kube-scheduler's words, or None."""
+def placement_reason(
+    pod: Mapping[str, Any], node: Mapping[str, Any], *, not_ready_taint: bool = True
+) -> str | None:
+    """Why the pod may not go to the node ignoring resources, in kube-scheduler's words, or None.
+
+    ``not_ready_taint=False`` ignores the not-ready taint a NotReady node implicitly carries (the DaemonSet
+    controller still wants its pod there; it is bound once the node is Ready)."""
     tolerations = (pod.get("spec") or {}).get("tolerations") or ()
     if (node.get("spec") or {}).get("unschedulable") and not tolerates(
         tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}
     ):
         return "node(s) were unschedulable"
-    for taint in _effective_taints(node):
+    for taint in _effective_taints(node, not_ready_taint):
         if taint.get("effect") not in ("NoSchedule", "NoExecute"):
             continue
         if not tolerates(tolerations, taint):
@@ -222,7 +228,7 @@ def unfit_reason(
     pod: Mapping[str, Any], node: Mapping[str, Any], bound_pods: Iterable[Mapping[str, Any]]
 ) -> str | None:
     """Why the pod would not be scheduled onto the node, or None when it fits."""
-    reason = _placement_reason(pod, node)
+    reason = placement_reason(pod, node)
     if reason:
         return reason
     return free_on(node, bound_pods).reason(*pod_requests(pod))
@@ -325,7 +331,7 @@ class SchedulingIndex:
         start = self._cursor % n
         for i in range(n):
             name = order[(start + i) % n]
-            reason = _placement_reason(pod, self.nodes[name]) or self.free[name].reason(cpu, mem)
+            reason = placement_reason(pod, self.nodes[name]) or self.free[name].reason(cpu, mem)
             if reason is None:
                 self._cursor = start + i + 1
                 return name, ""
@@ -341,3 +347,88 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
     if (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
         return False
     return ((pod.get("status") or {}).get("phase") or "Pending") == "Pending"
+
+
+_BIND_BATCH = 2000  # pods bound per store-lock hold, so API requests interleave with a big start-up
+
+
+class SchedulerReconciler:
+    """Binds pending pods each tick; pods that fit nowhere get ``PodScheduled=False/Unschedulable`` and are
+    retried when capacity changes (a node added, changed or freed)."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.t = tracker
+        self.store = tracker.store
+
+    def reconcile(self, cluster: Any, now: float) -> None:
+        t = self.t
+        with self.store.lock:
+            keys = t.pending
+            t.pending = set()
+            if t.capacity_changed:
+                keys |= t.unschedulable
+                t.unschedulable = set()
+                t.capacity_changed = False
+        if not keys:
+            return
+        order = sorted(keys, key=lambda k: ((t.pods.get(k) or {}).get("metadata", {}).get("creationTimestamp") or "",
+                                            k))
+        for i in range(0, len(order), _BIND_BATCH):
+            with self.store.lock:
+                for key in order[i:i + _BIND_BATCH]:
+                    pod = t.pods.get(key)
+                    if pod is None or not needs_scheduling(pod):
+                        continue
+                    node, message = t.sched.choose(pod)
+                    if node is not None:
+                        self._bind(pod, node, now)
+                    else:
+                        t.unschedulable.add(key)
+                        self._unschedulable(pod, message, now)
+
+    def _bind(self, pod: Obj, node: str, now: float) -> None:
+        from kubeops.sandbox.store import rfc3339
+
+        uid = pod["metadata"]["uid"]
+
+        def write(o: Obj) -> Any:
+            if o["metadata"].get("uid") != uid or (o.get("spec") or {}).get("nodeName"):
+                return False
+            o["spec"]["nodeName"] = node
+            status = o.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": rfc3339(now)})
+            status["conditions"] = conds
+            return None
+
+        self.store.modify("pods", pod["metadata"].get("namespace"), pod["metadata"]["name"], write)
+
+    def _unschedulable(self, pod: Obj, message: str, now: float) -> None:
+        from kubeops.sandbox.store import rfc3339
+
+        current = next((c for c in (pod.get("status") or {}).get("conditions") or ()
+                        if c.get("type") == "PodScheduled"), None)
+        if current is not None and current.get("status") == "False" and current.get("message") == message:
+            return
+        uid = pod["metadata"]["uid"]
+
+        def write(o: Obj) -> Any:
+            if o["metadata"].get("uid") != uid:
+                return False
+            status = o.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                          "lastTransitionTime": rfc3339(now), "reason": "Unschedulable", "message": message})
+            status["conditions"] = conds
+            status.setdefault("phase", "Pending")
+            return None
+
+        self.store.modify("pods", pod["metadata"].get("namespace"), pod["metadata"]["name"], write)
+
+
+def install(cluster: Any) -> None:
+    """Register the scheduler on the cluster (after the controllers, so new pods bind in the same tick)."""
+    from kubeops.sandbox.tracker import tracker_for
+
+    cluster.add_reconciler(SchedulerReconciler(tracker_for(cluster)))

@@ -135,7 +135,7 @@ class TestPdbStatus:
         return ps
 
     def test_min_available_int_counts_matching_pods(self):
-        st = pdb.compute_status(budget(minAvailable=2), self.pods(3), lambda *k: 3)
+        st = pdb.compute_status(budget(minAvailable=2), self.pods(3), lambda *k: ("rs", 3))
         got = (st["currentHealthy"], st["desiredHealthy"], st["expectedPods"], st["disruptionsAllowed"])
         assert got == (3, 2, 3, 1)
         assert st["observedGeneration"] == 2
@@ -143,17 +143,17 @@ class TestPdbStatus:
 
     def test_max_unavailable_percent_rounds_up_against_controller_scale(self):
         # 25% of 5 -> 2 (rounded up): desired 3
-        st = pdb.compute_status(budget(maxUnavailable="25%"), self.pods(5), lambda *k: 5)
+        st = pdb.compute_status(budget(maxUnavailable="25%"), self.pods(5), lambda *k: ("rs", 5))
         assert (st["desiredHealthy"], st["expectedPods"], st["disruptionsAllowed"]) == (3, 5, 2)
 
     def test_min_available_percent_rounds_up(self):
-        st = pdb.compute_status(budget(minAvailable="50%"), self.pods(3), lambda *k: 3)
+        st = pdb.compute_status(budget(minAvailable="50%"), self.pods(3), lambda *k: ("rs", 3))
         assert st["desiredHealthy"] == 2
 
     def test_unready_and_terminating_pods_are_not_healthy(self):
         ps = self.pods(2, unready=1)
         ps[0]["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
-        st = pdb.compute_status(budget(minAvailable=1), ps, lambda *k: 3)
+        st = pdb.compute_status(budget(minAvailable=1), ps, lambda *k: ("rs", 3))
         assert st["currentHealthy"] == 1
         assert st["disruptionsAllowed"] == 0
         assert st["conditions"][0] == {**st["conditions"][0], "status": "False", "reason": "InsufficientPods"}
