@@ -82,9 +82,7 @@ def _build(node: yaml.Node, key: PathKey, lines: dict[PathKey, int], loader: _Bu
             result[name] = _build(value_node, child, lines, loader, path)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*key, index), lines, loader, path) for index, item in enumerate(node.value)
-        ]
+        return [_build(item, (*key, index), lines, loader, path) for index, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

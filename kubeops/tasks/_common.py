@@ -1,0 +1,170 @@
+"""What every task module shares: flags -> Settings, ``--param k=v`` parsing, running a playbook, exit codes.
+
+Exit codes are decided here and nowhere else:
+0 success (also: outside the maintenance window, nothing done); 1 a step failed (resumable; the message says
+how); 2 invalid input, nothing changed (bad flags, bad playbook, unknown node found by read-only checks);
+3 another run holds the cluster's lock.
+
+Imports of the engine happen inside functions so that listing tasks stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from invoke import Exit
+
+if TYPE_CHECKING:
+    from kubeops.actions.registry import Registry
+    from kubeops.engine.checkpoints import RunRecord
+    from kubeops.settings import Settings
+
+EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def build_settings(cluster: str | None = None, log_format: str | None = None) -> Settings:
+    """Settings for `--cluster` (default: sandbox) and `--log-format` (auto, console, json)."""
+    from kubeops.errors import InputError
+    from kubeops.settings import DEFAULT_CLUSTER, load_settings
+
+    fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
+    if fmt not in ("auto", "console", "json"):
+        raise InputError(f"--log-format must be auto, console or json, got {fmt!r}")
+    return load_settings(cluster or os.environ.get("KUBEOPS_CLUSTER") or DEFAULT_CLUSTER, log_format=fmt)
+
+
+def parse_params(pairs: Iterable[str] | None) -> dict[str, str]:
+    """``["node=w1", "count=2"]`` -> ``{"node": "w1", "count": "2"}``; values are typed later, per playbook."""
+    from kubeops.errors import InputError
+
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--param expects name=value, got {pair!r}")
+        out[name.strip()] = value
+    return out
+
+
+def registry() -> Registry:
+    """The default registry plus the modules named in `$KUBEOPS_ACTION_MODULES` (comma-separated; tests)."""
+    from kubeops.actions.registry import default_registry
+
+    reg = default_registry()
+    for name in filter(None, (m.strip() for m in os.environ.get("KUBEOPS_ACTION_MODULES", "").split(","))):
+        importlib.import_module(name)
+    return reg
+
+
+def build_guard(settings: Settings) -> Any:
+    """The run guard (lock, windows, notifications) when `kubeops.engine.guard` provides `build_guard(settings)`."""
+    try:
+        module = importlib.import_module("kubeops.engine.guard")
+    except ModuleNotFoundError as exc:
+        if exc.name != "kubeops.engine.guard":
+            raise
+        return None
+    return module.build_guard(settings)
+
+
+def setup_logging(settings: Settings) -> None:
+    from kubeops.engine.logging import configure_logging
+
+    configure_logging(log_format=settings.log_format)
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn kubeops errors into `invoke.Exit(message, code)`: the one place exit codes are decided."""
+    from kubeops.errors import InputError, KubeopsError, LockHeld, OutsideWindow, StepFailed
+
+    try:
+        yield
+    except OutsideWindow as exc:
+        raise Exit(f"outside window: {exc}", EXIT_OK) from None
+    except LockHeld as exc:
+        raise Exit(f"error: {exc}", EXIT_LOCKED) from None
+    except StepFailed as exc:
+        raise Exit(f"error: {exc}", EXIT_STEP_FAILED) from None
+    except InputError as exc:
+        raise Exit(f"error: {exc}", EXIT_INPUT) from None
+    except KubeopsError as exc:
+        raise Exit(f"error: {exc}", EXIT_STEP_FAILED) from None
+
+
+def print_record_summary(record: RunRecord, *, out: Any = None) -> None:
+    """Human summary of a finished run on stdout: the plan for a dry run, the step statuses otherwise."""
+    out = out or sys.stdout
+    dry = record.get("dry_run")
+    title = "dry run (nothing changed)" if dry else f"run {record['id']}"
+    print(
+        f"{title}: playbook {record['playbook']['name']} on cluster {record['cluster']}: {record['status']}", file=out
+    )
+    for s in record["steps"]:
+        status = s["status"]
+        if dry:
+            if s.get("plan"):
+                line = f"would {s['plan']['summary']}"
+            elif status == "done":
+                line = "read: " + _short(s.get("outputs"))
+            elif status == "skipped":
+                line = f"skipped ({s.get('skip_reason', 'condition is false')})"
+            else:
+                line = status + (f": {s['error']}" if s.get("error") else "")
+        else:
+            line = status + (f": {s['error']}" if s.get("error") else "")
+        prefix = "  cleanup " if s.get("phase") == "cleanup" else "  "
+        print(f"{prefix}{s['name']} [{s['action']}]: {line}", file=out)
+        if dry and s.get("plan"):
+            for detail in s["plan"].get("details", []):
+                print(f"      - {detail}", file=out)
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    import json
+
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_playbook_task(
+    c: Any,
+    playbook: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    cluster: str | None = None,
+    log_format: str | None = None,
+) -> RunRecord:
+    """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
+
+    Domain tasks are one call: ``run_playbook_task(c, "decommission-node", params={"node": node},
+    dry_run=dry_run, cluster=cluster, log_format=log_format)``. `params` values may be typed or strings.
+    """
+    with exit_codes():
+        settings = build_settings(cluster, log_format)
+        setup_logging(settings)
+        from kubeops.engine.api import run_playbook
+
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        record = run_playbook(
+            playbook,
+            settings=settings,
+            params=given,
+            dry_run=dry_run,
+            registry=registry(),
+            guard=None if dry_run else build_guard(settings),
+        )
+        print_record_summary(record)
+        if record["status"] == "paused":
+            raise Exit(
+                f"outside window: run {record['id']} paused ({record.get('error')}); it continues with "
+                f"`invoke resume --run={record['id']}`",
+                EXIT_OK,
+            )
+        return record

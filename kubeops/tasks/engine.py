@@ -1,0 +1,137 @@
+"""Engine tasks: run, validate, runs, show, resume. Thin: parse flags, call kubeops.engine.api, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from invoke import Exit, task
+
+from kubeops.tasks import _common
+
+_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
+_LOG = "auto (console on a terminal, JSON otherwise), console or json"
+
+
+@task(
+    iterable=["param"],
+    help={
+        "playbook": "playbook name (in playbooks/) or path to a YAML file",
+        "param": "playbook parameter name=value (repeatable)",
+        "dry-run": "run read-only steps, only plan mutating ones; changes nothing",
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    },
+)
+def run(c, playbook, param=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Run a playbook (checkpointed; resumable with `resume`)."""
+    with _common.exit_codes():
+        params = _common.parse_params(param)
+    _common.run_playbook_task(c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+
+
+@task(help={"playbook": "playbook name (in playbooks/) or path to a YAML file"})
+def validate(c, playbook):  # type: ignore[no-untyped-def]
+    """Check a playbook (actions, arguments, references, includes) without running anything."""
+    with _common.exit_codes():
+        from kubeops.engine.api import load_playbook
+
+        pb = load_playbook(playbook, registry=_common.registry())
+        print(
+            f"ok: {pb.name} ({pb.path}): {len(pb.steps)} steps, {len(pb.cleanup)} cleanup steps, "
+            f"params: {', '.join(p.name for p in pb.params) or '(none)'}"
+        )
+
+
+def _current_step(record: dict[str, Any]) -> str:
+    for s in record.get("steps", []):
+        if s.get("status") in ("running", "failed"):
+            return str(s["name"])
+    for s in record.get("steps", []):
+        if s.get("status") == "pending":
+            return str(s["name"])
+    return "-"
+
+
+@task(help={"json": "print records as JSON", "cluster": _CLUSTER, "all": "runs of every cluster"})
+def runs(c, json_=False, cluster=None, all_=False):  # type: ignore[no-untyped-def]
+    """List runs: id, playbook, cluster, status, started, current step."""
+    with _common.exit_codes():
+        from kubeops.engine.api import list_runs
+
+        settings = _common.build_settings(cluster)
+        records = list_runs(settings=settings, all_clusters=all_)
+        if json_:
+            print(json.dumps(records, indent=1))
+            return
+        rows = [("ID", "PLAYBOOK", "CLUSTER", "STATUS", "STARTED", "STEP")]
+        for r in records:
+            rows.append((r["id"], r["playbook"]["name"], r["cluster"], r["status"], r["started"], _current_step(r)))
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@task(help={"run": "run id (see `runs`)", "json": "print the record as JSON", "cluster": _CLUSTER})
+def show(c, run, json_=False, cluster=None):  # type: ignore[no-untyped-def]
+    """Show one run: steps, attempts, outputs, errors."""
+    with _common.exit_codes():
+        from kubeops.engine.api import get_run
+
+        record = get_run(run, settings=_common.build_settings(cluster))
+        if json_:
+            print(json.dumps(record, indent=1))
+            return
+        _print_run(record)
+
+
+def _print_run(record: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    pb = record["playbook"]
+    print(f"run {record['id']}  playbook {pb['name']} ({pb.get('path')})  cluster {record['cluster']}", file=out)
+    print(
+        f"status {record['status']}  started {record['started']}  finished {record.get('finished') or '-'}  "
+        f"host {record.get('host')} pid {record.get('pid')}",
+        file=out,
+    )
+    print(f"params {json.dumps(record.get('params', {}), sort_keys=True)}", file=out)
+    if record.get("error"):
+        print(f"error {record['error']}", file=out)
+    for s in record["steps"]:
+        phase = "cleanup " if s.get("phase") == "cleanup" else ""
+        print(f"  {phase}{s['name']} [{s['action']}] {s['status']} attempts={s.get('attempts', 0)}", file=out)
+        if s.get("outputs"):
+            print(f"      outputs: {json.dumps(s['outputs'], sort_keys=True)[:400]}", file=out)
+        if s.get("intent"):
+            print(f"      intent: {json.dumps(s['intent'], sort_keys=True)[:400]}", file=out)
+        if s.get("error"):
+            print(f"      error: {s['error']}", file=out)
+    if record["status"] in ("failed", "paused", "running"):
+        print(f"resume with: invoke resume --run={record['id']}", file=out)
+
+
+@task(
+    help={
+        "run": "run id (default: the latest unfinished run of the cluster)",
+        "force": "continue even though the playbook changed since the run started",
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    }
+)
+def resume(c, run=None, force=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Continue a failed, paused or crashed run from its first step not done."""
+    with _common.exit_codes():
+        from kubeops.engine.api import get_run, resume_run
+
+        settings = _common.build_settings(cluster, log_format)
+        _common.setup_logging(settings)
+        if run is not None and get_run(run, settings=settings).get("status") == "done":
+            print(f"run {run} is already done; nothing to resume")
+            return
+        record = resume_run(
+            run, settings=settings, force=force, registry=_common.registry(), guard=_common.build_guard(settings)
+        )
+        _common.print_record_summary(record)
+        if record["status"] == "paused":
+            raise Exit(f"outside window: run {record['id']} paused again ({record.get('error')})", 0)
