@@ -4,7 +4,7 @@ Everything is throwaway and lives in one temp folder: a host key, a client key, 
 the pid file, the server log and a known_hosts holding the host key for ``[127.0.0.1]:PORT``. The server runs as
 the current user (root in CI). Tests skip, with the reason, only when sshd cannot exist on this machine.
 
-Use: ``from tests.ssh_fixture import sshd  # noqa: F401`` in a conftest or test module.
+Use: ``from tests.ssh_fixture import sshd_server  # noqa: F401`` in a conftest or test module, then ask for `sshd`.
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ def stop_sshd(server: Sshd) -> None:
         server.process.wait()
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+@pytest.fixture(scope="session", name="sshd")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A real sshd on 127.0.0.1 with throwaway keys; skips only when sshd is not installed."""
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     try:

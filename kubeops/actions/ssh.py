@@ -46,6 +46,10 @@ def resolve_host(ctx: StepContext, node: str, override: str | None) -> tuple[str
 
 def normalise_commands(command: list[str] | list[list[str]]) -> list[list[str]]:
     """One argument list, or a list of them, as a list of argument lists (each non-empty)."""
+    if isinstance(command, str):
+        raise InputError(
+            f"ssh: `command` must be a list of arguments, not the string {command!r}: the shell never splits it"
+        )
     if not command:
         raise InputError("ssh: `command` is empty; give an argument list such as [systemctl, restart, kubelet]")
     if all(isinstance(c, str) for c in command):

@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 from tests.aws_fixtures import moto, moto_session  # noqa: F401  (pytest fixtures: a real moto_server)
-from tests.ssh_fixture import sshd  # noqa: F401  (a pytest fixture, found by name)
+from tests.ssh_fixture import sshd_server  # noqa: F401  (provides the `sshd` fixture)
