@@ -1,0 +1,87 @@
+"""Tasks `render` (print an app's manifests) and `deploy` (run the rolling-deploy playbook for an app).
+
+Thin on purpose: flags in, one call, text out. `deploy` loads and validates the app config before the playbook
+starts, so a bad config exits 2 naming file, line and field, with nothing changed.
+"""
+
+from __future__ import annotations
+
+from invoke import Context, task
+
+
+def _load(app: str, cluster: str | None):  # -> AppConfig; imports stay inside so listing tasks is fast
+    """The app's config for the selected cluster, read from the same inventory folder as the cluster's file."""
+    from pathlib import Path
+
+    from kubeops.apps.config import load_app
+    from kubeops.settings import inventory_dir
+    from kubeops.tasks._common import build_settings
+
+    if not app:
+        from kubeops.errors import InputError
+
+        raise InputError("--app is required", hint="e.g. --app=my-component (a file in inventory/apps/)")
+    settings = build_settings(cluster)
+    inventory = Path(settings.inventory_path).parent if settings.inventory_path else inventory_dir()
+    return load_app(app, inventory=inventory, cluster=settings.cluster)
+
+
+@task(
+    help={
+        "app": "app name (inventory/apps/<app>.yaml) or path to its config",
+        "version": "version to render (default: the config's `version`)",
+        "cluster": "cluster whose overrides apply, and whose inventory is read (default sandbox)",
+    }
+)
+def render(c: Context, app: str = "", version: str = "", cluster: str | None = None) -> None:
+    """Print the app's role Service and versioned controller as YAML (nothing is sent anywhere)."""
+    from kubeops.apps.render import render as render_manifests
+    from kubeops.apps.render import to_yaml
+    from kubeops.tasks._common import exit_codes
+
+    with exit_codes():
+        config = _load(app, cluster)
+        print(to_yaml(render_manifests(config, version or None)), end="")
+
+
+@task(
+    help={
+        "app": "app name (inventory/apps/<app>.yaml) or path to its config",
+        "version": "version to deploy (default: the config's `version`)",
+        "cluster": "inventory/<cluster>.yaml to use, and whose app overrides apply (default sandbox)",
+        "surge": "pods added to the new version (and removed from the old) per step; default: rollout.surge",
+        "step_timeout": "seconds each step's new pods get to become ready; default: rollout.step_timeout_s",
+        "dry_run": "print the manifests and what would change; send creates/patches with dryRun=All only",
+        "log_format": "auto (console on a terminal, JSON otherwise), console or json",
+    }
+)
+def deploy(
+    c: Context,
+    app: str = "",
+    version: str = "",
+    cluster: str | None = None,
+    surge: int = 0,
+    step_timeout: int = 0,
+    dry_run: bool = False,
+    log_format: str | None = None,
+) -> None:
+    """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure."""
+    from kubeops.apps.render import resolve_version
+    from kubeops.tasks._common import exit_codes, run_playbook_task
+
+    with exit_codes():
+        config = _load(app, cluster)
+        resolve_version(config, version or None)  # no version anywhere: exit 2 before the run starts
+    run_playbook_task(
+        c,
+        "rolling-deploy",
+        params={
+            "app": app,
+            "version": version,
+            "surge": int(surge),
+            "step_timeout_s": float(step_timeout),
+        },
+        dry_run=dry_run,
+        cluster=cluster,
+        log_format=log_format,
+    )
