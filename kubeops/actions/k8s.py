@@ -74,7 +74,7 @@ def _plan_cordon(ctx: StepContext, p: NodeParams) -> Plan:
     _get(ctx, p.node)
     before, changed = nodes.set_unschedulable(ctx.kube, p.node, True)  # dryRun=All: validated, not applied
     was = bool((before.get("spec") or {}).get("unschedulable"))
-    summary = f"would cordon node {p.node}" if changed else f"node {p.node} is already cordoned; nothing to do"
+    summary = f"cordon node {p.node}" if changed else f"leave node {p.node} as is (already cordoned)"
     return Plan(summary=summary, outputs={"node": p.node, "was_cordoned": was, "changed": changed})
 
 
@@ -108,12 +108,12 @@ def _plan_uncordon(ctx: StepContext, p: UncordonParams) -> Plan:
 
     if p.unless_was_cordoned:
         return Plan(
-            summary=f"would leave node {p.node} cordoned (it was cordoned before this run)",
+            summary=f"leave node {p.node} cordoned (it was cordoned before this run)",
             outputs={"node": p.node, "changed": False, "skipped": True},
         )
     _get(ctx, p.node)
     _, changed = nodes.set_unschedulable(ctx.kube, p.node, False)
-    summary = f"would uncordon node {p.node}" if changed else f"node {p.node} is schedulable; nothing to do"
+    summary = f"uncordon node {p.node}" if changed else f"leave node {p.node} as is (already schedulable)"
     return Plan(summary=summary, outputs={"node": p.node, "changed": changed, "skipped": False})
 
 
@@ -160,7 +160,7 @@ def _metadata_change(ctx: StepContext, node: str, what: str, values: dict[str, s
 
 def _plan_label(ctx: StepContext, p: LabelParams) -> Plan:
     changed = _metadata_change(ctx, p.node, "labels", p.labels, p.remove)
-    summary = f"would update labels of node {p.node}" if changed else f"labels of node {p.node} already match"
+    summary = f"update labels of node {p.node}" if changed else f"leave labels of node {p.node} (already as asked)"
     return Plan(summary=summary, details=[f"{k}={v}" for k, v in p.labels.items()] + [f"{k}-" for k in p.remove],
                 outputs={"node": p.node, "changed": changed})
 
@@ -173,7 +173,7 @@ def label(ctx: StepContext, p: LabelParams) -> dict[str, Any]:
 
 def _plan_annotate(ctx: StepContext, p: AnnotateParams) -> Plan:
     changed = _metadata_change(ctx, p.node, "annotations", p.annotations, p.remove)
-    summary = f"would update annotations of node {p.node}" if changed else "annotations already match"
+    summary = f"update annotations of node {p.node}" if changed else f"leave annotations of node {p.node} as asked"
     return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
 
 
@@ -226,13 +226,13 @@ def _untaint(ctx: StepContext, p: UntaintParams) -> bool:
 def _plan_taint(ctx: StepContext, p: TaintParams) -> Plan:
     changed = _taint(ctx, p)
     text = f"{p.key}={p.value}:{p.effect}"
-    summary = f"would taint node {p.node} with {text}" if changed else f"node {p.node} already has {text}"
+    summary = f"taint node {p.node} with {text}" if changed else f"leave node {p.node} as is (already has {text})"
     return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
 
 
 def _plan_untaint(ctx: StepContext, p: UntaintParams) -> Plan:
     changed = _untaint(ctx, p)
-    summary = f"would remove taint {p.key} from node {p.node}" if changed else f"node {p.node} has no taint {p.key}"
+    summary = f"remove taint {p.key} from node {p.node}" if changed else f"leave node {p.node} as is (no taint {p.key})"
     return Plan(summary=summary, outputs={"node": p.node, "changed": changed})
 
 
@@ -398,7 +398,7 @@ def _plan_drain(ctx: StepContext, p: DrainParams) -> Plan:
     for key, info in outputs["blocked"].items():
         budgets = ", ".join(info["budgets"]) or "unnamed budget"
         details.append(f"BLOCKED {key} by PodDisruptionBudget {budgets}: {info['message']}")
-    summary = f"would drain node {p.node}: {len(outputs['evicted'])} eviction(s), {len(outputs['deleted'])} delete(s)"
+    summary = f"drain node {p.node}: {len(outputs['evicted'])} eviction(s), {len(outputs['deleted'])} delete(s)"
     if outputs["blocked"]:
         summary += f"; {len(outputs['blocked'])} currently refused by a budget (retried until the timeout)"
     return Plan(summary=summary, details=details, outputs=outputs)
@@ -435,7 +435,7 @@ def _plan_delete_node(ctx: StepContext, p: NodeParams) -> Plan:
     from kubeops.clients import nodes
 
     existed = nodes.delete_node(ctx.kube, p.node)  # dryRun=All
-    summary = f"would delete node {p.node}" if existed else f"node {p.node} does not exist; nothing to do"
+    summary = f"delete node {p.node}" if existed else f"skip deleting node {p.node} (it does not exist)"
     return Plan(summary=summary, outputs={"node": p.node, "deleted": existed})
 
 

@@ -1,0 +1,147 @@
+"""Node tasks: decommission, maintain, drain, cordon, uncordon. Each is one playbook run; thin on purpose.
+
+Flags become playbook parameters; `_common.run_playbook_task` loads settings, runs the engine, prints the
+summary and turns errors into exit codes (2: bad input or unknown node, nothing changed; 1: a step failed,
+the run is resumable with `invoke resume`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import task
+
+from kubeops.tasks import _common
+
+_NODE = "the node's name (as `kubectl get nodes` shows it)"
+_DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
+_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
+_LOG = "auto (console on a terminal, JSON otherwise), console or json"
+_DRAIN_HELP = {
+    "ignore-daemonsets": "leave DaemonSet pods (default: yes; --no-ignore-daemonsets refuses them like kubectl)",
+    "delete-emptydir-data": "allow evicting pods that use emptyDir (their data is lost)",
+    "force": "allow deleting pods that no controller will recreate",
+    "grace-period": "termination grace in seconds for every pod (-1: each pod's own)",
+    "timeout": "seconds budgets may hold the drain up before the step fails (node stays cordoned)",
+}
+
+
+def _need(node: str | None) -> str:
+    """`--node` is a flag (not positional) so `--help` after the task works; it is still required."""
+    if not node:
+        with _common.exit_codes():
+            from kubeops.errors import InputError
+
+            raise InputError("--node is required", hint="e.g. --node=worker-2 (see `kubectl get nodes`)")
+    return str(node)
+
+
+def _drain_params(
+    node: str | None, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool, grace_period: int,
+    timeout: float | None,
+) -> dict[str, Any]:
+    return {
+        "node": _need(node),
+        "ignore_daemonsets": bool(ignore_daemonsets),
+        "delete_emptydir_data": bool(delete_emptydir_data),
+        "force": bool(force),
+        "grace_period_s": int(grace_period),
+        "timeout_s": float(timeout) if timeout is not None else None,
+    }
+
+
+def _split_commands(commands: list[str] | None) -> list[list[str]]:
+    """Each ``--command`` is split like a shell would split it, into an argument list (never run by a shell)."""
+    import shlex
+
+    from kubeops.errors import InputError
+
+    out: list[list[str]] = []
+    for text in commands or ():
+        try:
+            argv = shlex.split(text)
+        except ValueError as exc:
+            raise InputError(f"--command {text!r}: {exc}") from None
+        if not argv:
+            raise InputError("--command must not be empty")
+        out.append(argv)
+    return out
+
+
+@task(
+    help={
+        "node": _NODE,
+        "delete-node": "delete the Node object once it is empty",
+        **_DRAIN_HELP,
+        "dry-run": _DRY,
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    }
+)
+def decommission(  # type: ignore[no-untyped-def]
+    c, node=None, delete_node=False, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1,
+    timeout=None, dry_run=False, cluster=None, log_format=None,
+):
+    """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally delete it."""
+    params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
+    params["delete_node"] = bool(delete_node)
+    _common.run_playbook_task(
+        c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+    )
+
+
+@task(
+    iterable=["command"],
+    help={
+        "node": _NODE,
+        "command": "a maintenance command run on the node over SSH (repeatable; split like a shell, never "
+        "interpreted by one)",
+        "reboot": "reboot the node after the commands and wait until it is Ready again",
+        "no-sudo": "run the commands as the SSH user instead of with `sudo -n`",
+        **_DRAIN_HELP,
+        "dry-run": _DRY,
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    },
+)
+def maintain(  # type: ignore[no-untyped-def]
+    c, node=None, command=None, reboot=False, no_sudo=False, ignore_daemonsets=True, delete_emptydir_data=False,
+    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None,
+):
+    """Cordon and drain a node, run maintenance over SSH, optionally reboot, wait Ready, uncordon."""
+    with _common.exit_codes():
+        commands = _split_commands(command)
+    params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
+    params.update({"commands": commands, "reboot": bool(reboot), "sudo": not no_sudo})
+    _common.run_playbook_task(
+        c, "maintain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+    )
+
+
+@task(help={"node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
+def drain(  # type: ignore[no-untyped-def]
+    c, node=None, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1, timeout=None,
+    dry_run=False, cluster=None, log_format=None,
+):
+    """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
+    params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
+    _common.run_playbook_task(c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+
+
+@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
+def cordon(c, node=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Mark a node unschedulable (idempotent)."""
+    _common.run_playbook_task(
+        c, "cordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
+        log_format=log_format,
+    )
+
+
+@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
+def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Make a node schedulable again (idempotent)."""
+    _common.run_playbook_task(
+        c, "uncordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
+        log_format=log_format,
+    )
+
