@@ -157,6 +157,8 @@ class Controllers:
                 self._guard(self._replicaset, key, now, resource)
         for key in t.take("statefulsets.apps"):
             self._guard(self._statefulset, key, now)
+        for key in t.take("jobs.batch"):
+            self._guard(self._job, key, now)
         ds_keys = t.take("daemonsets.apps")
         if t.take("__daemonsets__"):
             ds_keys |= {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.iter("daemonsets.apps")}
@@ -576,6 +578,53 @@ class Controllers:
             pod["spec"].setdefault("subdomain", service)
         return pod
 
+    # -- Job ------------------------------------------------------------------------------------------------
+    def _job(self, key: Key, now: float) -> None:
+        """Keep ``parallelism`` pods running until ``completions`` pods succeeded (no retries of failures
+        beyond ``backoffLimit`` counting)."""
+        job = self.store.try_get("jobs.batch", *key, copy=False)
+        if job is None or job["metadata"].get("deletionTimestamp"):
+            return
+        spec = job.get("spec") or {}
+        completions = int(spec.get("completions", 1) if spec.get("completions") is not None else 1)
+        parallelism = int(spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1)
+        pods = self.t.pods_of(job["metadata"]["uid"])
+        succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
+        failed = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Failed")
+        active = [p for p in pods if _active(p)]
+        old = job.get("status") or {}
+        done = succeeded >= completions
+        want = 0 if done else min(parallelism, completions - succeeded) - len(active)
+        if want > 0 and not spec.get("suspend"):
+            uid = job["metadata"]["uid"]
+            name = job["metadata"]["name"]
+            labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                      "controller-uid": uid, "job-name": name}
+            self._create_pods([_pod_from_template(job, spec.get("template") or {}, f"{name}-{random_suffix()}",
+                                                  labels=labels) for _ in range(want)])
+            active = [p for p in self.t.pods_of(uid) if _active(p)]
+        status: Obj = {"startTime": old.get("startTime") or rfc3339(now)}
+        if active:
+            status["active"] = len(active)
+            status["ready"] = sum(1 for p in active if is_pod_ready(p))
+        if succeeded:
+            status["succeeded"] = succeeded
+        if failed:
+            status["failed"] = failed
+        status["terminating"] = 0
+        if done:
+            stamp = old.get("completionTime") or rfc3339(now)
+            status["completionTime"] = stamp
+            status["conditions"] = [
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                 "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
+                 "lastTransitionTime": stamp},
+                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+                 "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
+                 "lastTransitionTime": stamp},
+            ]
+        self._set_status("jobs.batch", job, status)
+
     # -- DaemonSet -----------------------------------------------------------------------------------------
     def _daemonset(self, key: Key, now: float) -> None:
         ds = self.store.try_get("daemonsets.apps", *key, copy=False)
@@ -697,6 +746,7 @@ def _resource_of(fn: Any) -> str:
         "_replicaset": "replicasets.apps",
         "_statefulset": "statefulsets.apps",
         "_daemonset": "daemonsets.apps",
+        "_job": "jobs.batch",
     }.get(getattr(fn, "__name__", ""), "replicasets.apps")
 
 

@@ -108,6 +108,7 @@ class Kubelet:
         self._seq = itertools.count()
         self.store.deletion_handlers["pods"] = self._on_delete
         tracker.listeners["pods"].append(self._release_ip)
+        tracker.listeners["pods"].append(self._adopt_loaded)
 
     # -- graceful deletion (called by the store under its lock) ----------------------------------------------
     def _on_delete(self, pod: Obj) -> None:
@@ -122,6 +123,19 @@ class Kubelet:
             n = self._ip_of.pop(event.obj["metadata"].get("uid") or "", None)
             if n is not None:
                 self._free_ips.append(n)
+
+    def _adopt_loaded(self, event: Any) -> None:
+        """Pods created already Running (scenario bare pods) still become Ready after their delay."""
+        if event.type != "ADDED":
+            return
+        pod = event.obj
+        status = pod.get("status") or {}
+        if status.get("phase") != "Running" or _is_ready(pod) or _truthy(pod, ANN_NEVER_READY):
+            return
+        delay = _ann_float(pod, ANN_READINESS_DELAY) or 0.0
+        started = status.get("startTime")
+        due = (parse_time(started) if started else self.store.now()) + delay
+        self.t.later(due, "__ready__", (event.namespace, event.name))
 
     def _allocate_ip(self, uid: str) -> str:
         n = self._free_ips.pop() if self._free_ips else next(self._ips)

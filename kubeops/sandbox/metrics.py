@@ -338,3 +338,67 @@ def pod_metrics(pod: Mapping[str, Any], *, now: float | None = None) -> Obj | No
             for c, cpu, mem in _container_split(pod)
         ],
     }
+
+
+def _metrics_resources() -> list[Any]:
+    from kubeops.sandbox.discovery import ResourceInfo
+
+    verbs = ("get", "list")
+    return [
+        ResourceInfo(plural="nodes", kind="NodeMetrics", group="metrics.k8s.io", versions=("v1beta1",),
+                     namespaced=False, verbs=verbs),
+        ResourceInfo(plural="pods", kind="PodMetrics", group="metrics.k8s.io", versions=("v1beta1",),
+                     namespaced=True, verbs=verbs),
+    ]
+
+
+def install(cluster: Any) -> None:
+    """Serve ``/api/v1/nodes/{name}/proxy/metrics/cadvisor`` and the metrics.k8s.io/v1beta1 group."""
+    from kubeops.sandbox import status as st
+    from kubeops.sandbox.selectors import SelectorError, labels_match, parse_label_selector
+    from kubeops.sandbox.tracker import tracker_for
+
+    tracker = tracker_for(cluster)
+    store = cluster.store
+
+    def proxy(cluster: Any, namespace: str | None, name: str, path: str, query: dict[str, str]
+              ) -> tuple[int, bytes, str]:
+        node = store.try_get("nodes", None, name, copy=False)
+        if node is None:
+            raise st.not_found("", "nodes", name)
+        if path.strip("/") != "metrics/cadvisor":
+            return 404, b"404 page not found\n", "text/plain; charset=utf-8"
+        text = render_cadvisor(node, tracker.pods_on(name), now=cluster.clock.now())
+        return 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8"
+
+    def read(cluster: Any, info: Any, namespace: str | None, name: str | None, query: dict[str, str]) -> Obj:
+        now = cluster.clock.now()
+        try:
+            selector = parse_label_selector(query.get("labelSelector"))
+        except SelectorError as exc:
+            raise st.bad_request(str(exc)) from None
+        if info.kind == "NodeMetrics":
+            if name is not None:
+                node = store.try_get("nodes", None, name, copy=False)
+                if node is None:
+                    raise st.not_found("metrics.k8s.io", "nodes", name)
+                return node_metrics(node, tracker.pods_on(name), now=now)
+            items = [node_metrics(n, tracker.pods_on(n["metadata"]["name"]), now=now)
+                     for n in sorted(store.iter("nodes"), key=lambda n: n["metadata"]["name"])
+                     if not selector or labels_match(selector, n)]
+            return {"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {},
+                    "items": items}
+        if name is not None:
+            pod = store.try_get("pods", namespace, name, copy=False)
+            found = pod_metrics(pod, now=now) if pod is not None else None
+            if found is None:
+                raise st.not_found("metrics.k8s.io", "pods", name)
+            return found
+        pods = sorted(store.iter("pods", namespace or None),
+                      key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
+        items = [m for p in pods if (not selector or labels_match(selector, p))
+                 for m in [pod_metrics(p, now=now)] if m is not None]
+        return {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
+
+    cluster.proxies[("nodes", "proxy")] = proxy
+    cluster.register_api_group("metrics.k8s.io", "v1beta1", _metrics_resources(), read)
