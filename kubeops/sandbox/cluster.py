@@ -166,10 +166,16 @@ class Cluster:
         }
 
 
-def build_cluster(*, settings: dict[str, Any] | None = None, aws_url: str | None = None,
-                  plugins: tuple[str, ...] | None = None) -> Cluster:
-    """A Cluster with the built-in semantics and every available plug-in installed."""
-    cluster = Cluster(settings=settings, aws_url=aws_url)
+def build_cluster(*, scenario: Scenario | None = None, aws_url: str | None = None,
+                  plugins: tuple[str, ...] | None = None, region: str | None = None) -> Cluster:
+    """A Cluster with the built-in semantics and every available plug-in installed.
+
+    ``cluster.scenario``/``settings`` are set before plug-ins install; the scenario's objects are loaded after
+    (`kubeops.sandbox.scenario.apply`), so plug-ins' defaulters and subscribers see them arrive."""
+    settings = dict(scenario.settings) if scenario is not None else {}
+    cluster = Cluster(settings=settings, aws_url=aws_url,
+                      region=region or str(settings.get("region", "us-east-1")))
+    cluster.scenario = scenario
     for name in PLUGIN_MODULES if plugins is None else plugins:
         modname = f"kubeops.sandbox.{name}"
         try:
