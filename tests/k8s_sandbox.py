@@ -1,0 +1,99 @@
+"""A sandbox API server for the node/drain tests: a scenario (dict) served over HTTP on 127.0.0.1.
+
+Used until every test can share `tests/conftest.py`'s sandbox fixtures; it only wires the sandbox's own public
+pieces (`build_cluster`, `scenario.apply`, `SandboxServer`, the request log) together, and writes a kubeconfig
+and an inventory so the CLI can be pointed at it with KUBEOPS_INVENTORY_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class Sandbox:
+    """One running sandbox: `kubeconfig`, `inventory_dir`, `requests()`, `kubectl(...)`, `kube()`."""
+
+    def __init__(self, scenario: dict[str, Any], folder: Path) -> None:
+        from kubeops.sandbox import scenario as scenarios
+        from kubeops.sandbox.cluster import build_cluster
+        from kubeops.sandbox.requestlog import RequestLog
+        from kubeops.sandbox.server import SandboxServer
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        loaded = scenarios.load(scenario)
+        self.cluster = build_cluster(scenario=loaded)
+        scenarios.apply(self.cluster, loaded)
+        self.log_path = folder / "requests.jsonl"
+        self.server = SandboxServer(self.cluster, request_log=RequestLog(self.log_path))
+        self.cluster.start()
+        self.server.start()
+        self.kubeconfig = folder / "kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sandbox", "cluster": {"server": self.server.url}}],
+            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox"}}],
+            "current-context": "sandbox",
+        }))
+        self.inventory_dir = folder / "inventory"
+        self.inventory_dir.mkdir(exist_ok=True)
+        (self.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
+            "name": "sandbox",
+            "kube": {"kubeconfig": str(self.kubeconfig), "context": "sandbox"},
+        }))
+
+    def settings(self, **kube: Any) -> Any:
+        from kubeops.settings import load_settings
+
+        return load_settings("sandbox", inventory=self.inventory_dir, state_dir=self.folder / "state")
+
+    def kube(self, *, dry_run: bool = False) -> Any:
+        from kubeops.clients.kube import KubeClient
+
+        return KubeClient.from_settings(self.settings().kube, dry_run=dry_run)
+
+    def requests(self) -> list[dict[str, Any]]:
+        from kubeops.sandbox.requestlog import read_requests
+
+        return read_requests(self.log_path)
+
+    def mark(self) -> int:
+        """How many requests were logged so far: `requests()[mark:]` are the ones after this point."""
+        return len(self.requests())
+
+    def kubectl(self, *args: str, binary: str = "kubectl") -> str:
+        out = subprocess.run(
+            [binary, f"--kubeconfig={self.kubeconfig}", *args], check=True, capture_output=True, text=True, timeout=120
+        )
+        return out.stdout
+
+    def get(self, path: str) -> Any:
+        return self.kube().request("GET", path, what="test read")
+
+    def pods_on(self, node: str) -> list[dict[str, Any]]:
+        items = self.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}").get("items") or []
+        return [p for p in items if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+    def wait_for(self, predicate: Any, *, timeout_s: float = 30.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.cluster.stop()
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)
