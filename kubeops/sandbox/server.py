@@ -13,6 +13,7 @@ and sandbox-only endpoints under ``/sandbox/v1/`` (never faulted): ``health``, `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -143,10 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
         except _DropConnection:
             self._rec["status"] = 0
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         except st.ApiError as err:
             self._send_json(err.code, err.body(), headers=err.headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -482,8 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._check_kind(route, body)
         meta = body.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != route.name:
-            raise st.bad_request("the name of the object (%s) does not match the name on the URL (%s)"
-                                 % (meta["name"], route.name))
+            raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
+                                 f"({route.name})")
         meta["name"] = route.name
         if route.namespace and meta.get("namespace") and meta["namespace"] != route.namespace:
             raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
