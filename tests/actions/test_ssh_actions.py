@@ -285,6 +285,33 @@ class TestReboot:
         assert out["sent"] is False and out["boot_id_after"] == "boot-new"
         assert not marker.exists()
 
+    def test_a_resumed_reboot_that_never_happened_is_sent_again_once(
+        self, sshd: Sshd, api: Api, tmp_path: Path
+    ) -> None:
+        marker = tmp_path / "second-send"
+        api.add_node("node-lost", addresses=[{"type": "InternalIP", "address": "127.0.0.1"}], boot_id="boot-1")
+        # sent 1.5 s ago, no sign of it since: after `down_timeout_s` (2 s) the step concludes it never happened
+        sent_at = time.time() - 1.5
+        intent = {"phase": "reboot-sent", "host": "127.0.0.1", "boot_id": "boot-1", "sent_at": sent_at, "sends": 1}
+        rec = Recorder()
+        ctx = make_ctx(sshd, kubeconfig=api.kubeconfig, intent=intent, recorder=rec, action="ssh.reboot")
+        driver = self._driver(api, "node-lost", marker, "boot-2")
+        params = ssh_actions.RebootParams(
+            node="node-lost",
+            command=["touch", str(marker)],
+            sudo=False,
+            poll_interval_s=0.05,
+            down_timeout_s=2,
+            timeout_s=20,
+        )
+        try:
+            out = ssh_actions.reboot(ctx, params)
+        finally:
+            ctx.clients.close()
+        driver.join(5)
+        assert marker.exists() and out["sent"] is True and out["boot_id_after"] == "boot-2"
+        assert rec.intents[-1]["sends"] == 2
+
     def test_a_node_that_never_goes_down_fails_the_step(self, sshd: Sshd, api: Api, tmp_path: Path) -> None:
         marker = tmp_path / "sent"
         api.add_node("node-stuck", addresses=[{"type": "InternalIP", "address": "127.0.0.1"}])
