@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubeops.sandbox.scheduler import SchedulingIndex, needs_scheduling
+from kubeops.sandbox.scheduler import SchedulingIndex, needs_scheduling, node_is_ready
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
@@ -205,7 +205,10 @@ class Tracker:
             self.sched.set_node(new)
             if old is None and self.by_node.get(name):
                 self.sched.recount(self.pods.values())
-            self.dirty["__node__"].add(("", name))
+            if old is None and not (new.get("status") or {}).get("conditions"):
+                self.dirty["__node__"].add(("", name))  # the kubelet gives it conditions
+            elif old is not None and node_is_ready(old) != node_is_ready(new):
+                self.dirty["__node__"].add(("", name))  # its pods' readiness follows
         # every DaemonSet may want a pod there (or none any more)
         self.dirty["__daemonsets__"].add(("", name))
 
