@@ -129,12 +129,13 @@ def _plan_service(ctx: StepContext, p: AppParams) -> Plan:
     outputs = {"service": config.service.name, "created": existing is None}
     if existing is not None:
         check_service_selector(existing, manifest)
-        return Plan(summary=f"Service {config.service.name} exists with the right selector: unchanged", outputs=outputs)
+        summary = f"leave Service {config.service.name} as is (it exists with the right selector)"
+        return Plan(summary=summary, outputs=outputs)
     from kubeops.clients.workloads import ensure_service
 
     ensure_service(ctx.kube, manifest)  # dry-run client: the server validates, nothing is created
     return Plan(
-        summary=f"would create Service {config.namespace}/{config.service.name}",
+        summary=f"create Service {config.namespace}/{config.service.name}",
         details=to_yaml([manifest]).splitlines(),
         outputs=outputs,
     )
@@ -174,11 +175,11 @@ def _plan_create(ctx: StepContext, p: VersionParams) -> Plan:
     name = controller_name(config.name, version)
     outputs = {"name": name, "kind": config.controller, "created": new is None, "previous": [c.name for c in others]}
     if new is not None:
-        return Plan(summary=f"{config.controller} {name} exists: unchanged", outputs=outputs)
+        return Plan(summary=f"leave {config.controller} {name} as is (it exists)", outputs=outputs)
     manifest = _new_manifest(config, version, others)
     create_controller(ctx.kube, manifest)  # dryRun=All: validated by the server, not created
     return Plan(
-        summary=f"would create {config.controller} {config.namespace}/{name} at 0 replicas "
+        summary=f"create {config.controller} {config.namespace}/{name} at 0 replicas "
         f"(currently serving: {_describe(others)})",
         details=to_yaml([manifest]).splitlines(),
         outputs=outputs,
@@ -229,13 +230,13 @@ def _plan_roll(ctx: StepContext, p: RollParams) -> Plan:
     )
     outputs = {"name": name, "replicas": config.replicas, "steps": len(steps), "old": [c.name for c in others]}
     if not steps:
-        return Plan(summary=f"{name} already serves at {config.replicas} replicas: nothing to roll", outputs=outputs)
+        return Plan(summary=f"do nothing: {name} already serves at {config.replicas} replicas", outputs=outputs)
     details = [
         f"step {i}: scale {name} to {s.new}, wait up to {timeout:g}s for it to be ready, then old versions to {s.old}"
         for i, s in enumerate(steps, 1)
     ]
     return Plan(
-        summary=f"would roll {name} {current}->{config.replicas} and {_describe(others)} -> 0 "
+        summary=f"roll {name} {current}->{config.replicas} and {_describe(others)} -> 0 "
         f"in {len(steps)} step(s) of surge {surge}",
         details=details,
         outputs=outputs,
@@ -318,14 +319,14 @@ def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
             want = rollout.next_new_count(target=target, surge=surge, current=new.replicas)
             new = scale_controller(ctx.kube, new.kind, new.namespace, new.name, want)
             steps += 1
-            ctx.log.info("apps.scaled", controller=new.name, replicas=want, step=steps)
+            ctx.log.info("apps.scaled", controller=new.name, replicas=want, rollout_step=steps)
         new = _wait_ready(ctx, config, new, want, timeout_s=timeout)
         goal = rollout.old_total_after(target=target, new_ready=want, old_total=old_total)
         by_name = {c.name: c for c in others}
         for name, replicas in rollout.shrink([(c.name, c.replicas) for c in others], goal):
             old = by_name[name]
             scale_controller(ctx.kube, old.kind, old.namespace, old.name, replicas)
-            ctx.log.info("apps.scaled", controller=old.name, replicas=replicas, step=steps)
+            ctx.log.info("apps.scaled", controller=old.name, replicas=replicas, rollout_step=steps)
     return {"name": new.name, "replicas": target, "steps": steps, "old": old_names}
 
 
@@ -347,6 +348,9 @@ def verify_endpoints(ctx: StepContext, p: VerifyParams) -> dict[str, Any]:
         ready = sorted(a.pod or a.ip for a in addresses if a.ready)
         if not strangers and len(ready) >= config.replicas:
             return {"service": config.service.name, "addresses": len(ready), "pods": ready}
+        if ctx.dry_run:  # the rollout was only planned: report what serves now instead of waiting for it
+            ctx.log.info("apps.verify.dry_run", serving=ready, not_of_version=strangers)
+            return {"service": config.service.name, "addresses": len(ready), "pods": ready}
         if time.monotonic() >= deadline:
             problem = (
                 f"endpoints not of version {version}: {', '.join(strangers)}"
@@ -364,8 +368,8 @@ def _plan_delete_old(ctx: StepContext, p: VersionParams) -> Plan:
     _, others = _versions(ctx, config, version)
     outputs = {"deleted": [c.name for c in others]}
     if not others:
-        return Plan(summary="no other version to delete", outputs=outputs)
-    return Plan(summary=f"would delete {', '.join(c.ref for c in others)}", outputs=outputs)
+        return Plan(summary="do nothing: no other version to delete", outputs=outputs)
+    return Plan(summary=f"delete {', '.join(c.ref for c in others)}", outputs=outputs)
 
 
 @action(
@@ -395,8 +399,8 @@ def _plan_delete_version(ctx: StepContext, p: VersionParams) -> Plan:
     new, _ = _versions(ctx, config, version)
     name = controller_name(config.name, version)
     if new is None:
-        return Plan(summary=f"{name} does not exist: nothing to delete", outputs={"deleted": False})
-    return Plan(summary=f"would delete {new.ref} and its {new.replicas} pod(s)", outputs={"deleted": True})
+        return Plan(summary=f"do nothing: {name} does not exist", outputs={"deleted": False})
+    return Plan(summary=f"delete {new.ref} and its {new.replicas} pod(s)", outputs={"deleted": True})
 
 
 @action(
@@ -420,14 +424,14 @@ def _plan_rollback(ctx: StepContext, p: RollbackParams) -> Plan:
     version = resolve_version(config, p.version)
     new, _ = _versions(ctx, config, version)
     if new is None:
-        return Plan(summary="the new version does not exist: nothing to roll back", outputs=_rollback_out(False))
+        return Plan(summary="do nothing: the new version does not exist", outputs=_rollback_out(False))
     details = []
     for entry in _previous(new):
         old = get_controller(ctx.kube, entry["kind"], config.namespace, entry["name"])
         state = "missing!" if old is None else f"{old.replicas} now"
         details.append(f"scale {entry['kind']}/{entry['name']} back to {entry['replicas']} ({state})")
     details.append(f"delete {new.ref}")
-    return Plan(summary=f"would roll back {new.name}", details=details, outputs=_rollback_out(True))
+    return Plan(summary=f"roll back {new.name}", details=details, outputs=_rollback_out(True))
 
 
 def _rollback_out(rolled_back: bool, restored: list[str] | None = None, removed: str = "") -> dict[str, Any]:
