@@ -251,14 +251,21 @@ class TestReboot:
         thread.start()
         return thread
 
-    def test_reboots_once_and_waits_for_ready_with_a_new_boot(self, sshd: Sshd, api: Api, tmp_path: Path) -> None:
+    def test_reboots_tolerating_the_dropped_connection_and_waits_for_a_new_boot(
+        self, sshd: Sshd, api: Api, tmp_path: Path
+    ) -> None:
         marker = tmp_path / "rebooted"
         api.add_node("node-rb", addresses=[{"type": "InternalIP", "address": "127.0.0.1"}], boot_id="boot-1")
         rec = Recorder()
         ctx = make_ctx(sshd, kubeconfig=api.kubeconfig, recorder=rec, action="ssh.reboot")
         driver = self._driver(api, "node-rb", marker, "boot-2")
+        # like a real reboot, the command takes the SSH session down with it: that must not fail the step
         params = ssh_actions.RebootParams(
-            node="node-rb", command=["touch", str(marker)], sudo=False, poll_interval_s=0.05, timeout_s=20
+            node="node-rb",
+            command=["sh", "-c", f"touch {marker}; kill -9 $PPID"],
+            sudo=False,
+            poll_interval_s=0.05,
+            timeout_s=20,
         )
         try:
             out = ssh_actions.reboot(ctx, params)

@@ -16,6 +16,7 @@ from kubeops.clients.ssh import (
     SshClient,
     SshCommandFailed,
     SshConnectError,
+    SshConnectionLost,
     SshTimeout,
 )
 from kubeops.errors import InputError, SshError
@@ -141,6 +142,17 @@ class TestTimeouts:
         with pytest.raises(SshConnectError) as info:
             client.run(sshd.host, ["true"])
         assert f"127.0.0.1:{closed_port}" in str(info.value)
+
+
+    def test_a_dropped_connection_is_reported_and_the_next_command_reconnects(self, sshd: Sshd) -> None:
+        client = client_for(sshd)
+        try:
+            with pytest.raises(SshConnectionLost) as info:
+                client.run(sshd.host, ["sh", "-c", "kill -9 $PPID"], timeout_s=20)  # kills its sshd session
+            assert "reported an exit status" in str(info.value)
+            assert client.run(sshd.host, ["echo", "back"]).stdout == "back\n"
+        finally:
+            client.close()
 
 
 class TestHostKeys:
