@@ -309,6 +309,15 @@ class AwsClient:
                     return str(raw.get("State", {}).get("Name"))
         return None
 
+    def launch_times(self, instance_ids: list[str]) -> dict[str, str]:
+        """ISO launch time of each instance EC2 knows (to tell the newest ones apart)."""
+        answer = self._call(self.ec2.describe_instances, what="describe EC2 instances", InstanceIds=list(instance_ids))
+        return {
+            raw["InstanceId"]: raw["LaunchTime"].isoformat() if hasattr(raw.get("LaunchTime"), "isoformat") else ""
+            for reservation in answer.get("Reservations") or []
+            for raw in reservation.get("Instances") or []
+        }
+
     def termination_hooks(self, group: str) -> list[str]:
         """Names of the group's lifecycle hooks that hold terminating instances (Terminating:Wait)."""
         answer = self._call(
