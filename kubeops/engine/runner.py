@@ -32,7 +32,7 @@ from kubeops.actions.context import StepContext
 from kubeops.actions.registry import ActionSpec, Registry, check_value, type_name
 from kubeops.clients.factory import Clients
 from kubeops.engine.checkpoints import CheckpointStore, RunRecord, StepRecord, new_run_id, now_iso
-from kubeops.engine.logging import get_logger, redact_text
+from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.errors import ActionError, InputError, LockHeld, OutsideWindow, TransientError
 from kubeops.model import refs
 from kubeops.model.playbook import Playbook, Step
@@ -157,7 +157,7 @@ class Runner:
             "version": 1,
             "id": rid,
             "playbook": {"name": playbook.name, "path": playbook.path, "hash": playbook.content_hash},
-            "params": dict(params),
+            "params": redact(dict(params)),
             "cluster": self.settings.cluster,
             "dry_run": dry_run,
             "status": "running",
@@ -423,7 +423,7 @@ class Runner:
         deadline = time.monotonic() + step.timeout_s if step.timeout_s else None
 
         def persist(intent: dict[str, Any]) -> None:
-            entry["intent"] = json.loads(json.dumps(intent, default=str))
+            entry["intent"] = redact(json.loads(json.dumps(intent, default=str)))
             self.store.save(record=record)
             log.info("step.intent", intent=entry["intent"])
 
@@ -457,7 +457,7 @@ class Runner:
         if not isinstance(outputs, dict):
             raise ActionError(f"action {spec.name} returned {type(outputs).__name__}, not a mapping of outputs")
         try:
-            outputs = json.loads(json.dumps(outputs))
+            outputs = redact(json.loads(json.dumps(outputs)))
         except (TypeError, ValueError) as exc:
             raise ActionError(f"action {spec.name} returned outputs that are not JSON: {exc}") from None
         if deadline is not None and time.monotonic() > deadline:

@@ -259,7 +259,11 @@ class _Loader:
             if k not in STEP_KEYS:
                 raise doc.error((*key, k), f"unknown field; expected one of: {', '.join(STEP_KEYS)}")
         name = raw.get("name")
-        if not isinstance(name, str) or not name:
+        if name is not None and not isinstance(name, str):
+            raise doc.error(
+                (*key, "name"), f"must be a string, got {name!r}; quote it (YAML reads yes/no/on/off as booleans)"
+            )
+        if not name:
             raise doc.error((*key, "name"), "required: a step name")
         if not STEP_NAME.match(name):
             raise doc.error((*key, "name"), f"{name!r}: step names are letters, digits, '-' and '_'")
