@@ -2,7 +2,8 @@
 
 Which address: the step's `host` if given, else the inventory's ``ssh.hosts[node]``, else the Node's InternalIP
 (then Hostname) from the Kubernetes API. How to connect (user, key, bastion, known_hosts) is the inventory's
-`ssh` group, applied by `kubeops.clients.ssh`, which also quotes every argument and applies dry run.
+`ssh` group (a bastion's host key is verified against the same known_hosts), applied by `kubeops.clients.ssh`,
+which also quotes every argument and applies dry run.
 
 Resume: both actions record intent before acting. `ssh.run` records how many commands completed, so a resumed
 step re-runs only the command that was in flight and those after it (maintenance commands should therefore be
@@ -120,6 +121,8 @@ def plan_run(ctx: StepContext, p: RunParams) -> Plan:
 @action("ssh.run", params=RunParams, mutates=True, plan=plan_run, outputs=RUN_OUTPUTS)
 def run(ctx: StepContext, p: RunParams) -> dict[str, Any]:
     """Run argument-list commands on a node over SSH; a non-zero exit fails the step with stderr's tail."""
+    if ctx.dry_run:  # the plan is the dry run: no intent recorded, no connection opened
+        return dict(plan_run(ctx, p).outputs)
     commands = normalise_commands(p.command)
     intent = ctx.intent or {}
     host = intent.get("host") or resolve_host(ctx, p.node, p.host)[0]

@@ -219,7 +219,7 @@ class TestRun:
             node="node-a", host=sshd.host, command=["touch", str(marker)], sudo=True, env={"TOKEN": "s3cr3t"}
         )
         plan = ssh_actions.plan_run(ctx, params)
-        out = ssh_actions.run(ctx, params)  # the client's own dry run, should an engine call the action itself
+        out = ssh_actions.run(ctx, params)  # an engine calling the action itself in a dry run gets the plan
         assert plan.details == [f"{sshd.host}$ sudo env 'TOKEN=***' touch {marker}"]
         assert plan.outputs["results"][0]["dry_run"] and out["results"][0]["dry_run"]
         assert "s3cr3t" not in repr(plan) + repr(out)
