@@ -294,7 +294,7 @@ def _wait_ready(
 )
 def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
     """Step the new version up and the old ones down by `surge`, waiting for readiness at each step."""
-    from kubeops.clients.workloads import scale_controller
+    from kubeops.clients.workloads import create_controller, scale_controller
 
     config = _load(ctx, p.app, p.cluster)
     version = resolve_version(config, p.version)
@@ -305,11 +305,9 @@ def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
     while True:
         ctx.check_deadline()
         new, others = _versions(ctx, config, version)
-        if new is None:
-            raise ActionError(
-                f"{config.controller} {controller_name(config.name, version)} does not exist",
-                hint="run apps.create_version first",
-            )
+        if new is None:  # e.g. a resume after a rollback removed it: create it again, as create_version would
+            new, _ = create_controller(ctx.kube, _new_manifest(config, version, others))
+            ctx.log.info("apps.version", controller=new.name, created=True, previous=[c.name for c in others])
         old_names = sorted({*old_names, *(c.name for c in others)})
         old_total = sum(c.replicas for c in others)
         if new.replicas == target and old_total == 0 and new.ready >= target:
