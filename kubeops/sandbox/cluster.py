@@ -86,7 +86,8 @@ class Cluster:
                  region: str = "us-east-1") -> None:
         self.catalog = Catalog()
         self.clock = Clock()
-        self.store = Store(self.catalog, clock=self.clock.now)
+        self.store = Store(self.catalog, clock=self.clock.now,
+                           history=int((settings or {}).get("watch_history", 200_000)))
         self.settings: dict[str, Any] = dict(settings or {})
         self.scenario: Scenario | None = None
         self.aws_url = aws_url

@@ -7,7 +7,8 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
 ``params``: defaults for ``${name}`` placeholders used anywhere below; override with ``--param name=value``.
     A value that is exactly ``"${name}"`` takes the parameter's type (``count: ${nodes}`` stays an int).
 ``settings``: free-form knobs read by the simulation; known ones: ``tick_ms`` (reconcile period, 50),
-    ``join_delay_s`` (AWS instance -> Ready node, 5), ``kubelet_version`` ("v1.33.0"), ``region`` ("us-east-1").
+    ``join_delay_s`` (AWS instance -> Ready node, 5), ``kubelet_version`` ("v1.33.0"), ``region`` ("us-east-1"),
+    ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone).
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).
