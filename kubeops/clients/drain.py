@@ -236,7 +236,7 @@ def run_drain(
                         waiting.discard(uid_of(data))
                 elif kind == "blocked":
                     pod, attempt, exc = data
-                    message = getattr(exc, "server_message", None) or exc.message
+                    message = _refusal_text(exc)
                     budgets = blocking_budget_names(message, getattr(exc, "details", None))
                     outcome.blocked[key] = {"budgets": budgets, "message": message}
                     if log is not None and attempt == 0:
@@ -258,6 +258,13 @@ def run_drain(
         keys = (pod_key(targets[u]) for u in waiting)
         outcome.not_gone = sorted(k for k in keys if k not in outcome.blocked and k not in outcome.failed)
     return outcome
+
+
+def _refusal_text(exc: TooManyRequests) -> str:
+    """The server's words for a refusal: the budget causes ("needs 2 healthy pods and has 2") when given."""
+    details = getattr(exc, "details", None) or {}
+    causes = [str(c.get("message")) for c in details.get("causes") or () if isinstance(c, dict) and c.get("message")]
+    return "; ".join(causes) or getattr(exc, "server_message", None) or exc.message
 
 
 def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float) -> list[str]:

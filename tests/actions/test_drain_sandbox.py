@@ -1,0 +1,229 @@
+"""`k8s.drain`, `k8s.cordon`/`uncordon` and `k8s.capacity_check` against the sandbox over HTTP, through the actions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from kubeops.actions import k8s
+from kubeops.actions.context import StepContext
+from kubeops.clients.factory import Clients
+from kubeops.errors import ActionError, InputError
+from tests.k8s_sandbox import Sandbox
+
+WORKERS = [{"name_prefix": "worker-", "count": 2, "role": "worker",
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}]
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator[Any]:
+    started: list[Sandbox] = []
+
+    def make(scenario: dict[str, Any]) -> Sandbox:
+        sb = Sandbox({"name": "t", "settings": {"tick_ms": 50}, **scenario}, tmp_path / f"sb{len(started)}")
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()
+
+
+def ctx_for(sb: Sandbox, *, dry_run: bool = False, intent: dict[str, Any] | None = None,
+            timeout_s: float | None = None) -> StepContext:
+    settings = sb.settings()
+    return StepContext(
+        run_id="r1", step="s", action="k8s.test", settings=settings, clients=Clients(settings, dry_run=dry_run),
+        log=structlog.get_logger(), dry_run=dry_run, intent=intent,
+        deadline=None if timeout_s is None else time.monotonic() + timeout_s,
+    )
+
+
+def mutations(sb: Sandbox, since: int) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()[since:] if r["method"] != "GET"]
+
+
+def evictions(sb: Sandbox, since: int = 0) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()[since:] if r.get("subresource") == "eviction"]
+
+
+def names(pods: list[dict[str, Any]]) -> set[str]:
+    return {p["metadata"]["name"] for p in pods}
+
+
+def settle(sb: Sandbox, node: str, count: int) -> None:
+    sb.wait_for(lambda: len(sb.pods_on(node)) == count, what=f"{count} pods on {node}")
+
+
+MIXED = {
+    "nodes": WORKERS,
+    "workloads": [
+        {"kind": "DaemonSet", "name": "agent", "namespace": "kube-system", "tolerations": [{"operator": "Exists"}]},
+        {"kind": "MirrorPod", "name": "static-web", "namespace": "kube-system", "node": "worker-0"},
+        {"kind": "Pod", "name": "bare", "node": "worker-0"},
+        {"kind": "Deployment", "name": "cache", "replicas": 1, "empty_dir": True, "node_selector":
+            {"kubernetes.io/hostname": "worker-0"}},
+    ],
+}
+
+
+class TestFilters:
+    def test_refuses_daemonset_emptydir_and_unmanaged_pods_without_flags_and_changes_nothing(self, make_sandbox):
+        sb = make_sandbox(MIXED)
+        settle(sb, "worker-0", 4)
+        mark = sb.mark()
+        with pytest.raises(ActionError) as err:
+            k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-0"))
+        text = str(err.value)
+        assert "DaemonSet" in text and "kube-system/agent-" in text
+        assert "local storage" in text and "default/cache-" in text
+        assert "no controller" in text and "default/bare" in text
+        assert "static-web" not in text  # mirror pods are skipped, never an error
+        assert mutations(sb, mark) == []
+
+    def test_with_flags_removes_emptydir_and_unmanaged_pods_and_leaves_daemonset_and_mirror_pods(self, make_sandbox):
+        sb = make_sandbox(MIXED)
+        settle(sb, "worker-0", 4)
+        on_node = names(sb.pods_on("worker-0"))
+        out = k8s.drain(ctx_for(sb), k8s.DrainParams(
+            node="worker-0", ignore_daemonsets=True, delete_emptydir_data=True, force=True, grace_period_s=0,
+            timeout_s=30))
+        left = names(sb.pods_on("worker-0"))
+        assert "static-web-worker-0" in left or any(n.startswith("static-web") for n in left)
+        assert any(n.startswith("agent-") for n in left)
+        assert "bare" not in left and not any(n.startswith("cache-") for n in left)
+        assert "default/bare" in out["evicted"] and any(k.startswith("default/cache-") for k in out["evicted"])
+        assert out["skipped"]["DaemonSet-managed"] and out["skipped"]["mirror pod"]
+        assert sb.get("/api/v1/nodes/worker-0")["spec"]["unschedulable"] is True
+        assert on_node >= left
+
+
+class TestBudgets:
+    SCENARIO = {
+        # worker-b is held by a taint (not a cordon: the sandbox keeps node.kubernetes.io/unschedulable after an
+        # uncordon) so both replicas start on worker-a; the test lifts it before draining
+        "nodes": [{"name": "worker-a", "role": "worker"},
+                  {"name": "worker-b", "role": "worker", "taints": [{"key": "hold", "effect": "NoSchedule"}]}],
+        "namespaces": ["apps"],
+        "workloads": [{"kind": "Deployment", "name": "web", "namespace": "apps", "replicas": 2,
+                       "readiness_delay_s": 1.5, "termination_delay_s": 0.2, "pdb": {"min_available": 1}}],
+    }
+
+    def test_an_eviction_refused_by_a_budget_is_retried_until_a_replacement_is_ready(self, make_sandbox):
+        sb = make_sandbox(self.SCENARIO)
+        settle(sb, "worker-a", 2)
+        sb.wait_for(lambda: sb.get("/apis/policy/v1/namespaces/apps/poddisruptionbudgets/web")
+                    .get("status", {}).get("disruptionsAllowed") == 1, what="budget allows 1")
+        k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
+        out = k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-a", timeout_s=60))
+        assert len(out["evicted"]) == 2 and out["blocked"] == {}
+        refused = [r for r in evictions(sb) if r["status"] == 429]
+        assert refused, "the budget should have refused the second eviction at least once"
+        assert sb.pods_on("worker-a") == []
+        assert len(sb.pods_on("worker-b")) == 2
+
+    def test_a_budget_that_never_gives_way_fails_the_drain_naming_it_and_the_node_stays_cordoned(self, make_sandbox):
+        scenario = {**self.SCENARIO, "workloads": [{**self.SCENARIO["workloads"][0], "pdb": {"min_available": 2}}]}
+        sb = make_sandbox(scenario)
+        settle(sb, "worker-a", 2)
+        k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
+        started = time.monotonic()
+        with pytest.raises(ActionError) as err:
+            k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-a", timeout_s=3))
+        assert time.monotonic() - started < 15
+        text = str(err.value)
+        assert "PodDisruptionBudget apps/web" in text and "within 3s" in text
+        assert "needs 2 healthy pods" in text
+        assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
+        assert len(sb.pods_on("worker-a")) == 2
+
+    def test_dry_run_drain_reports_the_blocking_budget_and_sends_only_dry_run_requests(self, make_sandbox):
+        scenario = {**self.SCENARIO, "workloads": [{**self.SCENARIO["workloads"][0], "pdb": {"min_available": 2}}]}
+        sb = make_sandbox(scenario)
+        settle(sb, "worker-a", 2)
+        mark = sb.mark()
+        plan = k8s._plan_drain(ctx_for(sb, dry_run=True), k8s.DrainParams(node="worker-a"))
+        assert any("BLOCKED" in d and "web" in d for d in plan.details)
+        sent = mutations(sb, mark)
+        assert sent and all(r.get("dry_run") for r in sent)
+        assert len(sb.pods_on("worker-a")) == 2
+        assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
+
+
+class TestCordon:
+    def test_cordon_remembers_a_node_someone_else_cordoned_and_uncordon_leaves_it(self, make_sandbox):
+        sb = make_sandbox({"nodes": [{"name": "n1", "unschedulable": True}, {"name": "n2"}]})
+        out = k8s.cordon(ctx_for(sb), k8s.NodeParams(node="n1"))
+        assert out == {"node": "n1", "was_cordoned": True, "changed": False}
+        kept = k8s.uncordon(ctx_for(sb), k8s.UncordonParams(node="n1", unless_was_cordoned=out["was_cordoned"]))
+        assert kept["skipped"] and sb.get("/api/v1/nodes/n1")["spec"]["unschedulable"] is True
+        ours = k8s.cordon(ctx_for(sb), k8s.NodeParams(node="n2"))
+        assert ours == {"node": "n2", "was_cordoned": False, "changed": True}
+        k8s.uncordon(ctx_for(sb), k8s.UncordonParams(node="n2", unless_was_cordoned=ours["was_cordoned"]))
+        assert not sb.get("/api/v1/nodes/n2")["spec"].get("unschedulable")
+
+    def test_a_resumed_cordon_trusts_the_state_recorded_before_the_crash(self, make_sandbox):
+        sb = make_sandbox({"nodes": [{"name": "n1", "unschedulable": True}]})
+        # the first attempt saw the node schedulable, cordoned it and crashed before finishing
+        out = k8s.cordon(ctx_for(sb, intent={"was_cordoned": False}), k8s.NodeParams(node="n1"))
+        assert out["was_cordoned"] is False
+
+    def test_unknown_node_is_an_input_error(self, make_sandbox):
+        sb = make_sandbox({"nodes": [{"name": "n1"}]})
+        with pytest.raises(InputError, match="node 'ghost' not found"):
+            k8s.cordon(ctx_for(sb), k8s.NodeParams(node="ghost"))
+
+    def test_labels_annotations_and_taints_are_applied_idempotently(self, make_sandbox):
+        sb = make_sandbox({"nodes": [{"name": "n1"}]})
+        ctx = ctx_for(sb)
+        assert k8s.label(ctx, k8s.LabelParams(node="n1", labels={"pool": "a"}))["changed"]
+        assert not k8s.label(ctx, k8s.LabelParams(node="n1", labels={"pool": "a"}))["changed"]
+        assert k8s.annotate(ctx, k8s.AnnotateParams(node="n1", annotations={"why": "maintenance"}))["changed"]
+        assert k8s.taint(ctx, k8s.TaintParams(node="n1", key="maint", value="1", effect="NoExecute"))["changed"]
+        assert not k8s.taint(ctx, k8s.TaintParams(node="n1", key="maint", value="1", effect="NoExecute"))["changed"]
+        node = sb.get("/api/v1/nodes/n1")
+        assert node["metadata"]["labels"]["pool"] == "a"
+        assert node["metadata"]["annotations"]["why"] == "maintenance"
+        assert {"key": "maint", "value": "1", "effect": "NoExecute"} in node["spec"]["taints"]
+        assert k8s.untaint(ctx, k8s.UntaintParams(node="n1", key="maint"))["changed"]
+        assert k8s.label(ctx, k8s.LabelParams(node="n1", remove=["pool"]))["changed"]
+        node = sb.get("/api/v1/nodes/n1")
+        assert "pool" not in node["metadata"]["labels"]
+        assert not any(t["key"] == "maint" for t in node["spec"].get("taints") or [])
+        with pytest.raises(InputError, match="effect"):
+            k8s.taint(ctx, k8s.TaintParams(node="n1", key="x", effect="Sometimes"))
+
+
+class TestCapacity:
+    def test_refuses_a_node_whose_pods_cannot_fit_elsewhere_and_names_them(self, make_sandbox):
+        sb = make_sandbox({
+            "nodes": [{"name_prefix": "worker-", "count": 2, "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"}}],
+            "workloads": [{"kind": "Deployment", "name": "big", "replicas": 2,
+                           "resources": {"requests": {"cpu": "1500m", "memory": "1Gi"}}}],
+        })
+        sb.wait_for(lambda: len(sb.pods_on("worker-0")) + len(sb.pods_on("worker-1")) == 2, what="2 pods bound")
+        node = "worker-0" if sb.pods_on("worker-0") else "worker-1"
+        mark = sb.mark()
+        with pytest.raises(ActionError) as err:
+            k8s.capacity_check(ctx_for(sb), k8s.CapacityParams(node=node))
+        assert "default/big-" in str(err.value) and "Insufficient cpu" in str(err.value)
+        assert mutations(sb, mark) == []
+
+    def test_accepts_when_pods_fit_and_flags_a_budget_that_can_never_allow_the_drain(self, make_sandbox):
+        sb = make_sandbox({
+            "nodes": [{"name": "a"}, {"name": "b"}],
+            "workloads": [{"kind": "Deployment", "name": "web", "replicas": 2, "pdb": {"min_available": 2}}],
+        })
+        sb.wait_for(lambda: len(sb.pods_on("a")) + len(sb.pods_on("b")) == 2, what="2 pods bound")
+        node = "a" if sb.pods_on("a") else "b"
+        sb.wait_for(lambda: sb.get("/apis/policy/v1/namespaces/default/poddisruptionbudgets/web")
+                    .get("status", {}).get("expectedPods") == 2, what="budget status")
+        with pytest.raises(ActionError, match="PodDisruptionBudget default/web"):
+            k8s.capacity_check(ctx_for(sb), k8s.CapacityParams(node=node))
+        out = k8s.capacity_check(ctx_for(sb), k8s.CapacityParams(node=node, fail_on_blocking_budgets=False))
+        assert out["fits"] and out["budgets"]
