@@ -101,7 +101,7 @@ def default_workload(kind: str):  # type: ignore[no-untyped-def]
         spec = obj.setdefault("spec", {})
         if kind != "DaemonSet":
             spec.setdefault("replicas", 1)
-        if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+        if kind in ("Deployment", "StatefulSet", "DaemonSet"):
             spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
