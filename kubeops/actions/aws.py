@@ -392,9 +392,7 @@ def complete_waiting_hooks(ctx: StepContext, group: str, instance_id: str, resul
     return hooks
 
 
-def terminate_and_wait(
-    ctx: StepContext, instance_id: str, p: TerminateParams, *, record: Any = None
-) -> dict[str, Any]:
+def terminate_and_wait(ctx: StepContext, instance_id: str, p: TerminateParams, *, record: Any = None) -> dict[str, Any]:
     """The idempotent core of a termination (also used by restore and replace_group).
 
     `record(member)` is called after the lookup and before the call, so the caller can persist its intent.
@@ -583,3 +581,251 @@ def restore_group(ctx: StepContext, p: RestoreParams) -> dict[str, Any]:
         ctx.aws.update_limits(p.group, max_size=todo["max_size"], desired=todo["set_desired"])
     ctx.aws.resume_processes(p.group, todo["resume"])
     return {k: v for k, v in todo.items() if k != "summary"}
+
+
+# --- cluster.validate --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ValidateParams:
+    timeout_s: float = field(default=300.0, metadata={"help": "keep checking this long before failing"})
+    namespace: str | None = field(default=None, metadata={"help": "only pods of this namespace (default: all)"})
+
+
+def cluster_problems(ctx: StepContext, namespace: str | None = None) -> dict[str, Any]:
+    """kops-style health: every node Ready, no pod Pending. Returns counts and what is wrong."""
+    from kubeops.clients import nodes as node_api
+    from kubeops.clients import pods as pod_api
+
+    nodes = node_api.list_nodes(ctx.kube)
+    not_ready = sorted(n["metadata"]["name"] for n in nodes if not node_api.node_is_ready(n))
+    pods, _ = pod_api.list_pods(ctx.kube, namespace=namespace)
+    pending = sorted(
+        f"{p['metadata'].get('namespace')}/{p['metadata']['name']}"
+        for p in pods
+        if (p.get("status") or {}).get("phase") == "Pending" and not p["metadata"].get("deletionTimestamp")
+    )
+    return {"nodes": len(nodes), "not_ready_nodes": not_ready, "pending_pods": pending, "pods": len(pods)}
+
+
+def validate_cluster(ctx: StepContext, timeout_s: float, namespace: str | None = None) -> dict[str, Any]:
+    """Poll until the cluster is healthy; ActionError naming the NotReady nodes and Pending pods otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = cluster_problems(ctx, namespace)
+        if not state["not_ready_nodes"] and not state["pending_pods"]:
+            return {**state, "valid": True}
+        if ctx.dry_run or time.monotonic() >= deadline:
+            parts = []
+            if state["not_ready_nodes"]:
+                parts.append("NotReady nodes: " + ", ".join(state["not_ready_nodes"]))
+            if state["pending_pods"]:
+                pods = state["pending_pods"]
+                parts.append(
+                    "Pending pods: " + ", ".join(pods[:10]) + (f" (+{len(pods) - 10} more)" if len(pods) > 10 else "")
+                )
+            raise ActionError(
+                f"cluster validation failed after {timeout_s:.0f}s: " + "; ".join(parts),
+                hint="fix the cluster (or wait), then `invoke resume`: the run continues from this step",
+            )
+        _sleep(ctx, POLL_S)
+
+
+@action(
+    "cluster.validate",
+    params=ValidateParams,
+    mutates=False,
+    outputs=("valid", "nodes", "pods", "not_ready_nodes", "pending_pods"),
+)
+def validate(ctx: StepContext, p: ValidateParams) -> dict[str, Any]:
+    """Every node Ready and no pod Pending (kops-style), waiting up to `timeout_s` for it to settle."""
+    return validate_cluster(ctx, ctx.remaining_s(p.timeout_s) or p.timeout_s, p.namespace)
+
+
+# --- aws.replace_group -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ReplaceGroupParams:
+    group: str = field(metadata={"help": "Auto Scaling group whose every instance is replaced"})
+    batch: int = field(default=1, metadata={"help": "surge: instances added (and old ones replaced) at a time"})
+    allow_raise_max: bool = field(default=False, metadata={"help": "raise max for the surge (restored afterwards)"})
+    ready_timeout_s: float = field(default=900.0, metadata={"help": "per batch: new instances and Nodes Ready"})
+    drain_timeout_s: float = field(default=900.0, metadata={"help": "per node: how long budgets may hold a drain"})
+    validate_timeout_s: float = field(default=300.0, metadata={"help": "per batch: cluster validation"})
+    ignore_daemonsets: bool = field(default=True, metadata={"help": "leave DaemonSet pods"})
+    delete_emptydir_data: bool = field(default=True, metadata={"help": "allow evicting pods with emptyDir data"})
+    force: bool = field(default=False, metadata={"help": "allow deleting pods no controller will recreate"})
+    grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
+
+
+def _batches(old: list[str], size: int) -> list[list[str]]:
+    return [old[i : i + size] for i in range(0, len(old), size)]
+
+
+def _plan_replace_group(ctx: StepContext, p: ReplaceGroupParams) -> Plan:
+    group = ctx.aws.describe_group(p.group)
+    _check_headroom(group, min(p.batch, len(group.instances)), p.allow_raise_max)
+    by_instance = nodes_by_instance(ctx)
+    old = sorted(group.in_service)
+    details = []
+    for n, batch in enumerate(_batches(old, max(1, p.batch)), start=1):
+        names = ", ".join(
+            f"{i} ({by_instance[i]['metadata']['name'] if i in by_instance else 'no node'})" for i in batch
+        )
+        details.append(
+            f"batch {n}: desired {group.desired} -> {group.desired + len(batch)}, wait Ready, cordon/drain/"
+            f"terminate {names}, validate the cluster"
+        )
+    return Plan(
+        summary=f'replace {len(old)} instance(s) of group "{p.group}" in batches of {p.batch}',
+        details=details,
+        outputs={"group": p.group, "replaced": old, "new_instances": [], "batches": len(details)},
+    )
+
+
+def _member_present(ctx: StepContext, instance_id: str) -> bool:
+    member = ctx.aws.find_instance(instance_id)
+    return member is not None and not member.leaving
+
+
+def _replace_batch(ctx: StepContext, p: ReplaceGroupParams, state: dict[str, Any], batch: list[str]) -> None:
+    """One batch, every part absolute or idempotent, so re-entering at any point neither adds nor loses a node."""
+    from kubeops.actions import k8s as k8s_actions
+    from kubeops.clients import nodes as node_api
+
+    present = [i for i in batch if _member_present(ctx, i)]
+    group = ctx.aws.describe_group(p.group)
+    target = int(state["desired_start"]) + len(present)
+    if group.desired < target:
+        ctx.log.info("aws.replace.scale", group=p.group, desired=group.desired, target=target, batch=batch)
+        ctx.aws.set_desired_capacity(group, target, allow_raise_max=p.allow_raise_max)
+    group = ctx.aws.wait_in_service(p.group, count=target, timeout_s=p.ready_timeout_s, check=ctx.check_deadline)
+    new = [i for i in group.in_service if i not in state["old"]]
+    wait_for_nodes(ctx, new, p.ready_timeout_s)
+    for instance_id in new:
+        if instance_id not in state["new"]:
+            state["new"].append(instance_id)
+    by_instance = nodes_by_instance(ctx)
+    targets = [(i, by_instance[i]["metadata"]["name"] if i in by_instance else None) for i in present]
+    cordoned: list[str] = []
+    try:
+        for _, node in targets:
+            if node and not (node_api.get_node(ctx.kube, node).get("spec") or {}).get("unschedulable"):
+                node_api.set_unschedulable(ctx.kube, node, True)
+                cordoned.append(node)
+        for _, node in targets:
+            if node:
+                k8s_actions.drain(
+                    ctx,
+                    k8s_actions.DrainParams(
+                        node=node,
+                        ignore_daemonsets=p.ignore_daemonsets,
+                        delete_emptydir_data=p.delete_emptydir_data,
+                        force=p.force,
+                        grace_period_s=p.grace_period_s,
+                        timeout_s=p.drain_timeout_s,
+                    ),
+                )
+    except Exception:
+        for node in cordoned:  # leave the old nodes serving; the run stops here and is resumable
+            node_api.set_unschedulable(ctx.kube, node, False)
+        raise
+    for instance_id, _ in targets:
+        if _member_present(ctx, instance_id):
+            ctx.aws.terminate_instance(instance_id, decrement=True)
+    for instance_id, node in targets:
+        terminate_and_wait(
+            ctx, instance_id, TerminateParams(instance_id=instance_id, node=node, timeout_s=p.ready_timeout_s)
+        )
+    validate_cluster(ctx, p.validate_timeout_s)
+
+
+@action(
+    "aws.replace_group",
+    params=ReplaceGroupParams,
+    mutates=True,
+    plan=_plan_replace_group,
+    outputs=("group", "replaced", "new_instances", "batches"),
+)
+def replace_group(ctx: StepContext, p: ReplaceGroupParams) -> dict[str, Any]:
+    """Replace every instance of a group, `batch` at a time, validating the cluster between batches.
+
+    The engine's playbooks have no loops, so the roll is one resumable action: its intent keeps the original
+    instances, the desired capacity it started from and which instances are done. Each batch aims at an absolute
+    desired capacity (start + old instances of the batch still present), so a resume never surges twice.
+    """
+    if p.batch < 1:
+        raise InputError(f"aws.replace_group: batch must be at least 1, got {p.batch}")
+    if ctx.intent is None:
+        group = ctx.aws.describe_group(p.group)
+        _check_headroom(group, min(p.batch, len(group.instances)), p.allow_raise_max)
+        state: dict[str, Any] = {
+            "group": p.group,
+            "old": sorted(group.in_service),
+            "desired_start": group.desired,
+            "done": [],
+            "new": [],
+            "batch": None,
+        }
+        ctx.record_intent(state)
+    else:
+        state = {**ctx.intent, "done": list(ctx.intent["done"]), "new": list(ctx.intent["new"])}
+        ctx.log.info("aws.replace.resume", done=len(state["done"]), of=len(state["old"]), batch=state["batch"])
+    batches = 0
+    while True:
+        remaining = [i for i in state["old"] if i not in state["done"]]
+        if not remaining:
+            break
+        batch = state["batch"] or remaining[: p.batch]
+        if state["batch"] != batch:
+            state["batch"] = batch
+            ctx.record_intent(state)
+        _replace_batch(ctx, p, state, batch)
+        state["done"] = state["done"] + batch
+        state["batch"] = None
+        ctx.record_intent(state)
+        batches += 1
+        ctx.log.info("aws.replace.batch_done", done=len(state["done"]), of=len(state["old"]))
+    return {"group": p.group, "replaced": state["old"], "new_instances": state["new"], "batches": batches}
+
+
+# --- aws.verify_group --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class VerifyGroupParams:
+    group: str = field(metadata={"help": "Auto Scaling group name"})
+    desired: int = field(metadata={"help": "the desired capacity the group must be back at"})
+    gone: list[str] = field(default_factory=list, metadata={"help": "instances that must have left the group"})
+    timeout_s: float = field(default=300.0, metadata={"help": "keep checking this long before failing"})
+
+
+@action(
+    "aws.verify_group",
+    params=VerifyGroupParams,
+    mutates=False,
+    outputs=("group", "desired", "in_service", "nodes"),
+)
+def verify_group(ctx: StepContext, p: VerifyGroupParams) -> dict[str, Any]:
+    """After a replacement: desired is back, that many instances InService, each with a Ready Node."""
+    from kubeops.clients import nodes as node_api
+
+    deadline = time.monotonic() + (ctx.remaining_s(p.timeout_s) or p.timeout_s)
+    while True:
+        group = ctx.aws.describe_group(p.group)
+        found = nodes_by_instance(ctx)
+        if ctx.dry_run:  # the changes were only planned: there is nothing to verify yet
+            names = [found[i]["metadata"]["name"] for i in group.in_service if i in found]
+            return {"group": p.group, "desired": group.desired, "in_service": group.in_service, "nodes": names}
+        problems = []
+        if group.desired != p.desired:
+            problems.append(f"desired capacity is {group.desired}, expected {p.desired}")
+        if len(group.in_service) != p.desired:
+            problems.append(f"{len(group.in_service)} instances InService, expected {p.desired}")
+        stale = [i for i in p.gone if any(m.id == i for m in group.instances)]
+        if stale:
+            problems.append(f"still in the group: {', '.join(stale)}")
+        unready = [i for i in group.in_service if i not in found or not node_api.node_is_ready(found[i])]
+        if unready:
+            problems.append(f"no Ready node for {', '.join(unready)}")
+        if not problems:
+            names = [found[i]["metadata"]["name"] for i in group.in_service]
+            return {"group": p.group, "desired": group.desired, "in_service": group.in_service, "nodes": names}
+        if time.monotonic() >= deadline:
+            raise ActionError(f'group "{p.group}" is not as expected: ' + "; ".join(problems))
+        _sleep(ctx, POLL_S)

@@ -1,0 +1,99 @@
+"""AWS Auto Scaling tasks: scale-up, replace (one node), replace-group. Each is one playbook run; thin on purpose.
+
+Flags become playbook parameters; `_common.run_playbook_task` loads settings, runs the engine, prints the summary
+and turns errors into exit codes (2: unknown node or group, or a group at max - nothing changed; 1: a step
+failed, the group was restored and the run is resumable with `invoke resume`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import task
+
+from kubeops.tasks import _common
+
+_DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
+_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
+_LOG = "auto (console on a terminal, JSON otherwise), console or json"
+_MAX = "raise the group's max size if the surge needs it (restored afterwards)"
+
+
+def _required(value: Any, flag: str, example: str) -> Any:
+    """Required flags stay flags (so `--help` works after the task name), checked here."""
+    if value is None or value == "":
+        with _common.exit_codes():
+            from kubeops.errors import InputError
+
+            raise InputError(f"--{flag} is required", hint=f"e.g. --{flag}={example}")
+    return value
+
+
+def _positive(value: Any, flag: str) -> int:
+    with _common.exit_codes():
+        from kubeops.errors import InputError
+
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InputError(f"--{flag} must be a whole number, got {value!r}") from None
+        if number < 1:
+            raise InputError(f"--{flag} must be at least 1, got {number}")
+        return number
+
+
+@task(
+    help={
+        "group": "the Auto Scaling group",
+        "count": "instances to add (default 1)",
+        "allow-raise-max": "raise the group's max size if needed",
+        "dry-run": _DRY,
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    }
+)
+def scale_up(c, group=None, count=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Add instances to an Auto Scaling group and wait until their Nodes are Ready."""
+    params = {
+        "group": _required(group, "group", "workers"),
+        "count": _positive(count, "count"),
+        "allow_raise_max": bool(allow_raise_max),
+    }
+    _common.run_playbook_task(c, "scale-up", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+
+
+@task(
+    help={
+        "node": "the node to replace (as `kubectl get nodes` shows it)",
+        "allow-raise-max": _MAX,
+        "dry-run": _DRY,
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    }
+)
+def replace(c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
+    params = {"node": _required(node, "node", "ip-10-0-1-23.ec2.internal"), "allow_raise_max": bool(allow_raise_max)}
+    _common.run_playbook_task(c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+
+
+@task(
+    help={
+        "group": "the Auto Scaling group to roll",
+        "batch": "surge: nodes replaced at a time (default 1)",
+        "allow-raise-max": _MAX,
+        "dry-run": _DRY,
+        "cluster": _CLUSTER,
+        "log-format": _LOG,
+    }
+)
+def replace_group(c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+    """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
+    params = {
+        "group": _required(group, "group", "workers"),
+        "batch": _positive(batch, "batch"),
+        "allow_raise_max": bool(allow_raise_max),
+    }
+    _common.run_playbook_task(
+        c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+    )
