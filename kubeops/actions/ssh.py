@@ -148,26 +148,39 @@ def boot_id(node: Node) -> str | None:
     return ((node.get("status") or {}).get("nodeInfo") or {}).get("bootID") or None
 
 
-def _ready_transition_epoch(node: Node) -> float | None:
+def ready_since(node: Node) -> str | None:
+    """The Ready condition's lastTransitionTime as the API wrote it (a baseline to compare against later)."""
     for cond in (node.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
-            text = str(cond["lastTransitionTime"]).replace("Z", "").split(".")[0]
-            try:
-                return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S")))
-            except ValueError:
-                return None
+        if cond.get("type") == "Ready":
+            return cond.get("lastTransitionTime") or None
     return None
 
 
-def rebooted(node: Node, *, boot_id_before: str | None, sent_at: float) -> bool:
-    """Whether the node shows the reboot: a new bootID, not Ready, or a Ready transition since it was sent."""
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(stamp.replace("Z", "").split(".")[0], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def rebooted(node: Node, *, boot_id_before: str | None, sent_at: float, ready_since_before: str | None = None) -> bool:
+    """Whether the node shows the reboot: a new bootID, not Ready, or a Ready transition since it was sent.
+
+    With the Ready condition's lastTransitionTime read just before sending (`ready_since_before`), any other value
+    means a transition happened since; without it, only a transition stamped after the send's second counts.
+    """
     now_boot = boot_id(node)
     if boot_id_before and now_boot and now_boot != boot_id_before:
         return True
     if not node_is_ready(node):
         return True
-    transition = _ready_transition_epoch(node)
-    return transition is not None and transition >= int(sent_at)  # API times have whole seconds
+    since = ready_since(node)
+    if ready_since_before is not None:
+        return since is not None and since != ready_since_before
+    transition = _epoch(since)
+    return transition is not None and transition > sent_at  # API times have whole seconds: strictly later
 
 
 def must_send(intent: Mapping[str, Any] | None, node: Node, *, now: float, down_timeout_s: float) -> str:
@@ -180,7 +193,9 @@ def must_send(intent: Mapping[str, Any] | None, node: Node, *, now: float, down_
     if not intent or intent.get("phase") != "reboot-sent":
         return "send"
     sent_at = float(intent.get("sent_at", 0.0))
-    if rebooted(node, boot_id_before=intent.get("boot_id"), sent_at=sent_at):
+    if rebooted(
+        node, boot_id_before=intent.get("boot_id"), sent_at=sent_at, ready_since_before=intent.get("ready_since")
+    ):
         return "wait"
     return "wait-or-resend" if now - sent_at < down_timeout_s else "send"
 
@@ -195,13 +210,16 @@ class RebootWatch:
 
     boot_id_before: str | None
     sent_at: float
+    ready_since_before: str | None = None
     seen_down: bool = False
     last: Node | None = None
 
     def observe(self, node: Node) -> bool:
         """Feed one read of the node; True once it has gone down (or rebooted) and is Ready again."""
         self.last = node
-        if not self.seen_down and rebooted(node, boot_id_before=self.boot_id_before, sent_at=self.sent_at):
+        if not self.seen_down and rebooted(
+            node, boot_id_before=self.boot_id_before, sent_at=self.sent_at, ready_since_before=self.ready_since_before
+        ):
             self.seen_down = True
         return self.seen_down and node_is_ready(node)
 
@@ -314,6 +332,7 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
             "phase": "reboot-sent",
             "host": host,
             "boot_id": boot_id(node),
+            "ready_since": ready_since(node) if node_is_ready(node) else None,
             "sent_at": time.time(),
             "sends": int(intent.get("sends", 0)) + 1,
         }
@@ -323,7 +342,11 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
     else:
         ctx.log.info("ssh.reboot.already_sent", node=p.node, host=host, decision=decision)
     started = time.monotonic()
-    watch = RebootWatch(boot_id_before=intent.get("boot_id"), sent_at=float(intent["sent_at"]))
+    watch = RebootWatch(
+        boot_id_before=intent.get("boot_id"),
+        sent_at=float(intent["sent_at"]),
+        ready_since_before=intent.get("ready_since"),
+    )
     try:
         final = wait_rebooted(
             watch,
@@ -343,7 +366,11 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
         ctx.record_intent(intent)
         _send_reboot(ctx, host, p)
         decision = "send"
-        watch = RebootWatch(boot_id_before=intent.get("boot_id"), sent_at=float(intent["sent_at"]))
+        watch = RebootWatch(
+            boot_id_before=intent.get("boot_id"),
+            sent_at=float(intent["sent_at"]),
+            ready_since_before=intent.get("ready_since"),
+        )
         final = wait_rebooted(
             watch,
             lambda: get_node(ctx.kube, p.node),

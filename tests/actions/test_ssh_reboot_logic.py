@@ -56,6 +56,16 @@ class TestRebooted:
         assert not rebooted(node(boot=None), boot_id_before="boot-1", sent_at=SENT_AT)
 
 
+    def test_a_node_that_became_ready_just_before_the_send_has_not_rebooted(self) -> None:
+        fresh = "2023-11-14T22:13:20Z"  # the send's own second
+        assert not rebooted(node(since=fresh), boot_id_before="boot-1", sent_at=SENT_AT, ready_since_before=fresh)
+        assert not rebooted(node(boot=None, since=fresh), boot_id_before=None, sent_at=SENT_AT + 0.4)
+
+    def test_a_ready_transition_other_than_the_recorded_one_counts(self) -> None:
+        later = node(boot=None, since="2023-11-14T22:13:21Z")
+        assert rebooted(later, boot_id_before=None, sent_at=SENT_AT, ready_since_before="2023-11-14T22:13:20Z")
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = SENT_AT
