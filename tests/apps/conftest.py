@@ -85,8 +85,16 @@ class AppsSandbox:
         return [json.loads(line) for line in lines[since:] if line.strip()]
 
     def mutations(self, since: int = 0) -> list[dict[str, Any]]:
-        """Requests since `since` that changed something (dry runs excluded)."""
-        return [r for r in self.requests(since) if r["method"] in MUTATING and not r.get("dry_run")]
+        """Requests since `since` that changed something (dry runs excluded).
+
+        The cluster lock (a Lease the engine's guard takes for every run) is the run's business, not the deploy's,
+        so Lease writes are left out.
+        """
+        return [
+            r
+            for r in self.requests(since)
+            if r["method"] in MUTATING and not r.get("dry_run") and r.get("resource") != "leases"
+        ]
 
     # --- apps and the CLI ----------------------------------------------------------------------------------------
     def write_app(self, name: str, text: str) -> Path:

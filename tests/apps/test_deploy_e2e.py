@@ -189,3 +189,23 @@ def test_existing_service_with_another_selector_is_refused_and_left_alone(apps_s
     assert "exists with selector app=something-else" in result.stderr
     assert sb.mutations(mark) == []
     assert sb.controllers("taken") == {}
+
+
+def test_render_prints_valid_manifests_and_bad_config_exits_2(apps_sandbox: AppsSandbox) -> None:
+    import kubernetes_validate
+    import yaml
+
+    sb = apps_sandbox
+    sb.write_app("shown", app_yaml("shown", extra="clusters:\n  sandbox: {replicas: 5}\n"))
+    result = sb.kubeops("render", "--app=shown", "--version=v7.1")
+    assert result.returncode == 0, result.stderr
+    service, controller = list(yaml.safe_load_all(result.stdout))
+    assert service["spec"]["selector"] == {"role": "frontend-shown", "app": "shown"}
+    assert controller["metadata"]["name"] == "shown-v7-1" and controller["spec"]["replicas"] == 5
+    for manifest in (service, controller):
+        kubernetes_validate.validate(manifest, "1.30", strict=True)
+
+    path = sb.write_app("broken", app_yaml("broken").replace("replicas: 3", "replicas: -1"))
+    bad = sb.kubeops("render", "--app=broken")
+    assert bad.returncode == 2
+    assert f"{path}:5: replicas: must be at least 0" in bad.stderr
