@@ -235,6 +235,10 @@ def _plan_roll(ctx: StepContext, p: RollParams) -> Plan:
         f"step {i}: scale {name} to {s.new}, wait up to {timeout:g}s for it to be ready, then old versions to {s.old}"
         for i, s in enumerate(steps, 1)
     ]
+    if new is not None:  # the server validates the first scale (dryRun=All); a new controller is only planned
+        from kubeops.clients.workloads import scale_controller
+
+        scale_controller(ctx.kube, new.kind, new.namespace, new.name, steps[0].new)
     return Plan(
         summary=f"roll {name} {current}->{config.replicas} and {_describe(others)} -> 0 "
         f"in {len(steps)} step(s) of surge {surge}",
