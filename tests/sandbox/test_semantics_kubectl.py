@@ -136,3 +136,22 @@ def test_scale_changes_the_number_of_pods(small: Any) -> None:
     wait_for(lambda: [p["metadata"]["name"] for p in pods(small, "-n", "apps", "-l", "app=db")] == ["db-0"])
     result = small.kubectl("rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s")
     assert result.returncode == 0, result.stderr
+
+
+def test_top_and_cadvisor_proxy_serve_node_metrics(small: Any) -> None:
+    top = small.kubectl("top", "nodes")
+    assert top.returncode == 0, top.stderr
+    assert {line.split()[0] for line in top.stdout.splitlines()[1:]} == {"worker-0", "worker-1", "worker-2"}
+    text = small.kubectl("get", "--raw", "/api/v1/nodes/worker-0/proxy/metrics/cadvisor", check=True).stdout
+    assert "# TYPE container_cpu_usage_seconds_total counter" in text
+    assert 'container="POD"' in text
+
+
+def test_policy_v1beta1_eviction_is_served_like_v1(small: Any) -> None:
+    name = pods(small, "-n", "apps", "-l", "app=web")[0]["metadata"]["name"]
+    code, body = small.request("POST", f"/api/v1/namespaces/apps/pods/{name}/eviction", {
+        "apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": name, "namespace": "apps"}})
+    assert (code, body["status"]) == (201, "Success")
+    code, body = small.request("POST", "/api/v1/namespaces/apps/pods/missing/eviction", {
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "missing", "namespace": "apps"}})
+    assert (code, body["reason"]) == (404, "NotFound")
