@@ -53,7 +53,6 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -130,6 +129,12 @@ _LABEL_MSG = (
     "end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID string; several times faster than str(uuid.uuid4()) for bulk loads."""
+    h = "%032x" % (random.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def random_suffix(n: int = 5) -> str:
@@ -375,7 +380,7 @@ class Store:
                     "FieldValueRequired", "metadata.name", "Required value: name or generateName is required")])
         obj["apiVersion"] = info.api_version()
         obj["kind"] = info.kind
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = rfc3339(self.now())
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
@@ -401,10 +406,12 @@ class Store:
                 return new
             return clone(self._commit(resource, key, "ADDED", new, None))
 
-    def load(self, resource: str, objs: Iterable[Obj]) -> int:
+    def load(self, resource: str, objs: Iterable[Obj], *, defaulted: bool = False) -> int:
         """Bulk insert prepared objects (scenario loading): fills metadata, no validation, no copies.
 
-        Objects must carry metadata.name (and namespace when namespaced); existing names are replaced."""
+        Objects must carry metadata.name (and namespace when namespaced); existing names are replaced.
+        ``defaulted=True`` skips the defaulters (the caller defaulted a shared template). Loaded objects may
+        share nested values with each other: like every committed object they must never be mutated."""
         info = self.info(resource)
         now = rfc3339(self.now())
         n = 0
@@ -413,13 +420,15 @@ class Store:
                 meta = obj.setdefault("metadata", {})
                 obj["apiVersion"] = info.api_version()
                 obj["kind"] = info.kind
-                meta.setdefault("uid", str(uuid.uuid4()))
+                if "uid" not in meta:
+                    meta["uid"] = new_uid()
                 meta.setdefault("creationTimestamp", now)
                 if info.has_generation:
                     meta.setdefault("generation", 1)
                 key = (meta.get("namespace", "") if info.namespaced else "", meta["name"])
-                for fn in self.defaulters.get(resource, ()):
-                    fn(obj, None)
+                if not defaulted:
+                    for fn in self.defaulters.get(resource, ()):
+                        fn(obj, None)
                 old = self._objects[resource].get(key)
                 self._commit(resource, key, "ADDED" if old is None else "MODIFIED", obj, old)
                 n += 1
