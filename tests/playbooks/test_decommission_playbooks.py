@@ -1,0 +1,177 @@
+"""The shipped node playbooks through the real CLI (`kubeops ...` in a subprocess) against a sandbox over HTTP.
+
+What a user sees: exit codes, messages naming pods and budgets, nothing changed when the input is wrong or the
+run is a dry run (checked in the sandbox's request log), and a drain killed with SIGKILL finished by `resume`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s_sandbox import Sandbox
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator[Any]:
+    started: list[Sandbox] = []
+
+    def make(scenario: dict[str, Any]) -> Sandbox:
+        sb = Sandbox({"name": "t", "settings": {"tick_ms": 50}, **scenario}, tmp_path / f"sb{len(started)}")
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()
+
+
+def cli_env(sb: Sandbox) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KUBEOPS_INVENTORY_DIR"] = str(sb.inventory_dir)
+    env["KUBEOPS_STATE_DIR"] = str(sb.folder / "state")
+    env["KUBEOPS_LOG_FORMAT"] = "json"
+    return env
+
+
+def kubeops(sb: Sandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from kubeops.cli import main; main()", *args],
+        env=cli_env(sb), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def mutations(sb: Sandbox, since: int = 0) -> list[dict[str, Any]]:
+    return [r for r in sb.requests()[since:] if r["method"] != "GET"]
+
+
+def settle(sb: Sandbox, node: str, count: int) -> None:
+    sb.wait_for(lambda: len(sb.pods_on(node)) == count, what=f"{count} pods on {node}")
+
+
+TWO_WORKERS = {
+    "namespaces": ["apps"],
+    "nodes": [{"name": "worker-a", "role": "worker"},
+              {"name": "worker-b", "role": "worker", "taints": [{"key": "hold", "effect": "NoSchedule"}]}],
+}
+
+
+def web(replicas: int = 2, **extra: Any) -> dict[str, Any]:
+    return {"kind": "Deployment", "name": "web", "namespace": "apps", "replicas": replicas, **extra}
+
+
+def release_worker_b(sb: Sandbox) -> None:
+    """Lift the taint that kept the replicas on worker-a (as an operator adding capacity would)."""
+    kube = sb.kube()
+    kube.request("PATCH", "/api/v1/nodes/worker-b", body={"spec": {"taints": None}},
+                 content_type="application/merge-patch+json", what="test: release worker-b")
+
+
+def test_unknown_node_exits_2_and_sends_no_mutating_request(make_sandbox):
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
+    mark = sb.mark()
+    for task in ("decommission", "drain", "cordon", "maintain"):
+        done = kubeops(sb, task, "--node=ghost")
+        assert done.returncode == 2, done.stderr
+        assert "node 'ghost' not found" in done.stderr
+    assert mutations(sb, mark) == []
+
+
+def test_dry_run_decommission_changes_nothing_and_every_write_is_a_server_side_dry_run(make_sandbox):
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web(pdb={"min_available": 1})]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    before = sorted(p["metadata"]["uid"] for p in sb.pods_on("worker-a"))
+    mark = sb.mark()
+    done = kubeops(sb, "decommission", "--node=worker-a", "--delete-node", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "would drain node worker-a: 2 eviction(s)" in done.stdout
+    writes = mutations(sb, mark)
+    assert writes, "a dry run still asks the server (dryRun=All) about each change"
+    assert all(r.get("dry_run") for r in writes), writes
+    assert sorted(p["metadata"]["uid"] for p in sb.pods_on("worker-a")) == before
+    assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
+
+
+def test_capacity_check_refuses_before_any_change(make_sandbox):
+    sb = make_sandbox({
+        "nodes": [{"name_prefix": "worker-", "count": 2, "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"}}],
+        "workloads": [{"kind": "Deployment", "name": "big", "replicas": 2,
+                       "resources": {"requests": {"cpu": "1500m"}}}],
+    })
+    sb.wait_for(lambda: len(sb.pods_on("worker-0")) == 1 and len(sb.pods_on("worker-1")) == 1, what="spread")
+    mark = sb.mark()
+    done = kubeops(sb, "decommission", "--node=worker-0")
+    assert done.returncode == 1
+    assert "capacity check refuses" in done.stderr and "default/big-" in done.stderr
+    assert "Insufficient cpu" in done.stderr
+    assert mutations(sb, mark) == []
+
+
+def test_budget_past_the_timeout_fails_names_it_keeps_the_node_cordoned_and_resume_finishes(make_sandbox):
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web(pdb={"min_available": 2})]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    done = kubeops(sb, "drain", "--node=worker-a", "--timeout=2")
+    assert done.returncode == 1
+    assert "PodDisruptionBudget apps/web" in done.stderr and "invoke resume" in done.stderr
+    assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
+    assert len(sb.pods_on("worker-a")) == 2
+    # the owner relaxes the budget; the same run continues from the drain step
+    sb.kube().request("PATCH", "/apis/policy/v1/namespaces/apps/poddisruptionbudgets/web",
+                      body={"spec": {"minAvailable": 1}}, content_type="application/merge-patch+json", what="relax")
+    resumed = kubeops(sb, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sb.pods_on("worker-a") == []
+    assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
+
+
+def test_sigkill_during_the_drain_then_resume_finishes_it(make_sandbox):
+    # pods take 2 s to terminate after their eviction, so the drain is caught mid-way
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web(replicas=6, termination_delay_s=2.0)]})
+    settle(sb, "worker-a", 6)
+    release_worker_b(sb)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-a"],
+        env=cli_env(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        sb.wait_for(lambda: any(r.get("subresource") == "eviction" for r in sb.requests()), what="first eviction")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    left = sb.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-a")["items"]
+    assert left, "the kill should land before the drain finished (pods still there or terminating)"
+    resumed = kubeops(sb, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sb.pods_on("worker-a") == []
+    runs = kubeops(sb, "runs", "--json")
+    assert '"done"' in runs.stdout
+    evictions = [r for r in sb.requests() if r.get("subresource") == "eviction" and r["status"] < 300]
+    assert len({r["name"] for r in evictions}) == 6  # each pod was evicted, none twice after it was gone
+
+
+def test_maintain_without_commands_cordons_drains_waits_and_uncordons(make_sandbox):
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    done = kubeops(sb, "maintain", "--node=worker-a")
+    assert done.returncode == 0, done.stderr
+    assert sb.pods_on("worker-a") == []
+    assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
+
+
+def test_cordon_and_uncordon_tasks(make_sandbox):
+    sb = make_sandbox({**TWO_WORKERS})
+    assert kubeops(sb, "cordon", "--node=worker-a").returncode == 0
+    assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
+    assert kubeops(sb, "uncordon", "--node=worker-a").returncode == 0
+    assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
