@@ -115,6 +115,11 @@ def _previous(controller: Controller) -> list[dict[str, Any]]:
     return [d for d in data if isinstance(d, dict) and {"kind", "name", "replicas"} <= d.keys()]
 
 
+def _server_dry_run(ctx: StepContext) -> bool:
+    """Whether writes through ctx.kube carry dryRun=All: plans only send them then, never for real."""
+    return bool(ctx.dry_run and getattr(ctx.kube, "dry_run", False))
+
+
 def _describe(controllers: list[Controller]) -> str:
     return ", ".join(f"{c.name} ({c.replicas})" for c in controllers) or "none"
 
@@ -133,7 +138,8 @@ def _plan_service(ctx: StepContext, p: AppParams) -> Plan:
         return Plan(summary=summary, outputs=outputs)
     from kubeops.clients.workloads import ensure_service
 
-    ensure_service(ctx.kube, manifest)  # dry-run client: the server validates, nothing is created
+    if _server_dry_run(ctx):  # the server validates the Service, creates nothing
+        ensure_service(ctx.kube, manifest)
     return Plan(
         summary=f"create Service {config.namespace}/{config.service.name}",
         details=to_yaml([manifest]).splitlines(),
@@ -177,7 +183,8 @@ def _plan_create(ctx: StepContext, p: VersionParams) -> Plan:
     if new is not None:
         return Plan(summary=f"leave {config.controller} {name} as is (it exists)", outputs=outputs)
     manifest = _new_manifest(config, version, others)
-    create_controller(ctx.kube, manifest)  # dryRun=All: validated by the server, not created
+    if _server_dry_run(ctx):  # dryRun=All: validated by the server, not created
+        create_controller(ctx.kube, manifest)
     return Plan(
         summary=f"create {config.controller} {config.namespace}/{name} at 0 replicas "
         f"(currently serving: {_describe(others)})",
@@ -235,7 +242,7 @@ def _plan_roll(ctx: StepContext, p: RollParams) -> Plan:
         f"step {i}: scale {name} to {s.new}, wait up to {timeout:g}s for it to be ready, then old versions to {s.old}"
         for i, s in enumerate(steps, 1)
     ]
-    if new is not None:  # the server validates the first scale (dryRun=All); a new controller is only planned
+    if new is not None and _server_dry_run(ctx):  # the server validates the first scale (dryRun=All)
         from kubeops.clients.workloads import scale_controller
 
         scale_controller(ctx.kube, new.kind, new.namespace, new.name, steps[0].new)
