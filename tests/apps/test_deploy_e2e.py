@@ -209,3 +209,40 @@ def test_render_prints_valid_manifests_and_bad_config_exits_2(apps_sandbox: Apps
     bad = sb.kubeops("render", "--app=broken")
     assert bad.returncode == 2
     assert f"{path}:5: replicas: must be at least 0" in bad.stderr
+
+
+ROLLBACK_PLAYBOOK = """\
+name: rollback-only
+params:
+  app: {type: string, required: true}
+  version: {type: string, required: true}
+steps:
+  - name: rollback
+    action: apps.rollback
+    args: {app: "${params.app}", version: "${params.version}", timeout_s: 60}
+"""
+
+
+def test_rollback_after_a_crash_mid_rollout_restores_the_previous_size(apps_sandbox: AppsSandbox) -> None:
+    sb = apps_sandbox
+    sb.write_app("undo", app_yaml("undo", annotations="sandbox.kubeops.io/readiness-delay-s: '0.7'"))
+    assert deploy(sb, "undo", "1").returncode == 0
+    playbook = sb.root / "rollback-only.yaml"
+    playbook.write_text(ROLLBACK_PLAYBOOK)
+
+    with EndpointSampler(sb, "undo") as sampler:
+        process = sb.spawn("deploy", "--app=undo", "--version=2")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # stop it once the old version has given up pods
+            old = sb.controllers("undo").get("undo-v1")
+            if old and old["spec"]["replicas"] <= 1:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the deploy never scaled the old version down")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        result = sb.kubeops("run", f"--playbook={playbook}", "--param", "app=undo", "--param", "version=2")
+    assert result.returncode == 0, result.stderr
+    only_version(sb, "undo", "1", 3)  # back to its size before the deploy, the new version gone
+    assert sampler.empty == 0
