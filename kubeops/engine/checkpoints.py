@@ -110,6 +110,29 @@ class FileCheckpointStore:
     def __init__(self, state_dir: Path | str, *, fsync: bool = True) -> None:
         self.folder = Path(state_dir) / "runs"
         self.fsync = fsync
+        self._ready = False
+        self._encoded: dict[str, list[tuple[Any, str]]] = {}  # run id -> per-step (copy, JSON) of the last save
+
+    def _encode(self, record: RunRecord) -> bytes:
+        """JSON of the record, re-encoding only the steps that changed since the last save (long playbooks)."""
+        cache = self._encoded.setdefault(record["id"], [])
+        parts: list[str] = []
+        for index, step in enumerate(record.get("steps", [])):
+            if index < len(cache) and cache[index][0] == step:
+                parts.append(cache[index][1])
+                continue
+            text = json.dumps(step, separators=(",", ":"), default=str)
+            item = (json.loads(text), text)
+            if index < len(cache):
+                cache[index] = item
+            else:
+                cache.append(item)
+            parts.append(text)
+        del cache[len(parts) :]
+        head = {k: v for k, v in record.items() if k != "steps"}
+        text = json.dumps(head, separators=(",", ":"), default=str)
+        sep = "," if head else ""
+        return (text[:-1] + sep + '"steps":[' + ",".join(parts) + "]}").encode()
 
     def _path(self, run_id: str) -> Path:
         if not run_id or "/" in run_id or run_id.startswith("."):
@@ -128,9 +151,11 @@ class FileCheckpointStore:
             raise InputError(f"run record {path} is not valid JSON: {exc}") from None
 
     def save(self, *, record: RunRecord) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self._ready:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._ready = True
         path = self._path(record["id"])
-        data = json.dumps(record, indent=1, sort_keys=False, default=str).encode()
+        data = self._encode(record)
         fd, tmp = tempfile.mkstemp(prefix=f".{record['id']}.", suffix=".tmp", dir=self.folder)
         try:
             os.fchmod(fd, 0o600)
