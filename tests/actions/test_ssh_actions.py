@@ -297,8 +297,8 @@ class TestReboot:
     ) -> None:
         marker = tmp_path / "second-send"
         api.add_node("node-lost", addresses=[{"type": "InternalIP", "address": "127.0.0.1"}], boot_id="boot-1")
-        # sent 1.5 s ago, no sign of it since: after `down_timeout_s` (2 s) the step concludes it never happened
-        sent_at = time.time() - 1.5
+        # sent 3.5 s ago, no sign of it since: after `down_timeout_s` (4 s) the step concludes it never happened
+        sent_at = time.time() - 3.5
         intent = {"phase": "reboot-sent", "host": "127.0.0.1", "boot_id": "boot-1", "sent_at": sent_at, "sends": 1}
         rec = Recorder()
         ctx = make_ctx(sshd, kubeconfig=api.kubeconfig, intent=intent, recorder=rec, action="ssh.reboot")
@@ -308,7 +308,7 @@ class TestReboot:
             command=["touch", str(marker)],
             sudo=False,
             poll_interval_s=0.05,
-            down_timeout_s=2,
+            down_timeout_s=4,
             timeout_s=20,
         )
         try:
