@@ -71,8 +71,8 @@ def get_node(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
 def _plan_cordon(ctx: StepContext, p: NodeParams) -> Plan:
     from kubeops.clients import nodes
 
-    _get(ctx, p.node)
-    before, changed = nodes.set_unschedulable(ctx.kube, p.node, True)  # dryRun=All: validated, not applied
+    node = _get(ctx, p.node)
+    before, changed = nodes.set_unschedulable(ctx.kube, p.node, True, node=node)  # dryRun=All: not applied
     was = bool((before.get("spec") or {}).get("unschedulable"))
     summary = f"cordon node {p.node}" if changed else f"leave node {p.node} as is (already cordoned)"
     return Plan(summary=summary, outputs={"node": p.node, "was_cordoned": was, "changed": changed})
@@ -89,7 +89,7 @@ def cordon(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
     else:
         was = bool((node.get("spec") or {}).get("unschedulable"))
         ctx.record_intent({"was_cordoned": was})
-    _, changed = nodes.set_unschedulable(ctx.kube, p.node, True)
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, True, node=node)
     ctx.log.info("k8s.cordoned", node=p.node, was_cordoned=was, changed=changed)
     return {"node": p.node, "was_cordoned": was, "changed": changed}
 
@@ -111,8 +111,8 @@ def _plan_uncordon(ctx: StepContext, p: UncordonParams) -> Plan:
             summary=f"leave node {p.node} cordoned (it was cordoned before this run)",
             outputs={"node": p.node, "changed": False, "skipped": True},
         )
-    _get(ctx, p.node)
-    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False)
+    node = _get(ctx, p.node)
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False, node=node)
     summary = f"uncordon node {p.node}" if changed else f"leave node {p.node} as is (already schedulable)"
     return Plan(summary=summary, outputs={"node": p.node, "changed": changed, "skipped": False})
 
@@ -127,8 +127,8 @@ def uncordon(ctx: StepContext, p: UncordonParams) -> dict[str, Any]:
     if p.unless_was_cordoned:
         ctx.log.info("k8s.uncordon_skipped", node=p.node, reason="node was cordoned before this run")
         return {"node": p.node, "changed": False, "skipped": True}
-    _get(ctx, p.node)
-    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False)
+    node = _get(ctx, p.node)
+    _, changed = nodes.set_unschedulable(ctx.kube, p.node, False, node=node)
     return {"node": p.node, "changed": changed, "skipped": False}
 
 
@@ -350,7 +350,7 @@ def _run(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
     selection, version, node = _select(ctx, p)
     was_cordoned = bool((node.get("spec") or {}).get("unschedulable"))
     if p.cordon and not was_cordoned:
-        nodes.set_unschedulable(ctx.kube, p.node, True)
+        nodes.set_unschedulable(ctx.kube, p.node, True, node=node)
     timeout = p.timeout_s if p.timeout_s is not None else ctx.remaining_s(DEFAULT_DRAIN_TIMEOUT_S)
     deadline = time.monotonic() + float(timeout or 0)
     if ctx.deadline is not None:

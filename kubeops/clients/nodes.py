@@ -81,9 +81,12 @@ def _merge_patch(kube: KubeClient, name: str, patch: Obj, *, what: str) -> Obj:
     return kube.request("PATCH", _path(name), body=patch, content_type=MERGE_PATCH, what=what)
 
 
-def set_unschedulable(kube: KubeClient, name: str, value: bool) -> tuple[Obj, bool]:
-    """Cordon (True) or uncordon (False); returns (node before, whether a change was sent)."""
-    node = get_node(kube, name)
+def set_unschedulable(kube: KubeClient, name: str, value: bool, *, node: Obj | None = None) -> tuple[Obj, bool]:
+    """Cordon (True) or uncordon (False); returns (node before, whether a change was sent).
+
+    `node` is the node as just read by the caller, saving a GET; the patch only touches one field anyway.
+    """
+    node = node if node is not None else get_node(kube, name)
     if bool((node.get("spec") or {}).get("unschedulable")) == value:
         return node, False
     verb = "cordon" if value else "uncordon"
