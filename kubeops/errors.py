@@ -123,7 +123,10 @@ class AwsError(KubeopsError):
 
 
 class AwsInputError(AwsError, InputError):
-    """An AWS name or limit in the input is unusable (unknown group, group at max): detected before any change, exit 2."""
+    """An AWS name or limit in the input is unusable (unknown group, group at max).
+
+    Detected before any change, so it exits 2 like other input errors.
+    """
 
 
 class SshError(KubeopsError):
