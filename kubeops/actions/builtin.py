@@ -50,6 +50,7 @@ def sleep(ctx: StepContext, p: SleepParams) -> dict[str, Any]:
         if remaining is not None:
             limit = min(limit, remaining + 0.001)
         time.sleep(min(limit, 1.0))
+        ctx.log.info("sleep.progress", message="sleeping", elapsed_s=time.monotonic() - start, timeout_s=p.seconds)
     return {"slept_s": round(time.monotonic() - start, 3)}
 
 
