@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from kubeops.actions.context import StepContext
 from kubeops.actions.registry import action
-from kubeops.errors import ActionError, InputError
+from kubeops.errors import ActionError, InputError, NotFound
 from kubeops.metrics.report import NodeRow, PodRow, node_row, pod_rows, sort_pod_rows
 
 SOURCE_OUTPUTS = ("source", "fallback_reason")
@@ -43,7 +43,7 @@ def collect_reports(kube: Any, nodes: list[str] | None, *, interval_s: float) ->
 
     if interval_s <= 0:
         raise InputError(f"interval_s must be positive, got {interval_s}")
-    node_objs = [get_node(kube, n) for n in nodes] if nodes else sorted(
+    node_objs = [_named_node(kube, n, get_node) for n in nodes] if nodes else sorted(
         list_nodes(kube), key=lambda n: n["metadata"]["name"]
     )
     names = [n["metadata"]["name"] for n in node_objs]
@@ -66,6 +66,14 @@ def collect_reports(kube: Any, nodes: list[str] | None, *, interval_s: float) ->
             )
         )
     return reports
+
+
+def _named_node(kube: Any, name: str, get_node: Any) -> dict[str, Any]:
+    """A node the user named; one that does not exist is bad input (nothing was measured or changed)."""
+    try:
+        return get_node(kube, name)
+    except NotFound:
+        raise InputError(f"node {name!r} not found", hint="`invoke stats` without --node lists the nodes") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,7 @@ def plan_redistribute(ctx: StepContext, p: RedistributeParams) -> Plan:
     details += [f"blocked by a disruption budget: {k}: {v}" for k, v in outputs["blocked"].items()]
     details += [f"stays: {k}: {v}" for k, v in sorted(plan.skipped.items())]
     summary = (
-        f"would evict {len(outputs['evicted'])} pod(s)" if outputs["evicted"] else f"nothing to evict: {plan.reason}"
+        f"evict {len(outputs['evicted'])} pod(s)" if outputs["evicted"] else f"evict nothing: {plan.reason}"
     )
     return Plan(summary=summary, details=details, outputs=outputs)
 

@@ -164,7 +164,7 @@ def test_redistribute_dry_run_evicts_nothing(hot_cluster) -> None:  # type: igno
     sb, settings = hot_cluster()
     before = {p["metadata"]["name"] for p in running_on(ctx_for(settings), "worker-0")}
     plan = redistribute.plan_redistribute(ctx_for(settings, dry_run=True), params())
-    assert plan.summary == "would evict 3 pod(s)", plan.details
+    assert plan.summary == "evict 3 pod(s)", plan.details
     assert len(plan.outputs["evicted"]) == 3
     assert all(e["pod"].startswith("web/hot-") for e in plan.outputs["evicted"])
     assert plan.outputs["skipped"]["web/bare"] == "no controller would recreate it"
