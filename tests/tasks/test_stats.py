@@ -70,7 +70,7 @@ def test_stats_for_a_node_prints_pods_with_usage_share_requests_and_limits(hot: 
 def test_stats_sorted_by_name_and_as_json(hot: Any) -> None:
     _, cli = hot
     by_name = cli("stats", "--node", "worker-0", "--sort", "name", "--interval", "0.5")
-    assert [line.split()[1] for line in by_name.stdout.splitlines()[2:]][0] == "bare"
+    assert by_name.stdout.splitlines()[2].split()[1] == "bare"
     proc = cli("stats", "--node", "worker-0", "--output", "json", "--sort", "memory", "--interval", "0.5")
     doc = json.loads(proc.stdout)
     assert doc["source"] == "cadvisor"
@@ -88,7 +88,7 @@ def test_stats_without_node_prints_one_line_per_node(hot: Any) -> None:
     assert [line.split()[0] for line in lines[1:]] == ["worker-0", "worker-1", "worker-2"]
     assert lines[1].split()[-2:] == ["7", "cadvisor"]
     nodes = json.loads(cli("stats", "--output", "json", "--interval", "0.5").stdout)
-    assert [n["node"] for n in nodes][0] == "worker-0"
+    assert nodes[0]["node"] == "worker-0"
     assert nodes[0]["cpu_share"] == pytest.approx(3.3 / 4, rel=0.05)
 
 
