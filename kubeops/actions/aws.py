@@ -245,7 +245,7 @@ def _plan_scale(ctx: StepContext, name: str, target: int, allow_raise_max: bool)
     ctx.aws.set_desired_capacity(group, target, allow_raise_max=allow_raise_max)  # dry-run client: checks only
     details = [f"raise max {group.max_size} -> {target} (restored by restore_group)"] if target > group.max_size else []
     return Plan(
-        summary=f'desired {group.desired} -> {target} on group "{name}"',
+        summary=f'set desired capacity {group.desired} -> {target} on group "{name}"',
         details=details,
         outputs=_scale_outputs(group, target),
     )

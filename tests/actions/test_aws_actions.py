@@ -109,7 +109,7 @@ class TestScaleUp:
         ctx = h.ctx(dry_run=True)
         with moto.recording_actions() as actions:
             plan = spec.plan(ctx, aws_actions.ScaleUpParams(group="workers", allow_raise_max=True))
-        assert plan.summary == 'desired 2 -> 3 on group "workers"'
+        assert plan.summary == 'set desired capacity 2 -> 3 on group "workers"'
         assert plan.details == ["raise max 2 -> 3 (restored by restore_group)"]
         assert mutating(actions) == []
         assert describe(moto, "workers")["DesiredCapacity"] == 2

@@ -1,0 +1,185 @@
+"""A sandbox with AWS (moto + the AWS link) laid out as the shipped `sandbox` inventory expects, plus the
+`kubeops` command run as a real subprocess, so playbook tests go through the CLI, the engine and the wire.
+
+Layout: ``<root>/sandbox/{kubeconfig,env,requests.jsonl}`` and ``<root>/runs/*.json``; every command runs with
+``KUBEOPS_STATE_DIR=<root>``, which is what `inventory/sandbox.yaml` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kubeops.sandbox.testing import SandboxProcess
+
+KUBEOPS = [sys.executable, "-c", "from kubeops.cli import main; main()"]
+GROUP = "workers"
+
+
+def scenario(*, desired: int = 3, max_size: int = 6, replicas: int = 3, join_delay_s: float = 2) -> dict[str, Any]:
+    """Workers from one Auto Scaling group, a control-plane node, and a web Deployment guarded by a budget."""
+    return {
+        "name": "aws-test",
+        "settings": {"join_delay_s": join_delay_s, "tick_ms": 50, "aws_poll_s": 0.2},
+        "namespaces": ["apps"],
+        "autoscaling_groups": [
+            {
+                "name": GROUP,
+                "min": 1,
+                "max": max_size,
+                "desired": desired,
+                "zones": ["us-east-1a", "us-east-1b"],
+                "instance_type": "m5.large",
+                "node": {"role": "worker", "labels": {"pool": "general"}, "capacity": {"cpu": "4", "memory": "16Gi"}},
+            }
+        ],
+        "nodes": [
+            {
+                "name": "control-plane-0",
+                "role": "control-plane",
+                "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+            }
+        ],
+        "workloads": [
+            {
+                "kind": "Deployment",
+                "name": "web",
+                "namespace": "apps",
+                "replicas": replicas,
+                "labels": {"app": "web"},
+                "image": "nginx:1.27",
+                "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}},
+                "pdb": {"max_unavailable": 1},
+            }
+        ],
+    }
+
+
+class AwsSandbox:
+    """One running sandbox with AWS, and helpers to drive and inspect it."""
+
+    def __init__(self, root: Path, spec: dict[str, Any]) -> None:
+        self.root = root
+        self.sb = SandboxProcess(spec, state_dir=root / "sandbox", aws=True)
+
+    def start(self) -> AwsSandbox:
+        self.sb.start()
+        self.wait_for(self._group_exists, "the AWS link to create the group")
+        self.wait_for(lambda: len(self.ready_workers()) == self.group()["DesiredCapacity"], "workers Ready")
+        return self
+
+    def _group_exists(self) -> bool:
+        groups = self.boto("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])
+        return bool(groups["AutoScalingGroups"])
+
+    def stop(self) -> None:
+        self.sb.stop()
+
+    # --- the product, as a user runs it ------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(KUBEOPS_STATE_DIR=str(self.root), KUBEOPS_LOG_FORMAT="json")
+        return env
+
+    def kubeops(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KUBEOPS, *args], capture_output=True, text=True, timeout=timeout_s, env=self.env, check=False
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*KUBEOPS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted((self.root / "runs").glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue  # being replaced atomically right now
+        return out
+
+    def kill_at(self, proc: subprocess.Popen[str], step: str, status: str, timeout_s: float = 120) -> str:
+        """SIGKILL `proc` as soon as `step` reaches `status` (running/done) in the checkpoint; returns what was seen."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for record in self.runs():
+                if record.get("status") not in (None, "running"):
+                    continue
+                entry = next((s for s in record["steps"] if s["name"] == step), None)
+                if entry and entry["status"] in (status, "done"):
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return entry["status"]
+            if proc.poll() is not None:
+                return "finished"
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"step {step} never reached {status}")
+
+    # --- AWS and Kubernetes, read directly ------------------------------------------------------------------
+    def boto(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.sb.aws_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def group(self) -> dict[str, Any]:
+        return self.boto("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+            "AutoScalingGroups"
+        ][0]
+
+    def ec2_state(self, instance_id: str) -> str:
+        answer = self.boto("ec2").describe_instances(InstanceIds=[instance_id])
+        return str(answer["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+    def get(self, path: str) -> Any:
+        status, body = self.sb.request("GET", path)
+        assert status == 200, (path, status, body)
+        return body
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.get("/api/v1/nodes")["items"])
+
+    def ready_workers(self) -> dict[str, str]:
+        """Ready worker nodes: name -> instance id."""
+        out = {}
+        for node in self.nodes():
+            provider = node.get("spec", {}).get("providerID", "")
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", [])
+            )
+            in_group = node["metadata"].get("labels", {}).get("kubeops.io/autoscaling-group") == GROUP
+            if provider.startswith("aws://") and ready and in_group:
+                out[node["metadata"]["name"]] = provider.rsplit("/", 1)[-1]
+        return out
+
+    def deployment_ready(self, name: str = "web", namespace: str = "apps") -> bool:
+        deploy = self.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        status = deploy.get("status", {})
+        return status.get("readyReplicas") == deploy["spec"]["replicas"] == status.get("updatedReplicas")
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.sb.requests()
+
+    @staticmethod
+    def wait_for(check: Any, what: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.1)
