@@ -22,6 +22,7 @@ class Sandbox:
     def __init__(self, scenario: dict[str, Any], folder: Path) -> None:
         from kubeops.sandbox import scenario as scenarios
         from kubeops.sandbox.cluster import build_cluster
+        from kubeops.sandbox.faults import FaultConfig, Faults
         from kubeops.sandbox.requestlog import RequestLog
         from kubeops.sandbox.server import SandboxServer
 
@@ -31,7 +32,8 @@ class Sandbox:
         self.cluster = build_cluster(scenario=loaded)
         scenarios.apply(self.cluster, loaded)
         self.log_path = folder / "requests.jsonl"
-        self.server = SandboxServer(self.cluster, request_log=RequestLog(self.log_path))
+        self.server = SandboxServer(self.cluster, request_log=RequestLog(self.log_path),
+                                    faults=Faults(FaultConfig.from_dict(loaded.faults)))
         self.cluster.start()
         self.server.start()
         self.kubeconfig = folder / "kubeconfig"

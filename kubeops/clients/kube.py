@@ -59,16 +59,17 @@ def map_api_exception(exc: Any, *, what: str) -> ClusterError:
     status = getattr(exc, "status", None)
     message, reason, details = status_message(exc)
     text = f"{what}: {message}"
+    error: ClusterError
     if status == 404:
-        return NotFound(text, status=404, reason=reason)
-    if status == 409:
-        return Conflict(text, status=409, reason=reason)
-    if status in (401, 403):
-        return Forbidden(
+        error = NotFound(text, status=404, reason=reason)
+    elif status == 409:
+        error = Conflict(text, status=409, reason=reason)
+    elif status in (401, 403):
+        error = Forbidden(
             text, status=status, reason=reason, hint="check the credentials and RBAC of the kubeconfig user"
         )
-    if status == 429:
-        error: ClusterError = TooManyRequests(text, retry_after_s=_retry_after(exc), reason=reason)
+    elif status == 429:
+        error = TooManyRequests(text, retry_after_s=_retry_after(exc), reason=reason)
     elif status is not None and status >= 500:
         error = Unavailable(text, status=status, reason=reason)
     else:
