@@ -178,6 +178,8 @@ class Store:
         self._oldest_rv = 1  # events with rv > _oldest_rv are all in the log
         self._history = history
         self._dependents: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        # pods by spec.nodeName: drains, the kubelet simulation and kubectl filter on it constantly.
+        self._pods_by_node: dict[str, set[Key]] = defaultdict(set)
         self._subscribers: list[Callable[[WatchEvent], None]] = []
         self.defaulters: dict[str, list[Callable[[Obj, Obj | None], None]]] = defaultdict(list)
         self.validators: dict[str, list[Callable[[Obj, Obj | None], list[Cause]]]] = defaultdict(list)
@@ -263,7 +265,12 @@ class Store:
         labels, fields = self.parse_selectors(resource, label_selector, field_selector)
         with self.lock:
             objects = self._objects[resource]
-            keys = self._sorted_keys(resource)
+            node_req = next((f for f in fields if f.field == "spec.nodeName" and f.op == "=" and f.value), None) \
+                if resource == "pods" else None
+            if node_req is not None:
+                keys = sorted(self._pods_by_node.get(node_req.value, ()))
+            else:
+                keys = self._sorted_keys(resource)
             list_rv = self._rv
             start = 0
             if continue_token:
@@ -316,6 +323,15 @@ class Store:
                 self._sorted[resource] = None
             objects[key] = obj
         self._index_owners(resource, key, old, None if etype == "DELETED" else obj)
+        if resource == "pods":
+            old_node = (old or {}).get("spec", {}).get("nodeName") if old else None
+            new_node = None if etype == "DELETED" else obj.get("spec", {}).get("nodeName")
+            if (old_node != new_node or etype == "DELETED") and old_node:
+                self._pods_by_node[old_node].discard(key)
+                if not self._pods_by_node[old_node]:
+                    del self._pods_by_node[old_node]
+            if new_node:
+                self._pods_by_node[new_node].add(key)
         event = WatchEvent(self._rv, etype, resource, key[0], key[1], obj, old)
         self._events.append(event)
         self._event_rvs.append(self._rv)
