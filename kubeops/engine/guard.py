@@ -1,0 +1,208 @@
+"""The run guard (issue 8): maintenance window + cluster lock + notifications + textfile metrics around a run.
+
+`build_guard(settings)` is what `kubeops.tasks` calls for every real (not dry) run and resume. Order matters:
+1. `acquire`: the window first (outside it nothing is touched, not even the lock: exit 0 "outside window"),
+   then the cluster lock (busy: LockHeld, exit 3, and a notification);
+2. `before_step`: the window again (closed: OutsideWindow, the runner pauses the run, resumable), and the
+   lock (lost to another run: LockHeld; the record stays resumable);
+3. `on_finish`: textfile metrics, then a notification for a failure (or success, if asked);
+4. `release`: give the lock back.
+
+The lock lives in the cluster; when the inventory gives no usable Kubernetes configuration at all (no
+kubeconfig file), there is nothing to lock against and no Kubernetes step can run either, so the run goes on
+unlocked with a `lock.skipped` warning. Any other failure to take the lock stops the run (fail closed).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubeops.engine.checkpoints import RunRecord
+from kubeops.engine.logging import get_logger
+from kubeops.engine.notify import Notifier, lock_message, resolve_url
+from kubeops.engine.textfile import TextfileWriter
+from kubeops.engine.windows import Window, WindowError
+from kubeops.errors import InputError, LockHeld, OutsideWindow, PlaybookError
+from kubeops.model.playbook import Playbook, Step
+
+if TYPE_CHECKING:
+    from kubeops.engine.lock import ClusterLock
+    from kubeops.settings import Settings
+
+
+def window_from_settings(settings: Settings) -> Window | None:
+    """The inventory's window, validated; a bad field is a PlaybookError naming the inventory file and line."""
+    raw = settings.window
+    if raw is None:
+        return None
+    try:
+        return Window.parse(days=raw.days, start=raw.start, end=raw.end, timezone=raw.timezone)
+    except WindowError as exc:
+        path = settings.inventory_path or "(inventory)"
+        line = None
+        if settings.inventory_path:
+            from kubeops.model.yamlsource import load_yaml
+
+            try:
+                line = load_yaml(Path(settings.inventory_path)).line_of(("window", exc.field))
+            except (OSError, InputError):
+                line = None
+        raise PlaybookError(str(exc), path=path, line=line, field=f"window.{exc.field}") from None
+
+
+def notifier_from_settings(settings: Settings, environ: Mapping[str, str]) -> Notifier | None:
+    """A Notifier when a webhook URL is configured (inventory or the named environment variable)."""
+    url = resolve_url(url=settings.notify.webhook_url, url_env=settings.notify.webhook_url_env, environ=environ)
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        source = "notify.webhook_url" if settings.notify.webhook_url else f"${settings.notify.webhook_url_env}"
+        raise InputError(f"the webhook URL ({source}) must start with https:// or http://")
+    return Notifier(url, on_success=settings.notify.on_success)
+
+
+class Guard:
+    """Implements the runner's `RunGuard` protocol from optional parts (each may be None)."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        window: Window | None = None,
+        lock_factory: Callable[[], ClusterLock | None] | None = None,
+        notifier: Notifier | None = None,
+        textfile: TextfileWriter | None = None,
+        wait_for_lock_s: float = 0.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.cluster = cluster
+        self.window = window
+        self.lock_factory = lock_factory
+        self.notifier = notifier
+        self.textfile = textfile
+        self.wait_for_lock_s = wait_for_lock_s
+        self.clock = clock
+        self.lock: ClusterLock | None = None
+        self._playbook: str | None = None
+        self._began: float | None = None
+        self.log = get_logger()
+
+    def acquire(self, *, run_id: str, playbook: Playbook, resumed: bool) -> None:
+        self._playbook = playbook.name
+        self._began = time.monotonic()
+        self._check_window(starting=True)
+        if self.lock_factory is None:
+            return
+        lock = self.lock_factory()
+        if lock is None:
+            return
+        try:
+            lock.acquire(run_id=run_id, playbook=playbook.name, wait_s=self.wait_for_lock_s)
+        except LockHeld as exc:
+            if self.notifier is not None:
+                self.notifier.send(
+                    lock_message(cluster=self.cluster, playbook=playbook.name, reason=exc.message), kind="locked"
+                )
+            raise
+        self.lock = lock
+
+    def before_step(self, *, run_id: str, step: Step) -> None:
+        self._check_window(starting=False)
+        if self.lock is not None and self.lock.lost:
+            raise LockHeld(
+                f"run {run_id} stopped before step {step.name!r}: it lost the cluster lock ({self.lock.lost})",
+                hint=f"the run is checkpointed; `invoke resume --run={run_id}` once the lock is free",
+            )
+
+    def on_finish(self, *, record: RunRecord) -> None:
+        finished = time.time()
+        duration = time.monotonic() - self._began if self._began is not None else 0.0
+        if self.textfile is not None:
+            try:
+                self.textfile.record(
+                    playbook=record["playbook"]["name"],
+                    status=str(record.get("status")),
+                    finished_s=finished,
+                    duration_s=duration,
+                )
+            except OSError as exc:
+                self.log.warning("textfile.failed", path=str(self.textfile.path), error=str(exc))
+        if self.notifier is not None:
+            self.notifier.run_finished(record)
+
+    def release(self, *, run_id: str) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _check_window(self, *, starting: bool) -> None:
+        if self.window is None:
+            return
+        now = self.clock()
+        if self.window.contains(now):
+            return
+        text = self.window.outside_message(now)
+        raise OutsideWindow(text if starting else f"{text}; the run pauses and continues in the next window")
+
+
+def lock_for(settings: Settings) -> ClusterLock | None:
+    """The cluster's lock through a non-dry-run client, or None (logged) when no kubeconfig exists at all."""
+    from kubeops.clients.kube import KubeClient
+    from kubeops.engine.lock import ClusterLock
+
+    try:
+        kube = KubeClient.from_settings(settings.kube, dry_run=False)
+    except InputError as exc:
+        if "does not exist" not in exc.message:
+            raise
+        get_logger().warning("lock.skipped", reason=exc.message)
+        return None
+    return ClusterLock(
+        kube,
+        namespace=settings.lock.namespace,
+        name=settings.lock.name,
+        ttl_s=settings.lock.ttl_s,
+        concurrency=int(settings.lock.concurrency),
+    )
+
+
+def build_guard(
+    settings: Settings,
+    *,
+    wait_for_lock_s: float = 0.0,
+    textfile_dir: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Guard:
+    """The guard for one run of `settings.cluster`; invalid window/notify settings fail here, before the run.
+
+    The textfile goes to `textfile_dir` (default ``<state_dir>/metrics``). `environ` is where a
+    ``notify.webhook_url_env`` variable is read (default: the process environment, read here in the tasks' call).
+    """
+    if int(settings.lock.concurrency) < 1:
+        raise PlaybookError(
+            f"must be at least 1, got {settings.lock.concurrency}",
+            path=settings.inventory_path or "(inventory)",
+            field="lock.concurrency",
+        )
+    return Guard(
+        cluster=settings.cluster,
+        window=window_from_settings(settings),
+        lock_factory=lambda: lock_for(settings),
+        notifier=notifier_from_settings(settings, os.environ if environ is None else environ),
+        textfile=TextfileWriter(Path(textfile_dir) if textfile_dir else settings.state_dir / "metrics",
+                                cluster=settings.cluster),
+        wait_for_lock_s=wait_for_lock_s,
+        **({"clock": clock} if clock else {}),
+    )
+
+
+def describe_holders(states: list[Any], now: datetime | None = None) -> list[str]:
+    """Lines for `invoke lock`."""
+    moment = now or datetime.now(UTC)
+    return [s.describe(moment) for s in states]
