@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.k8s_sandbox import Sandbox
+from tests.ssh_fixture import sshd_server  # noqa: F401  (provides the `sshd` fixture)
 
 
 @pytest.fixture
@@ -175,3 +176,44 @@ def test_cordon_and_uncordon_tasks(make_sandbox):
     assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
     assert kubeops(sb, "uncordon", "--node=worker-a").returncode == 0
     assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
+
+
+def test_maintain_runs_commands_over_ssh_between_drain_and_uncordon(make_sandbox, sshd, tmp_path):
+    import yaml
+
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    ssh = sshd.settings()
+    (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
+        "name": "sandbox",
+        "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
+        "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
+                "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
+    }))
+    marker = tmp_path / "maintained; not a shell"
+    done = kubeops(sb, "maintain", "--node=worker-a", "--no-sudo", f"--command=touch '{marker}'",
+                   "--command=uname -s")
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # the argument reached the node literally, metacharacters and all
+    assert sb.pods_on("worker-a") == []
+    assert not sb.get("/api/v1/nodes/worker-a")["spec"].get("unschedulable")
+
+
+def test_maintain_stops_cordoned_when_a_command_fails(make_sandbox, sshd):
+    import yaml
+
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    ssh = sshd.settings()
+    (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
+        "name": "sandbox",
+        "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
+        "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
+                "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
+    }))
+    done = kubeops(sb, "maintain", "--node=worker-a", "--no-sudo", "--command=false")
+    assert done.returncode == 1
+    assert "commands" in done.stderr
+    assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
