@@ -18,6 +18,7 @@ Semantics (documented in docs/engine.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import socket
@@ -77,9 +78,15 @@ class _Outcome:
     error: BaseException | None = None
 
 
+@functools.lru_cache(maxsize=512)
+def _param_specs(spec: ActionSpec) -> dict[str, Any]:
+    """`spec.param_specs()` once per action: it resolves string annotations, which compiles code each time."""
+    return spec.param_specs()
+
+
 def build_params(spec: ActionSpec, args: Mapping[str, Any]) -> Any:
     """The action's params dataclass from resolved args; a type mismatch is an InputError (never retried)."""
-    specs = spec.param_specs()
+    specs = _param_specs(spec)
     for name, value in args.items():
         pspec = specs[name]
         if not check_value(pspec.type, value):
