@@ -50,7 +50,9 @@ def raise_for_status(record: RunRecord) -> RunRecord:
             f"run {rid} failed at step {step!r}: {record.get('error')}",
             step=step,
             run_id=rid,
-            hint=f"fix the cause, then `invoke resume --run={rid}`; see `invoke show --run={rid}`",
+            hint="dry run: nothing was changed and there is nothing to resume"
+            if record.get("dry_run")
+            else f"fix the cause, then `invoke resume --run={rid}`; see `invoke show --run={rid}`",
         )
         exc.record = record  # type: ignore[attr-defined]
         raise exc

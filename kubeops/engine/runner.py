@@ -312,6 +312,8 @@ class Runner:
 
     def _mutated(self, record: RunRecord, playbook: Playbook) -> bool:
         """Whether any mutating step may have changed something (started, or recorded intent)."""
+        if record.get("dry_run"):
+            return False  # a dry run only planned its mutating steps
         for entry in record["steps"]:
             spec = self.registry.get(entry["action"])
             if spec is None or not spec.mutates or entry["phase"] != "main":

@@ -486,3 +486,18 @@ def test_secrets_are_redacted_from_logs_and_checkpoints(settings, registry, writ
         assert secret not in rendered
         assert secret not in record_text
         assert secret not in str(info.value)
+
+
+def test_dry_run_failures_say_nothing_changed(settings, registry, write_playbook, tmp_path):
+    pb = write_playbook(
+        f"name: d\nsteps:\n  - {{name: w, action: t.write, args: {{path: {tmp_path}/x, text: a}}}}\n"
+        "  - {name: find, action: t.lookup, args: {node: ghost}}\n  - {name: boom, action: fail}\n"
+    )
+    with pytest.raises(InputError) as info:
+        run_playbook(pb, settings=settings, registry=registry, dry_run=True)
+    assert info.value.record["status"] == "rejected"  # type: ignore[attr-defined]
+    pb2 = write_playbook("name: d2\nsteps:\n  - {name: boom, action: fail}\n", "d2.yaml")
+    with pytest.raises(StepFailed) as failed:
+        run_playbook(pb2, settings=settings, registry=registry, dry_run=True)
+    assert "nothing to resume" in str(failed.value) and "invoke resume" not in str(failed.value)
+    assert not (tmp_path / "x").exists()
