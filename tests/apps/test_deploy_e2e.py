@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -100,33 +101,51 @@ def test_new_version_never_ready_rolls_back_and_exits_non_zero(apps_sandbox: App
     assert any(r["method"] == "DELETE" and r["name"] == "sour-v2" for r in sb.mutations(mark))
 
 
-def test_sigkill_mid_deploy_then_resume_finishes_it(apps_sandbox: AppsSandbox) -> None:
+def _new_created(c: dict, app: str) -> bool:
+    return f"{app}-v2" in c
+
+
+def _new_two_steps_up(c: dict, app: str) -> bool:
+    return c.get(f"{app}-v2", {}).get("spec", {}).get("replicas", 0) >= 2
+
+
+def _old_scaled_to_zero(c: dict, app: str) -> bool:
+    return c.get(f"{app}-v1", {}).get("spec", {}).get("replicas", 1) == 0
+
+
+@pytest.mark.parametrize(
+    ("app", "moment"),
+    [("crash-a", _new_created), ("crash-b", _new_two_steps_up), ("crash-c", _old_scaled_to_zero)],
+    ids=["created", "mid-roll", "old-at-zero"],
+)
+def test_sigkill_mid_deploy_then_resume_finishes_it(apps_sandbox: AppsSandbox, app: str, moment) -> None:
     sb = apps_sandbox
-    sb.write_app("crash", app_yaml("crash", annotations="sandbox.kubeops.io/readiness-delay-s: '1'"))
-    assert deploy(sb, "crash", "1").returncode == 0
-    service_before = sb.get("/api/v1/namespaces/default/services/crash")
+    sb.write_app(app, app_yaml(app, annotations="sandbox.kubeops.io/readiness-delay-s: '1'"))
+    assert deploy(sb, app, "1").returncode == 0
+    service_before = sb.get(f"/api/v1/namespaces/default/services/{app}")
     mark = sb.log_mark()
 
-    with EndpointSampler(sb, "crash") as sampler:
-        process = sb.spawn("deploy", "--app=crash", "--version=2")
+    with EndpointSampler(sb, app) as sampler:
+        process = sb.spawn("deploy", f"--app={app}", "--version=2")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # kill it in the middle: new version up one step, old not yet gone
-            new = sb.controllers("crash").get("crash-v2")
-            if new and new["spec"].get("replicas", 0) >= 2:
+        while time.monotonic() < deadline:  # kill it at the chosen moment of the rollout
+            if moment(sb.controllers(app), app):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         else:
-            pytest.fail("the deploy never reached its second step")
+            pytest.fail(f"the deploy never reached the moment {moment.__name__}")
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        middle = sb.controllers("crash")
-        assert set(middle) == {"crash-v1", "crash-v2"}  # it really was interrupted mid-rollout
+        assert f"{app}-v2" in sb.controllers(app)  # it really was interrupted mid-deploy
+        assert process.stderr is not None
+        events = [json.loads(line) for line in process.stderr.read().splitlines() if line.startswith("{")]
+        run_id = next(e["run_id"] for e in events if e.get("event") == "run.started")
 
-        resumed = sb.kubeops("resume")
+        resumed = sb.kubeops("resume", f"--run={run_id}")
     assert resumed.returncode == 0, resumed.stderr
-    only_version(sb, "crash", "2", 3)
+    only_version(sb, app, "2", 3)
     assert sampler.empty == 0
-    assert sb.get("/api/v1/namespaces/default/services/crash")["metadata"]["resourceVersion"] == (
+    assert sb.get(f"/api/v1/namespaces/default/services/{app}")["metadata"]["resourceVersion"] == (
         service_before["metadata"]["resourceVersion"]
     )
     assert service_writes(sb, mark) == []
