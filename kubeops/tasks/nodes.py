@@ -72,6 +72,7 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
     help={
         "node": _NODE,
         "delete-node": "delete the Node object once it is empty",
+        "terminate": "terminate the node's EC2 instance, shrinking its Auto Scaling group (implies --delete-node)",
         **_DRAIN_HELP,
         "dry-run": _DRY,
         "cluster": _CLUSTER,
@@ -79,12 +80,13 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
     }
 )
 def decommission(  # type: ignore[no-untyped-def]
-    c, node=None, delete_node=False, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1,
-    timeout=None, dry_run=False, cluster=None, log_format=None,
+    c, node=None, delete_node=False, terminate=False, ignore_daemonsets=True, delete_emptydir_data=False,
+    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None,
 ):
-    """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally delete it."""
+    """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally terminate/delete."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params["delete_node"] = bool(delete_node)
+    params["terminate_instance"] = bool(terminate)
     _common.run_playbook_task(
         c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
     )
