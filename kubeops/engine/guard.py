@@ -150,15 +150,16 @@ class Guard:
         raise OutsideWindow(text if starting else f"{text}; the run pauses and continues in the next window")
 
 
-def lock_for(settings: Settings) -> ClusterLock | None:
-    """The cluster's lock through a non-dry-run client, or None (logged) when no kubeconfig exists at all."""
+def lock_for(settings: Settings, *, required: bool = False) -> ClusterLock | None:
+    """The cluster's lock through a non-dry-run client, or None (logged) when no kubeconfig exists at all
+    (unless `required`: then that is an InputError)."""
     from kubeops.clients.kube import KubeClient
     from kubeops.engine.lock import ClusterLock
 
     try:
         kube = KubeClient.from_settings(settings.kube, dry_run=False)
     except InputError as exc:
-        if "does not exist" not in exc.message:
+        if required or "does not exist" not in exc.message:
             raise
         get_logger().warning("lock.skipped", reason=exc.message)
         return None
