@@ -9,18 +9,25 @@ from __future__ import annotations
 from invoke import Context, task
 
 
-def _load(app: str, cluster: str | None):  # -> AppConfig; imports stay inside so listing tasks is fast
-    """The app's config for the selected cluster, read from the same inventory folder as the cluster's file."""
+def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
+    """The app's config for the selected cluster, read from the same inventory folder as the cluster's file.
+
+    `render` passes need_inventory=False: printing prod's manifests must not need prod's kubeconfig or inventory.
+    """
+    import os
     from pathlib import Path
 
     from kubeops.apps.config import load_app
-    from kubeops.settings import inventory_dir
+    from kubeops.settings import DEFAULT_CLUSTER, inventory_dir
     from kubeops.tasks._common import build_settings
 
     if not app:
         from kubeops.errors import InputError
 
         raise InputError("--app is required", hint="e.g. --app=my-component (a file in inventory/apps/)")
+    if not need_inventory:
+        name = cluster or os.environ.get("KUBEOPS_CLUSTER") or DEFAULT_CLUSTER
+        return load_app(app, inventory=inventory_dir(), cluster=name)
     settings = build_settings(cluster)
     inventory = Path(settings.inventory_path).parent if settings.inventory_path else inventory_dir()
     return load_app(app, inventory=inventory, cluster=settings.cluster)
@@ -40,7 +47,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
     from kubeops.tasks._common import exit_codes
 
     with exit_codes():
-        config = _load(app, cluster)
+        config = _load(app, cluster, need_inventory=False)
         print(to_yaml(render_manifests(config, version or None)), end="")
 
 

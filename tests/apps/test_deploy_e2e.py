@@ -215,7 +215,7 @@ def test_render_prints_valid_manifests_and_bad_config_exits_2(apps_sandbox: Apps
     import yaml
 
     sb = apps_sandbox
-    sb.write_app("shown", app_yaml("shown", extra="clusters:\n  sandbox: {replicas: 5}\n"))
+    sb.write_app("shown", app_yaml("shown", extra="clusters:\n  sandbox: {replicas: 5}\n  prod: {replicas: 7}\n"))
     result = sb.kubeops("render", "--app=shown", "--version=v7.1")
     assert result.returncode == 0, result.stderr
     service, controller = list(yaml.safe_load_all(result.stdout))
@@ -223,6 +223,9 @@ def test_render_prints_valid_manifests_and_bad_config_exits_2(apps_sandbox: Apps
     assert controller["metadata"]["name"] == "shown-v7-1" and controller["spec"]["replicas"] == 5
     for manifest in (service, controller):
         kubernetes_validate.validate(manifest, "1.30", strict=True)
+    prod = sb.kubeops("render", "--app=shown", "--cluster=prod")  # no inventory/prod.yaml needed to render
+    assert prod.returncode == 0, prod.stderr
+    assert list(yaml.safe_load_all(prod.stdout))[1]["spec"]["replicas"] == 7
 
     path = sb.write_app("broken", app_yaml("broken").replace("replicas: 3", "replicas: -1"))
     bad = sb.kubeops("render", "--app=broken")
