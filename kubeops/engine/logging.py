@@ -66,6 +66,13 @@ def redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str,
     return event_dict
 
 
+def ensure_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Every event has `run_id`, `step` and `action` keys (null outside a run or a step), so log queries are simple."""
+    for key in ("run_id", "step", "action"):
+        event_dict.setdefault(key, None)
+    return event_dict
+
+
 class _DropProgress:
     """JSON output: progress ticks are for eyes on a terminal, not for log files."""
 
@@ -118,6 +125,7 @@ def configure_logging(*, log_format: str = "auto", stream: TextIO | None = None,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ensure_context,
         redact_processor,
     ]
     if fmt == "json":

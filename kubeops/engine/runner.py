@@ -233,10 +233,11 @@ class Runner:
     def _guarded(self, record: RunRecord, playbook: Playbook, *, resumed: bool, running: set[str]) -> RunRecord:
         rid = record["id"]
         log = get_logger(run_id=rid, playbook=playbook.name, step=None, action=None)
-        self.guard.acquire(run_id=rid, playbook=playbook, resumed=resumed)
-        clients = self._clients or Clients(self.settings, dry_run=bool(record.get("dry_run")))
-        try:
-            with structlog.contextvars.bound_contextvars(run_id=rid):
+        # Guard events (lock, window, notifications) carry the run id too.
+        with structlog.contextvars.bound_contextvars(run_id=rid, step=None, action=None):
+            self.guard.acquire(run_id=rid, playbook=playbook, resumed=resumed)
+            clients = self._clients or Clients(self.settings, dry_run=bool(record.get("dry_run")))
+            try:
                 self.store.save(record=record)
                 log.info(
                     "run.resumed" if resumed else "run.started",
@@ -253,10 +254,10 @@ class Runner:
                     event, status=record["status"], failed_step=record.get("failed_step"), error=record.get("error")
                 )
                 self.guard.on_finish(record=record)
-        finally:
-            if self._clients is None:
-                clients.close()
-            self.guard.release(run_id=rid)
+            finally:
+                if self._clients is None:
+                    clients.close()
+                self.guard.release(run_id=rid)
         return record
 
     def _execute(self, record: RunRecord, playbook: Playbook, *, clients: Clients, running: set[str], log: Any) -> None:
