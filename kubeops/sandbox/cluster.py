@@ -30,6 +30,8 @@ On the `Cluster` a plug-in may use:
   metrics.k8s.io/v1beta1); ``resources`` are `discovery.ResourceInfo`s (verbs get/list), ``handler(cluster,
   resource_info, namespace: str | None, name: str | None, query: dict[str, str]) -> dict`` returns the object (name
   given) or the list; raise `status.ApiError` for 404 etc.
+- ``cluster.on_prepare.append(fn(cluster))``: run once, synchronously, by ``cluster.prepare()`` after the
+  scenario is loaded and before the sandbox reports healthy (the AWS link adopts declared nodes there).
 - ``cluster.scenario`` (`kubeops.sandbox.scenario.Scenario` or None), ``cluster.settings`` (its ``settings:``
   block as a dict, e.g. ``join_delay_s``), ``cluster.aws_url`` (moto endpoint or None), ``cluster.region``.
 """
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
-    "controllers", "scheduler", "kubelet", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
+    "controllers", "scheduler", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
 )
 
 
@@ -96,6 +98,7 @@ class Cluster:
         self.subresources: dict[tuple[str, str], SubresourceFn] = {}
         self.proxies: dict[tuple[str, str], ProxyFn] = {}
         self.group_handlers: dict[str, GroupReadFn] = {}  # by ResourceInfo.key
+        self.on_prepare: list[Callable[[Cluster], None]] = []
         self.tick_s = float(self.settings.get("tick_ms", 50)) / 1000.0
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
@@ -120,6 +123,12 @@ class Cluster:
                     r.reconcile(self, now)
                 except Exception:
                     log.exception("reconciler %r failed", r)
+
+    def prepare(self) -> None:
+        """Run the plug-ins' ``on_prepare`` hooks once (after loading, before serving)."""
+        with self._tick_lock:
+            for fn in self.on_prepare:
+                fn(self)
 
     def start(self) -> None:
         if self._thread is not None:

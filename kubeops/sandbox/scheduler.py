@@ -35,6 +35,7 @@ __all__ = [
     "tolerates",
     "unfit_reason",
     "unschedulable_message",
+    "unschedulable_taint_in_step",
 ]
 
 Obj = dict[str, Any]
@@ -92,6 +93,14 @@ def node_is_ready(node: Mapping[str, Any]) -> bool:
     if not conditions:
         return True
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def unschedulable_taint_in_step(node: Mapping[str, Any]) -> bool:
+    """True when the unschedulable NoSchedule taint is present exactly when spec.unschedulable is true."""
+    spec = node.get("spec") or {}
+    tainted = any(t.get("key") == TAINT_UNSCHEDULABLE and t.get("effect") == "NoSchedule"
+                  for t in spec.get("taints") or ())
+    return tainted == bool(spec.get("unschedulable"))
 
 
 def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:

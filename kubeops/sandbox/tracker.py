@@ -15,7 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubeops.sandbox.scheduler import SchedulingIndex, needs_scheduling, node_is_ready
+from kubeops.sandbox.scheduler import (
+    SchedulingIndex,
+    needs_scheduling,
+    node_is_ready,
+    unschedulable_taint_in_step,
+)
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
@@ -203,6 +208,8 @@ class Tracker:
         else:
             name = new["metadata"]["name"]
             self.sched.set_node(new)
+            if not unschedulable_taint_in_step(new):
+                self.dirty["__node_taints__"].add(("", name))  # the node lifecycle controller fixes it
             if old is None and self.by_node.get(name):
                 self.sched.recount(self.pods.values())
             if old is None and not (new.get("status") or {}).get("conditions"):

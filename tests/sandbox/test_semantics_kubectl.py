@@ -107,11 +107,29 @@ def test_drain_blocked_by_pdb_retries_then_fails_on_timeout(sandbox_factory: Any
                 if not p["metadata"].get("deletionTimestamp")]) == 2
 
 
+def unschedulable_taints(sb: Any, node: str) -> list[dict[str, Any]]:
+    obj = json.loads(sb.kubectl("get", "node", node, "-o", "json", check=True).stdout)
+    return [t for t in obj["spec"].get("taints") or () if t["key"] == "node.kubernetes.io/unschedulable"]
+
+
 def test_cordon_and_uncordon(small: Any) -> None:
     assert "cordoned" in small.kubectl("cordon", "worker-1", check=True).stdout
     assert "SchedulingDisabled" in small.kubectl("get", "node", "worker-1", check=True).stdout
+    taints = wait_for(lambda: unschedulable_taints(small, "worker-1"))
+    assert [t["effect"] for t in taints] == ["NoSchedule"]  # the node lifecycle controller taints it
     assert "uncordoned" in small.kubectl("uncordon", "worker-1", check=True).stdout
     assert "SchedulingDisabled" not in small.kubectl("get", "node", "worker-1", check=True).stdout
+    wait_for(lambda: not unschedulable_taints(small, "worker-1"))
+
+
+def test_unschedulable_taint_follows_a_merge_patch_and_keeps_other_taints(small: Any) -> None:
+    small.kubectl("taint", "node", "worker-2", "dedicated=db:NoSchedule", check=True)
+    small.kubectl("patch", "node", "worker-2", "--type=merge", "-p", '{"spec":{"unschedulable":true}}', check=True)
+    wait_for(lambda: unschedulable_taints(small, "worker-2"))
+    small.kubectl("patch", "node", "worker-2", "--type=merge", "-p", '{"spec":{"unschedulable":false}}', check=True)
+    wait_for(lambda: not unschedulable_taints(small, "worker-2"))
+    node = json.loads(small.kubectl("get", "node", "worker-2", "-o", "json", check=True).stdout)
+    assert [t["key"] for t in node["spec"]["taints"]] == ["dedicated"]
 
 
 def test_rollout_status_follows_an_image_change_to_completion(small: Any) -> None:
