@@ -9,6 +9,11 @@ providerID ``aws:///<zone>/<instance-id>``, InternalIP/Hostname addresses, zone/
 and turn Ready after ``join_delay_s``. A terminated (or terminating) instance's Node is deleted, and the pod
 garbage collector removes its pods so controllers replace them. A Node someone deleted is not re-created while
 its instance lives (our decommission deletes the Node before terminating the instance).
+
+Nodes the scenario declares in a group keep their names: at setup each gets its own instance (in its zone) and
+adopts its id, so ``worker-2`` has providerID ``aws:///us-east-1c/i-...`` and terminating that instance removes
+``worker-2``; only the instances above the declared ones become ``ip-...`` Nodes. Setup runs before the sandbox
+reports healthy (`prepare`), so a client never sees a declared node without its instance.
 """
 
 from __future__ import annotations
@@ -79,11 +84,16 @@ class AwsLink:
 
     # -- moto side -------------------------------------------------------------------------------------------
     def _setup(self, cluster: Cluster) -> None:
-        """Create each scenario group (and its launch template) in moto unless it exists already."""
+        """Create each scenario group (and its launch template) in moto unless it exists already.
+
+        The nodes the scenario declares with ``autoscaling_group: <group>`` become the group's first instances:
+        one instance is launched per declared node, in that node's zone, and the node adopts it (providerID,
+        InternalIP unless the scenario set one, InternalDNS). Only then is the group topped up to ``desired``."""
         ec2, asg = self._aws(cluster)
         region = self._region(cluster)
         existing = {g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups(
             AutoScalingGroupNames=[g["name"] for g in self._groups(cluster)])["AutoScalingGroups"]}
+        declared_nodes = list(cluster.scenario.nodes) if cluster.scenario is not None else []
         for g in self._groups(cluster):
             if g["name"] in existing:
                 continue
@@ -92,13 +102,52 @@ class AwsLink:
                 ec2.create_launch_template(LaunchTemplateName=template, LaunchTemplateData={
                     "ImageId": DEFAULT_AMI, "InstanceType": g.get("instance_type") or "m5.large"})
             zones = list(g.get("zones") or [f"{region}a"])
+            declared = [n for n in declared_nodes if n.get("autoscaling_group") == g["name"]]
+            hi = max(int(g.get("max", g.get("desired", 1))), len(declared))
             asg.create_auto_scaling_group(
                 AutoScalingGroupName=g["name"],
                 LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
-                MinSize=int(g.get("min", 0)), MaxSize=int(g.get("max", g.get("desired", 1))),
-                DesiredCapacity=int(g.get("desired", 0)), AvailabilityZones=zones,
+                MinSize=0, MaxSize=hi, DesiredCapacity=0, AvailabilityZones=zones,
                 Tags=[{"Key": "kubeops.io/sandbox", "Value": "true", "PropagateAtLaunch": True}],
             )
+            for count, spec in enumerate(declared, start=1):
+                # moto launches into one zone of the group's list: narrow it to the node's zone for each launch
+                asg.update_auto_scaling_group(AutoScalingGroupName=g["name"], DesiredCapacity=count,
+                                              AvailabilityZones=[spec.get("zone") or zones[0]])
+                self._adopt(cluster, g["name"], spec)
+            asg.update_auto_scaling_group(
+                AutoScalingGroupName=g["name"], AvailabilityZones=zones, MinSize=int(g.get("min", 0)),
+                DesiredCapacity=max(int(g.get("desired", 0)), len(declared)))
+
+    def _adopt(self, cluster: Cluster, group: str, spec: dict[str, Any]) -> None:
+        """Make the group's newest unadopted instance the declared node ``spec['name']``."""
+        ec2, asg = self._aws(cluster)
+        instances = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+        fresh = sorted(i["InstanceId"] for i in instances.get("Instances") or ()
+                       if i["InstanceId"] not in self._instance_node)
+        if not fresh:
+            log.warning("no instance of %s left for node %s", group, spec["name"])
+            return
+        iid = fresh[0]
+        info = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        zone = (info.get("Placement") or {}).get("AvailabilityZone") or spec.get("zone")
+        ip = info.get("PrivateIpAddress") or ""
+        dns = info.get("PrivateDnsName") or ""
+        keep_ip = bool(spec.get("internal_ip"))
+
+        def adopt(o: dict[str, Any]) -> None:
+            o["spec"]["providerID"] = f"aws:///{zone}/{iid}"
+            o["metadata"]["labels"]["topology.kubernetes.io/zone"] = zone
+            addresses = [a for a in (o.get("status") or {}).get("addresses") or ()
+                         if a.get("type") != "InternalDNS" and not (a.get("type") == "InternalIP" and not keep_ip)]
+            if not keep_ip and ip:
+                addresses.insert(0, {"type": "InternalIP", "address": ip})
+            if dns:
+                addresses.append({"type": "InternalDNS", "address": dns})
+            o.setdefault("status", {})["addresses"] = addresses
+
+        if cluster.store.modify("nodes", None, spec["name"], adopt) is not None:
+            self._instance_node[iid] = spec["name"]
 
     def _poll(self, cluster: Cluster, now: float) -> None:
         ec2, asg = self._aws(cluster)
@@ -196,4 +245,6 @@ class AwsLink:
 
 def install(cluster: Cluster) -> None:
     """Register the AWS link (idle when the cluster has no moto URL or the scenario no groups)."""
-    cluster.add_reconciler(AwsLink())
+    link = AwsLink()
+    cluster.add_reconciler(link)
+    cluster.on_prepare.append(lambda c: link.reconcile(c, c.clock.now()))

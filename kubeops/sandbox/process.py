@@ -175,6 +175,7 @@ def serve(args: argparse.Namespace) -> int:
         cluster = build_cluster(scenario=scenario, aws_url=aws_url)
         t0 = time.perf_counter()
         scenarios.apply(cluster, scenario)
+        cluster.prepare()
         log.info("scenario %s loaded in %.2fs", scenario.name, time.perf_counter() - t0)
         (state_dir / "requests.jsonl").write_text("", encoding="utf-8")
         server = SandboxServer(cluster, host=args.host, port=args.port, faults=faults,

@@ -236,3 +236,36 @@ class TestAwsLink:
         assert any(x["type"] == "Ready" and x["status"] == "True" for x in newcomer["status"]["conditions"])
         assert len([p for p in live_pods(c, app="web") if p["status"]["phase"] == "Running"]) == 2
 
+
+    def test_declared_group_nodes_are_the_groups_first_instances_and_keep_their_names(self, moto: Any) -> None:
+        moto.reset()
+        s = sc.load({"name": "t", "settings": {"join_delay_s": 3, "aws_poll_s": 0},
+                     "autoscaling_groups": [{"name": "workers", "min": 3, "max": 6, "desired": 4,
+                                             "zones": ["us-east-1a", "us-east-1b", "us-east-1c"]}],
+                     "nodes": [{"name_prefix": "worker-", "count": 3, "autoscaling_group": "workers",
+                                "zone": ["us-east-1a", "us-east-1b", "us-east-1c"]},
+                               {"name": "pinned", "autoscaling_group": "workers", "internal_ip": "127.0.0.1"}]})
+        c = build_cluster(scenario=s, aws_url=moto.url)
+        sc.apply(c, s)
+        c.prepare()  # what the sandbox process does before it reports healthy
+        asg = boto3.client("autoscaling", **boto_kwargs(moto.url))
+        group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["workers"])["AutoScalingGroups"][0]
+        zone_of = {i["InstanceId"]: i["AvailabilityZone"] for i in group["Instances"]}
+        assert group["DesiredCapacity"] == 4 and len(zone_of) == 4  # 4 declared: nothing to top up
+        nodes = {n["metadata"]["name"]: n for n in c.store.list("nodes").items}
+        assert set(nodes) == {"worker-0", "worker-1", "worker-2", "pinned"}
+        for name, node in nodes.items():
+            _, zone, iid = node["spec"]["providerID"].removeprefix("aws://").split("/")
+            assert zone_of[iid] == zone == node["metadata"]["labels"]["topology.kubernetes.io/zone"], name
+        assert nodes["worker-1"]["metadata"]["labels"]["topology.kubernetes.io/zone"] == "us-east-1b"
+        assert {a["type"]: a["address"] for a in nodes["pinned"]["status"]["addresses"]}["InternalIP"] == "127.0.0.1"
+        assert len({n["spec"]["providerID"] for n in nodes.values()}) == 4
+
+        iid = nodes["worker-2"]["spec"]["providerID"].rsplit("/", 1)[1]
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=iid, ShouldDecrementDesiredCapacity=True)
+        settle(c)
+        assert "worker-2" not in {n["metadata"]["name"] for n in c.store.list("nodes").items}
+        asg.set_desired_capacity(AutoScalingGroupName="workers", DesiredCapacity=4)
+        settle(c)
+        names = {n["metadata"]["name"] for n in c.store.list("nodes").items}
+        assert len(names) == 4 and len([n for n in names if n.endswith(".ec2.internal")]) == 1
