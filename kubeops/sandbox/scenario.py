@@ -15,7 +15,9 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
 ``nodes``: list of {``name`` | ``name_prefix`` + ``count``, ``labels``, ``annotations``, ``taints``
     ([{key, value, effect}]), ``capacity`` / ``allocatable`` ({cpu, memory, pods, ephemeral-storage}),
     ``zone`` (str or list: round robin), ``instance_type``, ``unschedulable``, ``ready`` (true),
-    ``autoscaling_group``, ``role`` (adds ``node-role.kubernetes.io/<role>``)}.
+    ``autoscaling_group``, ``role`` (adds ``node-role.kubernetes.io/<role>``), ``internal_ip`` (the Node's
+    InternalIP address, e.g. 127.0.0.1 so SSH tests reach a local sshd; default 10.0.x.y, or the instance's
+    private IP for a group member with AWS on), ``hostname`` (its Hostname address; default the node name)}.
 ``autoscaling_groups``: list of {``name``, ``min``, ``max``, ``desired``, ``zones``, ``instance_type``,
     ``node``: {labels, taints, capacity, allocatable, role}}. Nodes declared under ``nodes:`` with
     ``autoscaling_group: <name>`` are that group's initial instances (the loader creates them; the AWS link
@@ -42,6 +44,7 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -79,7 +82,7 @@ DEFAULT_CAPACITY = {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-stor
 _TOP = ("name", "description", "params", "settings", "faults", "namespaces", "nodes", "autoscaling_groups",
         "workloads", "services", "objects")
 _NODE_KEYS = ("name", "name_prefix", "count", "labels", "annotations", "taints", "capacity", "allocatable", "zone",
-              "instance_type", "unschedulable", "ready", "autoscaling_group", "role")
+              "instance_type", "unschedulable", "ready", "autoscaling_group", "role", "internal_ip", "hostname")
 _ASG_KEYS = ("name", "min", "max", "desired", "zones", "instance_type", "node")
 _WL_KEYS = ("kind", "name", "namespace", "replicas", "per_node", "labels", "annotations", "image", "node",
             "node_selector", "tolerations", "resources", "usage", "termination_delay_s", "termination_grace_s",
@@ -206,6 +209,14 @@ def _name(doc: YamlDocument, key: PathKey, value: Any) -> str:
     if len(value) > 253 or not _DNS.match(value):
         raise doc.error(key, f"{value!r} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')")
     return value
+
+
+def _ip(doc: YamlDocument, key: PathKey, value: Any) -> str:
+    _expect(doc, key, value, str, "an IP address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise doc.error(key, f"{value!r} is not an IP address") from None
 
 
 def _taints(doc: YamlDocument, key: PathKey, value: Any) -> list[dict[str, str]]:
@@ -338,6 +349,8 @@ def _parse_nodes(doc: YamlDocument, raw: Any, asg_names: set[str]) -> list[dict[
             "ready": bool(_expect(doc, (*key, "ready"), n.get("ready", True), bool, "true or false")),
             "autoscaling_group": n.get("autoscaling_group"),
             "role": n.get("role"),
+            "internal_ip": _ip(doc, (*key, "internal_ip"), n["internal_ip"]) if "internal_ip" in n else None,
+            "hostname": _name(doc, (*key, "hostname"), n["hostname"]) if "hostname" in n else None,
         }
         if common["autoscaling_group"] is not None and common["autoscaling_group"] not in asg_names:
             raise doc.error((*key, "autoscaling_group"), f"no autoscaling group named "
@@ -473,7 +486,7 @@ def node_object(spec: dict[str, Any], *, kubelet_version: str, region: str, inde
     if spec.get("role"):
         labels[f"node-role.kubernetes.io/{spec['role']}"] = ""
     labels.update(spec.get("labels") or {})
-    ip = internal_ip or f"10.0.{index // 250}.{index % 250 + 4}"
+    ip = spec.get("internal_ip") or internal_ip or f"10.0.{index // 250}.{index % 250 + 4}"
     capacity = dict(spec.get("capacity") or DEFAULT_CAPACITY)
     allocatable = dict(spec.get("allocatable") or capacity)
     ts = now_ts
@@ -506,7 +519,8 @@ def node_object(spec: dict[str, Any], *, kubelet_version: str, region: str, inde
                 cond("Ready", "True", "KubeletReady", "kubelet is posting ready status") if ready else
                 cond("Ready", "False", "KubeletNotReady", "container runtime network not ready"),
             ],
-            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": ip},
+                          {"type": "Hostname", "address": spec.get("hostname") or name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "machineID": digest[:32], "systemUUID": str(uuid.UUID(digest[:32])), "bootID": digest[8:40],

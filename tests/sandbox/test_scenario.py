@@ -97,3 +97,22 @@ def test_without_aws_autoscaling_groups_get_their_nodes_from_the_loader() -> Non
     names = sorted(n["metadata"]["name"] for n in cluster.store.list("nodes").items)
     assert names == ["control-plane-0", "workers-0", "workers-1", "workers-2"]
     assert cluster.store.get("nodes", None, "workers-1")["metadata"]["labels"]["pool"] == "general"
+
+
+def test_node_internal_ip_and_hostname_become_its_addresses(tmp_path: Path) -> None:
+    s = scenarios.load({"name": "x", "nodes": [{"name": "ssh-target", "internal_ip": "127.0.0.1",
+                                                 "hostname": "localhost"}, {"name": "plain"}]})
+    cluster = build_cluster(scenario=s, plugins=())
+    scenarios.apply(cluster, s)
+    addresses = {n["metadata"]["name"]: {a["type"]: a["address"] for a in n["status"]["addresses"]}
+                 for n in cluster.store.list("nodes").items}
+    assert addresses["ssh-target"] == {"InternalIP": "127.0.0.1", "Hostname": "localhost"}
+    assert addresses["plain"]["InternalIP"] != "127.0.0.1" and addresses["plain"]["Hostname"] == "plain"
+
+
+def test_bad_internal_ip_names_the_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\nnodes:\n  - name: a\n    internal_ip: 300.1.1.1\n")
+    with pytest.raises(PlaybookError) as exc:
+        scenarios.load(path)
+    assert exc.value.line == 4 and exc.value.field == "nodes[0].internal_ip"
+    assert "not an IP address" in str(exc.value)
