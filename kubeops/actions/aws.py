@@ -413,11 +413,16 @@ def terminate_and_wait(ctx: StepContext, instance_id: str, p: TerminateParams, *
     hooks: list[str] = []
     if not ctx.dry_run and p.wait:
         deadline = time.monotonic() + (ctx.remaining_s(p.timeout_s) or p.timeout_s)
+        known = ctx.aws.termination_hooks(member.group)  # once: most groups have none
         while True:
-            hooks = hooks or complete_waiting_hooks(ctx, member.group, instance_id, p.lifecycle_result)
             current = ctx.aws.find_instance(instance_id)
             if current is None or current.lifecycle_state == "Terminated":
                 break
+            if current.lifecycle_state == "Terminating:Wait" and known and not hooks:
+                for hook in known:
+                    ctx.aws.complete_lifecycle_action(member.group, hook, instance_id, result=p.lifecycle_result)
+                hooks = known
+                continue
             if time.monotonic() >= deadline:
                 raise ActionError(f"instance {instance_id} still {current.lifecycle_state} after {p.timeout_s:.0f}s")
             _sleep(ctx, POLL_S)
@@ -704,12 +709,13 @@ def _replace_batch(ctx: StepContext, p: ReplaceGroupParams, state: dict[str, Any
             state["new"].append(instance_id)
     by_instance = nodes_by_instance(ctx)
     targets = [(i, by_instance[i]["metadata"]["name"] if i in by_instance else None) for i in present]
-    cordoned: list[str] = []
+    cordoned: list[str] = state.setdefault("cordoned", [])  # ours to uncordon if the batch fails
     try:
         for _, node in targets:
             if node and not (node_api.get_node(ctx.kube, node).get("spec") or {}).get("unschedulable"):
-                node_api.set_unschedulable(ctx.kube, node, True)
                 cordoned.append(node)
+                ctx.record_intent(state)  # before the patch: a crash right after still knows it was us
+                node_api.set_unschedulable(ctx.kube, node, True)
         for _, node in targets:
             if node:
                 k8s_actions.drain(
@@ -726,6 +732,8 @@ def _replace_batch(ctx: StepContext, p: ReplaceGroupParams, state: dict[str, Any
     except Exception:
         for node in cordoned:  # leave the old nodes serving; the run stops here and is resumable
             node_api.set_unschedulable(ctx.kube, node, False)
+        state["cordoned"] = []
+        ctx.record_intent(state)
         raise
     for instance_id, _ in targets:
         if _member_present(ctx, instance_id):
@@ -766,7 +774,12 @@ def replace_group(ctx: StepContext, p: ReplaceGroupParams) -> dict[str, Any]:
         }
         ctx.record_intent(state)
     else:
-        state = {**ctx.intent, "done": list(ctx.intent["done"]), "new": list(ctx.intent["new"])}
+        state = {
+            **ctx.intent,
+            "done": list(ctx.intent["done"]),
+            "new": list(ctx.intent["new"]),
+            "cordoned": list(ctx.intent.get("cordoned") or []),
+        }
         ctx.log.info("aws.replace.resume", done=len(state["done"]), of=len(state["old"]), batch=state["batch"])
     batches = 0
     while True:
@@ -780,6 +793,7 @@ def replace_group(ctx: StepContext, p: ReplaceGroupParams) -> dict[str, Any]:
         _replace_batch(ctx, p, state, batch)
         state["done"] = state["done"] + batch
         state["batch"] = None
+        state["cordoned"] = []
         ctx.record_intent(state)
         batches += 1
         ctx.log.info("aws.replace.batch_done", done=len(state["done"]), of=len(state["old"]))

@@ -251,7 +251,6 @@ class TestLifecycleHooks:
             },
             {"InstanceId": "i-0123456789abcdef0", "ShouldDecrementDesiredCapacity": True},
         )
-        stub.add_response("describe_auto_scaling_instances", member("Terminating:Wait"), iid)
         stub.add_response(
             "describe_lifecycle_hooks",
             {
@@ -265,6 +264,7 @@ class TestLifecycleHooks:
             },
             {"AutoScalingGroupName": "workers"},
         )
+        stub.add_response("describe_auto_scaling_instances", member("Terminating:Wait"), iid)
         stub.add_response(
             "complete_lifecycle_action",
             {},
