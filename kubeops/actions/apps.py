@@ -264,7 +264,13 @@ def _ready_in_service(ctx: StepContext, config: AppConfig, label: str) -> int:
 
 
 def _wait_ready(
-    ctx: StepContext, config: AppConfig, controller: Controller, want: int, *, timeout_s: float
+    ctx: StepContext,
+    config: AppConfig,
+    controller: Controller,
+    want: int,
+    *,
+    timeout_s: float,
+    hint: str = "the rolling-deploy playbook rolls back (the previous version is scaled back up)",
 ) -> Controller:
     """Wait until `want` pods of the controller are ready AND in the Service's Endpoints, or fail at the timeout.
 
@@ -287,7 +293,7 @@ def _wait_ready(
             raise ActionError(
                 f"{current.ref} not ready in time: {current.ready}/{want} pods ready, {in_service} in the Service's "
                 f"endpoints after {timeout_s:g}s",
-                hint="the rolling-deploy playbook rolls back (the previous version is scaled back up)",
+                hint=hint,
             )
         time.sleep(POLL_S)
         fresh = get_controller(ctx.kube, current.kind, current.namespace, current.name)
@@ -477,7 +483,14 @@ def rollback(ctx: StepContext, p: RollbackParams) -> dict[str, Any]:
         if old.replicas < want:
             old = scale_controller(ctx.kube, old.kind, old.namespace, old.name, want)
             ctx.log.info("apps.scaled", controller=old.name, replicas=want)
-        _wait_ready(ctx, config, old, want, timeout_s=p.timeout_s)
+        _wait_ready(
+            ctx,
+            config,
+            old,
+            want,
+            timeout_s=p.timeout_s,
+            hint=f"{new.name} is left in place until {old.name} serves again; resume the run to retry",
+        )
         restored.append(old.name)
     current = get_controller(ctx.kube, new.kind, new.namespace, new.name)
     if current is not None and current.replicas:

@@ -128,12 +128,14 @@ def test_sigkill_mid_deploy_then_resume_finishes_it(apps_sandbox: AppsSandbox, a
     with EndpointSampler(sb, app) as sampler:
         process = sb.spawn("deploy", f"--app={app}", "--version=2")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # kill it at the chosen moment of the rollout
-            if moment(sb.controllers(app), app):
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail(f"the deploy never reached the moment {moment.__name__}")
+        reached = False
+        while not reached and time.monotonic() < deadline and process.poll() is None:
+            reached = moment(sb.controllers(app), app)  # kill it at the chosen moment of the rollout
+            time.sleep(0 if reached else 0.01)
+        if not reached:
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            pytest.fail(f"the deploy never reached {moment.__name__}: rc={process.returncode}\n{err[-3000:]}")
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         assert f"{app}-v2" in sb.controllers(app)  # it really was interrupted mid-deploy
