@@ -9,12 +9,14 @@ Filters, in kube-scheduler's order and with its wording in the Unschedulable mes
 ``spec.unschedulable`` (tolerable via ``node.kubernetes.io/unschedulable:NoSchedule``), NoSchedule and
 NoExecute taints (a NotReady node counts as tainted ``node.kubernetes.io/not-ready``), nodeSelector and
 required node affinity (matchExpressions and matchFields ``metadata.name``), then allocatable CPU,
-memory and pod count minus the requests of pods already bound and not finished. Scoring is a rotating
-first fit, which spreads pods evenly like LeastAllocated does on a uniform cluster.
+memory and pod count minus the requests of pods already bound and not finished. Scoring (`SchedulingIndex`):
+least allocated first (NodeResourcesFit LeastAllocated), then fewest pods of the same controller (spreading),
+then node name, so placement is deterministic.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -259,16 +261,76 @@ def unschedulable_message(total_nodes: int, reasons: Counter[str]) -> str:
     )
 
 
+def _owner_uid(pod: Mapping[str, Any]) -> str:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return ""
+
+
+def _pinned_nodes(pod: Mapping[str, Any]) -> set[str] | None:
+    """Node names a pod's required affinity pins it to (``matchFields metadata.name In``, as DaemonSet pods
+    carry) or None when it may go anywhere: such pods skip the scan over every node."""
+    required = ((((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or ()
+    names: set[str] = set()
+    for term in terms:
+        pinned = [f for f in term.get("matchFields") or ()
+                  if f.get("key") == "metadata.name" and f.get("operator") == "In"]
+        if not pinned:
+            return None
+        names.update(pinned[0].get("values") or ())
+    return names if terms else None
+
+
+def nonzero_requests(cpu_m: int, mem: int) -> tuple[int, int]:
+    """Requests as kube-scheduler scores them: a container asking for nothing counts as 100m CPU and 200 MB."""
+    return cpu_m or DEFAULT_SCORE_CPU_M, mem or DEFAULT_SCORE_MEM
+
+
+DEFAULT_SCORE_CPU_M = 100
+DEFAULT_SCORE_MEM = 200 * 1024 * 1024
+
+
 class SchedulingIndex:
-    """Free capacity per node, updated from pod and node events, so binding one pod costs O(1) nodes."""
+    """Free capacity per node plus a ranking of nodes by how allocated they are, kept from pod and node events.
+
+    Scoring, like kube-scheduler's NodeResourcesFit LeastAllocated plus pod spreading: the feasible node with the
+    smallest requested fraction (mean of CPU and memory, non-zero requests, in basis points) wins; among equals
+    the one with the fewest pods of the pod's controller, then the first by name. Nodes are kept sorted by that
+    fraction, so a decision walks nodes from the emptiest and stops at the first feasible one without a sibling
+    pod (or at the end of its tie): binding 60,000 pods on 2,000 nodes stays well under a second per 10,000."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, Obj] = {}
         self.free: dict[str, NodeFit] = {}
-        self._order: list[str] = []
-        self._cursor = 0
-        # pod uid -> (node, cpu_m, mem) for pods counted against a node
-        self._bound: dict[str, tuple[str, int, int]] = {}
+        self._alloc: dict[str, tuple[int, int]] = {}  # allocatable (cpu_m, mem) for scoring
+        self._used: dict[str, list[int]] = {}  # non-zero requested (cpu_m, mem) for scoring
+        self._rank: list[tuple[int, str]] = []  # (score, name), sorted: emptiest first
+        self._key: dict[str, tuple[int, str]] = {}
+        self._owner_on: dict[tuple[str, str], int] = {}  # (controller uid, node) -> pods there
+        # pod uid -> (node, cpu_m, mem, score cpu_m, score mem, controller uid) for pods counted against a node
+        self._bound: dict[str, tuple[str, int, int, int, int, str]] = {}
+
+    # -- ranking ------------------------------------------------------------------------------------
+    def _score(self, name: str) -> int:
+        acpu, amem = self._alloc[name]
+        ucpu, umem = self._used[name]
+        fc = ucpu / acpu if acpu > 0 else 1.0
+        fm = umem / amem if amem > 0 else 1.0
+        return int(5000 * (min(fc, 1.0) + min(fm, 1.0)))
+
+    def _rerank(self, name: str) -> None:
+        old = self._key.pop(name, None)
+        if old is not None:
+            i = bisect.bisect_left(self._rank, old)
+            if i < len(self._rank) and self._rank[i] == old:
+                del self._rank[i]
+        if name in self.nodes:
+            key = (self._score(name), name)
+            bisect.insort(self._rank, key)
+            self._key[name] = key
 
     # -- events -------------------------------------------------------------------------------
     def set_node(self, node: Obj) -> None:
@@ -276,19 +338,24 @@ class SchedulingIndex:
         cpu, mem, pods = node_allocatable(node)
         old = self.nodes.get(name)
         if old is None:
-            self._order.append(name)
             used_cpu = used_mem = used_pods = 0
+            self._used.setdefault(name, [0, 0])
         else:
             oc, om, op = node_allocatable(old)
             f = self.free[name]
             used_cpu, used_mem, used_pods = oc - f.cpu_m, om - f.mem, op - f.pods
         self.nodes[name] = node
         self.free[name] = NodeFit(cpu - used_cpu, mem - used_mem, pods - used_pods)
+        if self._alloc.get(name) != (cpu, mem) or old is None:
+            self._alloc[name] = (cpu, mem)
+            self._rerank(name)
 
     def remove_node(self, name: str) -> None:
         if self.nodes.pop(name, None) is not None:
             self.free.pop(name, None)
-            self._order.remove(name)
+            self._rerank(name)
+            self._alloc.pop(name, None)
+            self._used.pop(name, None)
 
     def set_pod(self, pod: Obj) -> None:
         """Account a pod's requests on its node (or release them when it finished or moved)."""
@@ -299,12 +366,20 @@ class SchedulingIndex:
                 return
             self.remove_pod(uid)
             cpu, mem = pod_requests(pod)
-            self._bound[uid] = (node, cpu, mem)
+            ncpu, nmem = nonzero_requests(cpu, mem)
+            owner = _owner_uid(pod)
+            self._bound[uid] = (node, cpu, mem, ncpu, nmem, owner)
+            if owner:
+                self._owner_on[(owner, node)] = self._owner_on.get((owner, node), 0) + 1
+            used = self._used.setdefault(node, [0, 0])
+            used[0] += ncpu
+            used[1] += nmem
             fit = self.free.get(node)
             if fit is not None:
                 fit.cpu_m -= cpu
                 fit.mem -= mem
                 fit.pods -= 1
+                self._rerank(node)
         else:
             self.remove_pod(uid)
 
@@ -312,39 +387,71 @@ class SchedulingIndex:
         entry = self._bound.pop(uid, None)
         if entry is None:
             return
-        node, cpu, mem = entry
+        node, cpu, mem, ncpu, nmem, owner = entry
+        if owner:
+            left = self._owner_on.get((owner, node), 0) - 1
+            if left > 0:
+                self._owner_on[(owner, node)] = left
+            else:
+                self._owner_on.pop((owner, node), None)
+        used = self._used.get(node)
+        if used is not None:
+            used[0] -= ncpu
+            used[1] -= nmem
         fit = self.free.get(node)
         if fit is not None:
             fit.cpu_m += cpu
             fit.mem += mem
             fit.pods += 1
+            self._rerank(node)
 
     def recount(self, pods: Iterable[Obj]) -> None:
         """Rebuild usage from scratch (nodes created after their pods were bound)."""
         for name, node in self.nodes.items():
             cpu, mem, npods = node_allocatable(node)
             self.free[name] = NodeFit(cpu, mem, npods)
+        self._used = {name: [0, 0] for name in self.nodes}
+        self._owner_on.clear()
         self._bound.clear()
         for pod in pods:
             self.set_pod(pod)
+        for name in self.nodes:
+            self._rerank(name)
 
     # -- decisions ----------------------------------------------------------------------------
+    def owner_pods_on(self, owner_uid: str, node: str) -> int:
+        return self._owner_on.get((owner_uid, node), 0)
+
     def choose(self, pod: Mapping[str, Any]) -> tuple[str | None, str]:
-        """Pick a node for the pod and reserve its requests there; or (None, FitError message)."""
-        order = self._order
-        n = len(order)
+        """The best feasible node for the pod (see the class docstring), or (None, FitError message).
+
+        The caller binds the pod; the store event that follows accounts its requests here."""
+        n = len(self._rank)
         if n == 0:
             return None, unschedulable_message(0, Counter())
         cpu, mem = pod_requests(pod)
+        owner = _owner_uid(pod)
+        pinned = _pinned_nodes(pod)
+        candidates = self._rank if pinned is None else sorted(self._key[x] for x in pinned if x in self._key)
         reasons: Counter[str] = Counter()
-        start = self._cursor % n
-        for i in range(n):
-            name = order[(start + i) % n]
+        best: str | None = None
+        best_score = best_count = 0
+        for score, name in candidates:
+            if best is not None and score > best_score:
+                break
             reason = placement_reason(pod, self.nodes[name]) or self.free[name].reason(cpu, mem)
-            if reason is None:
-                self._cursor = start + i + 1
-                return name, ""
-            reasons[reason] += 1
+            if reason is not None:
+                reasons[reason] += 1
+                continue
+            count = self._owner_on.get((owner, name), 0) if owner else 0
+            if best is None or count < best_count:
+                best, best_score, best_count = name, score, count
+                if count == 0:
+                    break
+        if best is not None:
+            return best, ""
+        if pinned is not None:  # the others fail on affinity
+            reasons["node(s) didn't match Pod's node affinity/selector"] += n - len(candidates)
         return None, unschedulable_message(n, reasons)
 
 

@@ -140,6 +140,28 @@ class TestScheduling:
         assert (ds["desiredNumberScheduled"], ds["numberReady"]) == (2, 2)
 
 
+    def test_evicted_deployment_pods_land_on_the_emptiest_schedulable_node_not_a_busy_one(self) -> None:
+        nodes = [{"name_prefix": "worker-", "count": 4, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}]
+        hogs = [{"kind": "Pod", "name": f"hog-{n}", "namespace": "apps", "node": f"worker-{n}", "image": "hog:1",
+                 "resources": {"requests": {"cpu": "3", "memory": "12Gi"}}} for n in (1, 2)]
+        c = cluster_with({"nodes": nodes, "workloads": [*hogs, web()]})
+        placed = sorted(p["spec"]["nodeName"] for p in live_pods(c, app="web"))
+        assert placed == ["worker-0", "worker-0", "worker-3", "worker-3"]  # least allocated, spread evenly
+
+        c.store.modify("nodes", None, "worker-0", lambda o: o["spec"].update(unschedulable=True))
+        for p in live_pods(c, app="web"):
+            if p["spec"]["nodeName"] == "worker-0":
+                evict(c, "apps", p["metadata"]["name"], {}, False)
+        settle(c, 10)
+        pods = live_pods(c, app="web")
+        assert len(pods) == 4 and all(p["spec"].get("nodeName") == "worker-3" for p in pods)
+
+    def test_replicas_spread_over_equally_empty_nodes_deterministically(self) -> None:
+        c = cluster_with({"nodes": NODES, "workloads": [web(replicas=6)]})
+        placed = sorted(p["spec"]["nodeName"] for p in live_pods(c, app="web"))
+        assert placed == ["worker-0", "worker-0", "worker-1", "worker-1", "worker-2", "worker-2"]
+
+
 class TestRollingUpdate:
     def test_surge_and_unavailability_stay_within_the_strategy(self) -> None:
         c = cluster_with({"nodes": NODES, "workloads": [web(readiness_delay_s=1)]})
