@@ -140,10 +140,13 @@ def crontab_entry(
     env: Mapping[str, str],
     workdir: Path,
 ) -> CronEntry:
-    """A crontab line: cd, environment, the command, JSON logs appended to `log_file`, then the marker."""
+    """A crontab line: log folder, cd, environment, the command, JSON logs appended to `log_file`, the marker."""
     parts = [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     command = " ".join([*parts, *(shlex.quote(p) for p in program), *(shlex.quote(a) for a in args)])
-    shell = f"cd {shlex.quote(str(workdir))} && {command} >> {shlex.quote(str(log_file))} 2>&1"
+    shell = (
+        f"mkdir -p {shlex.quote(str(log_file.parent))} && cd {shlex.quote(str(workdir))} && "
+        f"{command} >> {shlex.quote(str(log_file))} 2>&1"
+    )
     shell = shell.replace("%", "\\%")  # cron turns a bare % into a newline
     return CronEntry(id=sid, line=f"{validate_cron(cron)} {shell} {MARKER}{sid}")
 

@@ -77,7 +77,7 @@ def test_waiting_for_the_lock_gets_it_once_released(sandbox: SandboxProcess) -> 
     waiter.release()
     holder2 = _lock(sandbox, "host-a", ttl_s=10)
     holder2.acquire(run_id="run-3", playbook="p")
-    with pytest.raises(LockHeld, match="after waiting 0.5s"):
+    with pytest.raises(LockHeld, match=r"after waiting 0\.5s"):
         _lock(sandbox, "host-b").acquire(run_id="run-4", playbook="p", wait_s=0.5)
     holder2.release()
 
