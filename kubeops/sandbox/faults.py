@@ -2,10 +2,14 @@
 
 A `FaultConfig` comes from the scenario's ``faults:`` block, CLI flags (``--fault-500 0.1`` ...) or
 ``POST /sandbox/v1/faults`` at run time (body: the fields below; ``{}`` switches faults off). For each request to
-the Kubernetes API (never to ``/sandbox/v1/``) `Faults.decide` picks at most one fault: dropped connection, 500,
-503 or 429 (with ``Retry-After``), in that order of precedence, each with its own rate; ``latency_ms`` (+ uniform
-``jitter_ms``) is added to every matching request. ``methods`` and ``path_regex`` narrow which requests are
-eligible; ``max_faults`` stops injecting after that many faults (handy for "the next 2 requests fail").
+the Kubernetes API (never to ``/sandbox/v1/``) `Faults.decide` picks at most one fault: dropped connection, 401
+Unauthorized, 403 Forbidden, 500, 503 or 429 (with ``Retry-After``), in that order of precedence, each with its own
+rate (``drop_rate``, ``error_401_rate``, ``error_403_rate``, ``error_500_rate``, ``error_503_rate``,
+``error_429_rate``); ``latency_ms`` (+ uniform ``jitter_ms``) is added to every matching request. ``methods``,
+``path_prefix`` and ``path_regex`` narrow which requests are eligible: ``path_prefix`` matches whole path segments
+and ``*`` stands for one segment, so ``/api/v1/nodes/*/proxy`` faults every kubelet proxy call (cAdvisor) and
+nothing else, e.g. to see a client fall back to metrics.k8s.io on a 403. ``max_faults`` stops injecting after
+that many faults (handy for "the next 2 requests fail").
 """
 
 from __future__ import annotations
@@ -26,19 +30,22 @@ class FaultConfig:
     error_500_rate: float = 0.0
     error_503_rate: float = 0.0
     error_429_rate: float = 0.0
+    error_403_rate: float = 0.0
+    error_401_rate: float = 0.0
     retry_after_s: int = 1
     drop_rate: float = 0.0
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     methods: tuple[str, ...] = ()
     path_regex: str = ""
+    path_prefix: str = ""
     max_faults: int | None = None
     seed: int | None = None
 
     @property
     def active(self) -> bool:
-        return any((self.error_500_rate, self.error_503_rate, self.error_429_rate, self.drop_rate,
-                    self.latency_ms, self.jitter_ms))
+        return any((self.error_500_rate, self.error_503_rate, self.error_429_rate, self.error_403_rate,
+                    self.error_401_rate, self.drop_rate, self.latency_ms, self.jitter_ms))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FaultConfig:
@@ -78,6 +85,10 @@ class FaultConfig:
                 except re.error as exc:
                     raise FaultConfigError(f"path_regex: {exc}") from None
                 kwargs[key] = str(value or "")
+            elif key == "path_prefix":
+                if value and not str(value).startswith("/"):
+                    raise FaultConfigError(f"path_prefix: expected a path starting with '/', got {value!r}")
+                kwargs[key] = str(value or "").rstrip("/")
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,9 +97,15 @@ class FaultConfig:
         return d
 
 
+def prefix_pattern(prefix: str) -> re.Pattern[str]:
+    """``/api/v1/nodes/*/proxy`` -> a regex matching that path and anything below it (``*`` = one segment)."""
+    parts = [r"[^/]+" if seg == "*" else re.escape(seg) for seg in prefix.rstrip("/").split("/")]
+    return re.compile("/".join(parts) + r"(?:/|$)")
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
-    kind: str  # "drop", "500", "503", "429" or "" (latency only)
+    kind: str  # "drop", "401", "403", "500", "503", "429" or "" (latency only)
     delay_s: float
 
 
@@ -104,6 +121,7 @@ class Faults:
             self.config = config
             self._rng = random.Random(config.seed)
             self._pattern = re.compile(config.path_regex) if config.path_regex else None
+            self._prefix = prefix_pattern(config.path_prefix) if config.path_prefix else None
             self.injected = 0
 
     def decide(self, method: str, path: str) -> Fault | None:
@@ -114,12 +132,15 @@ class Faults:
             return None
         if self._pattern is not None and not self._pattern.search(path):
             return None
+        if self._prefix is not None and not self._prefix.match(path):
+            return None
         with self._lock:
             rng = self._rng
             delay = (cfg.latency_ms + (rng.uniform(0, cfg.jitter_ms) if cfg.jitter_ms else 0.0)) / 1000.0
             kind = ""
             if cfg.max_faults is None or self.injected < cfg.max_faults:
-                for name, rate in (("drop", cfg.drop_rate), ("500", cfg.error_500_rate),
+                for name, rate in (("drop", cfg.drop_rate), ("401", cfg.error_401_rate),
+                                   ("403", cfg.error_403_rate), ("500", cfg.error_500_rate),
                                    ("503", cfg.error_503_rate), ("429", cfg.error_429_rate)):
                     if rate and rng.random() < rate:
                         kind = name

@@ -225,6 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
             retry = self.server.faults.config.retry_after_s
             err = st.too_many_requests("Too many requests, please try again later.", retry)
             self._send_json(429, err.body(), headers=err.headers)
+        elif kind == "401":
+            self._send_json(401, st.failure(401, "Unauthorized", "Unauthorized"))
+        elif kind == "403":
+            self._send_json(403, st.forbidden(method, path))
         elif kind == "503":
             self._send_json(503, st.failure(503, "ServiceUnavailable",
                                             "the server is currently unable to handle the request"),

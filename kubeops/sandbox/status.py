@@ -122,3 +122,36 @@ def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media '
                     f'types include: application/json-patch+json, application/merge-patch+json, '
                     f'application/apply-patch+yaml, application/strategic-merge-patch+json; got "{content_type}"')
+
+
+FAULT_USER = "system:serviceaccount:kube-system:kubeops"
+_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def forbidden(method: str, path: str, user: str = FAULT_USER) -> dict[str, Any]:
+    """An RBAC denial for a request path, worded like kube-apiserver's authorizer (a Status body)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        verb = _VERBS.get(method.upper(), method.lower())
+        return failure(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path "{path}"', details={})
+    namespace = None
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0] if rest else ""
+    name = rest[1] if len(rest) >= 2 else None
+    if len(rest) == 2 and resource == "namespaces":
+        namespace = name
+    sub = rest[2] if len(rest) >= 3 else ""
+    verb = _VERBS.get(method.upper(), method.lower())
+    if name is None and verb in ("get", "delete"):
+        verb = "list" if verb == "get" else "deletecollection"
+    scope = f'in the namespace "{namespace}"' if namespace and resource != "namespaces" else "at the cluster scope"
+    what = f"{resource}/{sub}" if sub else resource
+    subject = f'{qualified(group, resource)} "{name}"' if name else qualified(group, resource)
+    message = (f'{subject} is forbidden: User "{user}" cannot {verb} resource "{what}" in API group "{group}" '
+               f"{scope}")
+    return failure(403, "Forbidden", message, details=_details(name, group, resource))

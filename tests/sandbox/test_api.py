@@ -216,6 +216,26 @@ class TestFaultsAndLog:
         faulted = [r for r in sb.requests() if r.get("fault")]
         assert [r["fault"] for r in faulted][-3:] == ["429", "503", "500"]
 
+    def test_403_scoped_to_the_kubelet_proxy_leaves_metrics_api_working(self, sb: SandboxProcess) -> None:
+        node = sb.request("GET", "/api/v1/nodes")[1]["items"][0]["metadata"]["name"]
+        sb.set_faults(error_403_rate=1.0, path_prefix="/api/v1/nodes/*/proxy")
+        try:
+            code, body = sb.request("GET", f"/api/v1/nodes/{node}/proxy/metrics/cadvisor")
+            assert (code, body["reason"]) == (403, "Forbidden")
+            assert body["message"].startswith(f'nodes "{node}" is forbidden: User ')
+            assert 'cannot get resource "nodes/proxy" in API group "" at the cluster scope' in body["message"]
+            result = sb.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/metrics/cadvisor")
+            assert result.returncode != 0 and "Error from server (Forbidden)" in result.stderr
+            assert sb.request("GET", f"/api/v1/nodes/{node}")[0] == 200
+            assert sb.request("GET", f"/apis/metrics.k8s.io/v1beta1/nodes/{node}")[0] == 200
+            sb.set_faults(error_401_rate=1.0)
+            code, body = sb.request("GET", "/api/v1/namespaces")
+            assert (code, body["reason"], body["message"]) == (401, "Unauthorized", "Unauthorized")
+        finally:
+            sb.set_faults()
+        assert sb.request("GET", f"/api/v1/nodes/{node}/proxy/metrics/cadvisor")[0] == 200
+        assert [r["fault"] for r in sb.requests() if r.get("fault")][-3:] == ["403", "403", "401"]
+
     def test_dropped_connections(self, sb: SandboxProcess) -> None:
         import http.client
 
@@ -234,6 +254,9 @@ class TestFaultsAndLog:
 
         with pytest.raises(urllib.error.HTTPError) as exc:
             sb.set_faults(error_429_rate=2)
+        assert exc.value.code == 400
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            sb.set_faults(error_403_rate=0.5, path_prefix="api/v1/nodes")
         assert exc.value.code == 400
 
     def test_request_log_records_each_request(self, sb: SandboxProcess) -> None:
