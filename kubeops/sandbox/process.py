@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -176,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         scenarios.apply(cluster, scenario)
         cluster.prepare()
+        gc.collect()
+        gc.freeze()  # the loaded scenario is long-lived: keep full collections from walking it (p99 latency)
         log.info("scenario %s loaded in %.2fs", scenario.name, time.perf_counter() - t0)
         (state_dir / "requests.jsonl").write_text("", encoding="utf-8")
         server = SandboxServer(cluster, host=args.host, port=args.port, faults=faults,

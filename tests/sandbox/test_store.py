@@ -166,6 +166,24 @@ class TestListing:
         assert pages == 5
 
 
+    def test_list_order_stays_sorted_as_objects_come_and_go_between_pages(self, store: Store) -> None:
+        for i in range(0, 20, 2):
+            store.create("configmaps", {"metadata": {"name": f"cm-{i:02d}"}}, namespace="default")
+        assert len(store.list("configmaps").items) == 10  # the sorted key index now exists
+        first = store.list("configmaps", limit=4)
+        assert [o["metadata"]["name"] for o in first.items] == ["cm-00", "cm-02", "cm-04", "cm-06"]
+        store.delete("configmaps", "default", "cm-06")  # the page's last key
+        store.delete("configmaps", "default", "cm-10")
+        for i in (1, 7, 19):
+            store.create("configmaps", {"metadata": {"name": f"cm-{i:02d}"}}, namespace="default")
+        rest = store.list("configmaps", limit=100, continue_token=first.continue_token)
+        assert [o["metadata"]["name"] for o in rest.items] == ["cm-07", "cm-08", "cm-12", "cm-14", "cm-16",
+                                                                "cm-18", "cm-19"]
+        names = [o["metadata"]["name"] for o in store.list("configmaps").items]
+        assert names == sorted(["cm-00", "cm-01", "cm-02", "cm-04", "cm-07", "cm-08", "cm-12", "cm-14", "cm-16",
+                                "cm-18", "cm-19"])
+
+
 class TestDeletion:
     def test_pods_without_a_deletion_handler_go_at_once(self, store: Store) -> None:
         store.create("pods", _pod("a"), namespace="default")
@@ -234,3 +252,13 @@ class TestValidation:
         out = store.create("pods", {"metadata": {"generateName": "web-"},
                                     "spec": {"containers": [{"name": "c", "image": "x"}]}}, namespace="default")
         assert out["metadata"]["name"].startswith("web-") and len(out["metadata"]["name"]) == 9
+
+
+def test_response_encoder_round_trips_and_falls_back_for_what_the_fast_path_refuses() -> None:
+    import json
+
+    from kubeops.sandbox.server import _dumps
+
+    body = {"kind": "PodList", "items": [{"metadata": {"name": "é"}, "spec": {"n": 2**40, "f": 0.25}}]}
+    assert json.loads(_dumps(body)) == body
+    assert json.loads(_dumps({1: "int keys, as json.dumps takes them"})) == {"1": "int keys, as json.dumps takes them"}
