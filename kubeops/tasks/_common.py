@@ -61,15 +61,21 @@ def registry() -> Registry:
     return reg
 
 
-def build_guard(settings: Settings) -> Any:
-    """The run guard (lock, windows, notifications) when `kubeops.engine.guard` provides `build_guard(settings)`."""
+def build_guard(settings: Settings, **options: Any) -> Any:
+    """The run guard (lock, windows, notifications) when `kubeops.engine.guard` provides `build_guard(settings)`.
+
+    `options` (e.g. ``wait_for_lock_s``) are passed through to it."""
     try:
         module = importlib.import_module("kubeops.engine.guard")
     except ModuleNotFoundError as exc:
         if exc.name != "kubeops.engine.guard":
             raise
         return None
-    return module.build_guard(settings)
+    return module.build_guard(settings, **options)
+
+
+def _wait_option(wait_for_lock_s: float) -> dict[str, float]:
+    return {"wait_for_lock_s": wait_for_lock_s} if wait_for_lock_s else {}
 
 
 def setup_logging(settings: Settings) -> None:
@@ -140,6 +146,7 @@ def run_playbook_task(
     dry_run: bool = False,
     cluster: str | None = None,
     log_format: str | None = None,
+    wait_for_lock_s: float = 0.0,
 ) -> RunRecord:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
 
@@ -158,7 +165,7 @@ def run_playbook_task(
             params=given,
             dry_run=dry_run,
             registry=registry(),
-            guard=None if dry_run else build_guard(settings),
+            guard=None if dry_run else build_guard(settings, **_wait_option(wait_for_lock_s)),
         )
         print_record_summary(record)
         if record["status"] == "paused":

@@ -12,6 +12,7 @@ from kubeops.tasks import _common
 
 _CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
 _LOG = "auto (console on a terminal, JSON otherwise), console or json"
+_WAIT = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
 
 
 @task(
@@ -22,13 +23,19 @@ _LOG = "auto (console on a terminal, JSON otherwise), console or json"
         "dry-run": "run read-only steps, only plan mutating ones; changes nothing",
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     },
 )
-def run(c, playbook, param=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+def run(c, playbook, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
     """Run a playbook (checkpointed; resumable with `resume`)."""
     with _common.exit_codes():
+        from kubeops.tasks.schedule import parse_wait
+
         params = _common.parse_params(param)
-    _common.run_playbook_task(c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+        wait_s = parse_wait(wait_for_lock)
+    _common.run_playbook_task(
+        c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock_s=wait_s
+    )
 
 
 @task(help={"playbook": "playbook name (in playbooks/) or path to a YAML file"})
@@ -117,20 +124,27 @@ def _print_run(record: dict[str, Any], out: Any = None) -> None:
         "force": "continue even though the playbook changed since the run started",
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     }
 )
-def resume(c, run=None, force=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+def resume(c, run=None, force=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
     """Continue a failed, paused or crashed run from its first step not done."""
     with _common.exit_codes():
         from kubeops.engine.api import get_run, resume_run
+        from kubeops.tasks.schedule import parse_wait
 
+        wait_s = parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
         if run is not None and get_run(run, settings=settings).get("status") == "done":
             print(f"run {run} is already done; nothing to resume")
             return
         record = resume_run(
-            run, settings=settings, force=force, registry=_common.registry(), guard=_common.build_guard(settings)
+            run,
+            settings=settings,
+            force=force,
+            registry=_common.registry(),
+            guard=_common.build_guard(settings, **({"wait_for_lock_s": wait_s} if wait_s else {})),
         )
         _common.print_record_summary(record)
         if record["status"] == "paused":

@@ -22,7 +22,8 @@ _CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
 _WAIT = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
 
 
-def _duration(value: str | None, flag: str) -> float:
+def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
+    """Seconds from a `--wait-for-lock` value (0 when absent); InputError for a malformed one."""
     from kubeops.errors import InputError
     from kubeops.model.loader import parse_duration
 
@@ -57,7 +58,7 @@ def run_scheduled(  # type: ignore[no-untyped-def]
         from kubeops.model.params import bind_params
 
         params = _common.parse_params(param)
-        wait_s = _duration(wait_for_lock, "--wait-for-lock")
+        wait_s = parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format or "json")
         _common.setup_logging(settings)
         reg = _common.registry()
@@ -165,7 +166,7 @@ def schedule(  # type: ignore[no-untyped-def]
         from kubeops.model.params import bind_params
 
         params = _common.parse_params(param)
-        _duration(wait_for_lock, "--wait-for-lock")
+        parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster)
         pb = load_playbook(playbook, registry=_common.registry())
         bind_params(pb, params, defaults=settings.params)  # bad parameters fail now, not at 3 a.m.
