@@ -81,7 +81,7 @@ class TestOfficialClient:
         core.delete_namespaced_config_map("w1", "apps")
         seen = []
         w = watch.Watch()
-        for ev in w.stream(core.list_namespaced_config_map, "apps", resource_version=rv, timeout_seconds=2):
+        for ev in w.stream(core.list_namespaced_config_map, "apps", resource_version=rv, timeout_seconds=20):
             seen.append((ev["type"], ev["object"].metadata.name))
             if len(seen) == 3:
                 w.stop()
@@ -95,7 +95,7 @@ class TestOfficialClient:
         timer.start()
         w = watch.Watch()
         got = None
-        for ev in w.stream(core.list_namespaced_config_map, "apps", resource_version=rv, timeout_seconds=5):
+        for ev in w.stream(core.list_namespaced_config_map, "apps", resource_version=rv, timeout_seconds=20):
             got = (ev["type"], ev["object"].metadata.name)
             w.stop()
         timer.join()

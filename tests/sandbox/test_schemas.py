@@ -31,8 +31,20 @@ LISTS = [
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     with SandboxProcess("default", state_dir=tmp_path_factory.mktemp("schemas") / "sandbox") as proc:
-        time.sleep(1.5)  # let controllers and the kubelet simulation fill in status
+        # let controllers and the kubelet simulation fill in status: every pod Running and Ready
+        deadline = time.monotonic() + 60
+        while not _all_pods_ready(proc):
+            assert time.monotonic() < deadline, "default scenario pods did not all become Ready in 60 s"
+            time.sleep(0.1)
         yield proc
+
+
+def _all_pods_ready(sb: SandboxProcess) -> bool:
+    items = sb.request("GET", "/api/v1/pods")[1]["items"]
+    return len(items) >= 10 and all(
+        p["status"].get("phase") == "Running"
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", ()))
+        for p in items)
 
 
 @pytest.mark.parametrize(("path", "api_version", "kind"), LISTS, ids=[k for _, _, k in LISTS])

@@ -31,7 +31,8 @@ def pods(sb: Any, *args: str) -> list[dict[str, Any]]:
     return json.loads(out.stdout)["items"]
 
 
-def wait_for(predicate: Any, timeout_s: float = 20.0) -> Any:
+def wait_for(predicate: Any, timeout_s: float = 60.0) -> Any:
+    """Poll until predicate() is truthy (returns it); generous bound for a busy 2-core machine."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
