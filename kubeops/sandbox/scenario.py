@@ -703,11 +703,6 @@ def apply(cluster: Cluster, scenario: Scenario) -> None:
         store.create(info.key, obj, namespace=(obj.get("metadata") or {}).get("namespace"))
 
 
-def _matches(node: dict[str, Any], selector: dict[str, str]) -> bool:
-    labels = node["metadata"]["labels"]
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def _bare_pods(w: dict[str, Any], nodes: list[dict[str, Any]], by_name: dict[str, dict[str, Any]]
                ) -> list[dict[str, Any]]:
     spec = pod_spec(w)
@@ -731,8 +726,11 @@ def _bare_pods(w: dict[str, Any], nodes: list[dict[str, Any]], by_name: dict[str
             "spec": spec}
         default_pod(mirror, None)
         return [mirror]
-    eligible = [n for n in nodes if _matches(n, w.get("node_selector") or {})
-                and not n["spec"].get("unschedulable")] if w.get("node") is None else [by_name[w["node"]]]
+    from kubeops.sandbox.scheduler import placement_reason
+
+    # where the scheduler could put it: untainted (or tolerated), schedulable, matching the nodeSelector
+    eligible = [n for n in nodes if placement_reason({"spec": spec}, n) is None] if w.get("node") is None \
+        else [by_name[w["node"]]]
     if not eligible:
         eligible = nodes
     placements: list[tuple[str, str]] = []

@@ -116,3 +116,12 @@ def test_bad_internal_ip_names_the_field(tmp_path: Path) -> None:
         scenarios.load(path)
     assert exc.value.line == 4 and exc.value.field == "nodes[0].internal_ip"
     assert "not an IP address" in str(exc.value)
+
+
+def test_bare_pods_are_placed_like_the_scheduler_would_not_on_tainted_nodes() -> None:
+    s = scenarios.load("default")
+    cluster = build_cluster(scenario=s, plugins=())
+    scenarios.apply(cluster, s)
+    placed = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in cluster.store.list("pods").items}
+    assert placed["debug-shell"].startswith("worker-") and placed["cache-warmer"].startswith("worker-")
+    assert placed["kube-apiserver-control-plane-0"] == "control-plane-0"  # mirror pods stay on their node
