@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from kubeops.clients.kube import open_raw
 from kubeops.clients.pods import list_pods
 from kubeops.errors import ClusterError, NotFound, Unavailable
 from kubeops.metrics.cadvisor import ContainerUsage, NodeUsage, PodUsage, Scrape, compute_usage, parse_cadvisor
@@ -152,32 +153,14 @@ def metrics_server_usage(kube: KubeClient, node: str) -> NodeUsage:
 
 def _open_cadvisor(api_client: Any, node: str, timeout_s: float) -> Any:
     """Start the GET and return the undecoded urllib3 response; non-2xx raises ApiException (mapped by call)."""
-    resource_path = "/api/v1/nodes/{name}/proxy/metrics/cadvisor"
-    headers = {"Accept": "text/plain;version=0.0.4, */*;q=0.1"}
-    if hasattr(api_client, "param_serialize"):  # kubernetes >= 33 (openapi-generator v7 client)
-        from kubernetes.client.exceptions import ApiException
+    from urllib.parse import quote
 
-        request = api_client.param_serialize(
-            method="GET",
-            resource_path=resource_path,
-            path_params={"name": node},
-            header_params=headers,
-            auth_settings=["BearerToken"],
-        )
-        response = api_client.call_api(*request, _request_timeout=timeout_s)
-        if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return response.response
-    return api_client.call_api(  # older clients: raise ApiException themselves on non-2xx
-        resource_path,
+    return open_raw(
+        api_client,
         "GET",
-        path_params={"name": node},
-        header_params=headers,
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _return_http_data_only=True,
-        _request_timeout=timeout_s,
+        f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor",
+        headers={"Accept": "text/plain;version=0.0.4, */*;q=0.1"},
+        timeout=timeout_s,
     )
 
 

@@ -223,22 +223,13 @@ class KubeClient:
         timeout: Any,
         stream: bool = False,
     ) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        params = [(k, v) for k, v in (query or {}).items() if v is not None]
-        request = self.api_client.param_serialize(
-            method, path, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        response = self.api_client.call_api(*request, _request_timeout=timeout)
-        if stream and 200 <= response.status <= 299:
-            return response.response
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        response = open_raw(self.api_client, method, path, query=query, headers=headers, body=body, timeout=timeout)
+        if stream:
+            return response
+        data = response.data
         return json.loads(data) if data else {}
 
     def request(
@@ -331,3 +322,44 @@ def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
         return  # a dropped or timed-out stream just ends the watch; the caller re-watches from its last version
     if buffer.strip():
         yield json.loads(buffer)
+
+
+def open_raw(
+    api_client: Any,
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout: Any = None,
+) -> Any:
+    """Send one request with the client's auth and TLS settings; return the unread urllib3 response.
+
+    Non-2xx answers raise `ApiException` (which `KubeClient.call` maps). Works with both generations of the
+    generated client: the openapi-generator v7 one (`param_serialize`, kubernetes >= 37) and the older one.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    params = [(k, v) for k, v in (query or {}).items() if v is not None]
+    if hasattr(api_client, "param_serialize"):
+        request = api_client.param_serialize(
+            method, path, query_params=params, header_params=headers or {}, body=body, auth_settings=["BearerToken"]
+        )
+        response = api_client.call_api(*request, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            data = response.read()
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return response.response
+    return api_client.call_api(
+        path,
+        method,
+        query_params=params,
+        header_params=headers or {},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
