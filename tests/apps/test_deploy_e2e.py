@@ -266,7 +266,10 @@ def test_rollback_after_a_crash_mid_rollout_restores_the_previous_size(apps_sand
             pytest.fail("the deploy never scaled the old version down")
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        result = sb.kubeops("run", f"--playbook={playbook}", "--param", "app=undo", "--param", "version=2")
+        # the killed run's lock Lease outlives it by its TTL (3 s in this inventory): wait for it, as cron would
+        result = sb.kubeops(
+            "run", f"--playbook={playbook}", "--param", "app=undo", "--param", "version=2", "--wait-for-lock=30s"
+        )
     assert result.returncode == 0, result.stderr
     only_version(sb, "undo", "1", 3)  # back to its size before the deploy, the new version gone
     assert sampler.empty == 0
