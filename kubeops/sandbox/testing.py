@@ -82,7 +82,9 @@ class SandboxProcess:
         if info_path.exists():
             info_path.unlink()
         self._log = open(self.state_dir / "sandbox.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env = {**os.environ, "KUBEOPS_SANDBOX_PARENT_PID": str(os.getpid())}  # it exits if this process dies
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
