@@ -11,6 +11,8 @@ Protocol (the same fields Kubernetes leader election uses):
   holder's renewTime with this machine's clock, so clocks must agree to well under the TTL (NTP);
 - every write is a PUT carrying the resourceVersion we read: of two runs racing for a free lease exactly one
   PUT succeeds, the other gets 409 Conflict and re-reads;
+- a live lease is never taken, even one in the resuming run's own name: a crashed run is resumed once its
+  lease has expired (a hostname is no proof the old process is gone: two machines may share one);
 - concurrency N > 1 uses N leases ``<name>-0`` .. ``<name>-<N-1>``; a run takes any free one;
 - release clears the holder (the Lease object stays, so `invoke lock` can say who held it last);
 - if renewal finds another holder (our lease expired while we could not reach the API), the lock is `lost`
@@ -238,9 +240,11 @@ class ClusterLock:
                 except Conflict:
                     continue  # another run created it first: read who
             state = state_of(lease, default_ttl_s=self.ttl_s)
-            if not state.is_free(now) and state.holder != self.identity:
+            if not state.is_free(now):
+                # even a lease in our own name (this run, resumed after a crash on this host) is waited out:
+                # a hostname is not proof that the process which renewed it a moment ago is dead
                 return state
-            if state.holder and state.holder != self.identity:
+            if state.holder:
                 self.log.warning("lock.takeover", lease=state.lease, expired_holder=state.holder)
             try:
                 self._lease = leases.replace_lease(

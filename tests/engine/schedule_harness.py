@@ -51,6 +51,7 @@ class Harness:
             "KUBEOPS_ACTION_MODULES": "tests.engine.crash_actions",
             "KUBEOPS_LOG_FORMAT": "json",
             "PYTHONPATH": str(REPO),
+            "PYTHONFAULTHANDLER": "1",  # a hung CLI killed with SIGABRT by `call` shows where it was
         }
         self.n = 0
 
@@ -78,10 +79,20 @@ class Harness:
         )
 
     def call(self, *args: str, timeout: float = 90, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", "from kubeops.cli import main; main()", *args],
-            env=self.env, cwd=self.tmp, capture_output=True, text=True, timeout=timeout, input=stdin,
-        )
+        proc = self.start(*args) if stdin is None else None
+        if proc is None:
+            return subprocess.run(
+                [sys.executable, "-c", "from kubeops.cli import main; main()", *args],
+                env=self.env, cwd=self.tmp, capture_output=True, text=True, timeout=timeout, input=stdin,
+            )
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            gates = sorted(p.name for p in self.gates.iterdir())
+            raise AssertionError(f"kubeops {' '.join(args)} hung (gates {gates}):\n{err[-6000:]}") from None
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def records(self) -> list[dict[str, Any]]:
         folder = self.state / "runs"
