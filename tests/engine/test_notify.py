@@ -123,3 +123,25 @@ def test_messages_by_status() -> None:
     assert run_message({**base, "status": "paused"}) is None
     assert run_message({**base, "status": "done"})[0] == "success"  # type: ignore[index]
     assert "secret" not in repr(Notifier("https://hooks.example.com/secret", on_success=True))
+
+
+@pytest.mark.timeout(120)
+def test_a_run_blocked_by_the_lock_is_announced(tmp_path: Path, hook: Hook, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from kubeops.clients.kube import KubeClient
+    from kubeops.engine.lock import ClusterLock
+    from kubeops.settings import KubeSettings
+
+    holder = ClusterLock(KubeClient.from_settings(KubeSettings(kubeconfig=str(sandbox.kubeconfig))),
+                         namespace="kube-system", name="kubeops-lock", ttl_s=30, host="ops-1")
+    holder.acquire(run_id="20260101T030000Z-beef", playbook="drain-node")
+    try:
+        h = Harness(tmp_path, sandbox, notify={"webhook_url": hook.url})
+        proc = h.call("run", f"--playbook={h.playbook(['a'])}")
+        assert proc.returncode == 3, proc.stderr
+        (message,) = hook.received
+        text = message["json"]["text"]
+        assert "playbook gated on cluster sb did not start" in text
+        assert "held by 20260101T030000Z-beef@ops-1 (playbook drain-node)" in text
+        assert "xoxb-very-secret" not in _everything_written(h, proc.stdout, proc.stderr)
+    finally:
+        holder.release()
