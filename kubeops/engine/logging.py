@@ -73,6 +73,34 @@ def ensure_context(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
+def compact_for_console(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """On a terminal, say the run id once (on `run.*` events) and put the step in front instead of repeating keys.
+
+    JSON output keeps every key on every line for log queries; a person reading at 3 a.m. needs the step and
+    what happened, not the same run id and playbook twenty times.
+    """
+    event = str(event_dict.get("event", ""))
+    if event.endswith(".progress"):
+        return event_dict  # the progress line draws itself from `step`
+    if not event.startswith("run."):
+        event_dict.pop("run_id", None)
+    event_dict.pop("playbook", None)
+    step = event_dict.pop("step", None)
+    action = event_dict.pop("action", None)
+    if event in ("step.started",) and action:
+        event_dict["action"] = action
+    if step:
+        event_dict["event"] = f"{step}: {event}"
+    if event_dict.get("attempt") == 1:
+        del event_dict["attempt"]
+    event_dict.pop("source", None)
+    for key in [k for k, v in event_dict.items() if v is None or (k in ("planned", "resumed") and v is False)]:
+        del event_dict[key]
+    return event_dict
+
+
 class _DropProgress:
     """JSON output: progress ticks are for eyes on a terminal, not for log files."""
 
@@ -87,7 +115,7 @@ class _ProgressConsole:
 
     def __init__(self, stream: TextIO, colors: bool) -> None:
         self.stream = stream
-        self.renderer = structlog.dev.ConsoleRenderer(colors=colors)
+        self.renderer = structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=36)
         self.dirty = False
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
@@ -124,19 +152,24 @@ def configure_logging(*, log_format: str = "auto", stream: TextIO | None = None,
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         ensure_context,
         redact_processor,
     ]
     if fmt == "json":
         processors = [
             *shared,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             _DropProgress(),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(default=str),
         ]
     else:
-        processors = [*shared, _ProgressConsole(out, colors=out.isatty())]
+        processors = [
+            *shared,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
+            compact_for_console,
+            _ProgressConsole(out, colors=out.isatty()),
+        ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
