@@ -152,6 +152,21 @@ def test_falls_back_to_metrics_server_when_the_proxy_is_unavailable(hot_cluster)
     assert all(p["memory_bytes"] == 256 * 2**20 for p in hot)
 
 
+def settled(ctx: StepContext, *, gone: set[str], total: int = 7) -> None:
+    """Wait until the evicted pods are gone and their replacements run, so no pod starts or stops mid-sample.
+
+    The sandbox's node counters are the sum over the pods running at scrape time: a pod leaving between the
+    two scrapes of a measurement would make the node look idle.
+    """
+
+    def steady() -> bool:
+        running = [p["metadata"]["name"] for n in ("worker-0", "worker-1", "worker-2") for p in running_on(ctx, n)]
+        listed = ctx.kube.request("GET", "/api/v1/namespaces/web/pods", what="test").get("items") or []
+        return len(running) == total and not gone & set(running) and len(listed) == total
+
+    wait_for(steady, f"evicted pods {sorted(gone)} replaced")
+
+
 def evictions(sb: SandboxProcess) -> list[dict[str, Any]]:
     return [r for r in sb.requests() if r.get("subresource") == "eviction"]
 
@@ -197,10 +212,14 @@ def test_redistribute_moves_load_until_the_node_is_within_the_band(hot_cluster) 
 
 def test_redistribute_respects_the_cap_and_a_resumed_step_counts_what_it_already_did(hot_cluster) -> None:  # type: ignore[no-untyped-def]
     sb, settings = hot_cluster()
-    out = redistribute.redistribute(ctx_for(settings), params(max_evictions=1))
+    ctx = ctx_for(settings)
+    out = redistribute.redistribute(ctx, params(max_evictions=1))
     assert len(out["evicted"]) == 1
     assert "cap of 1 evictions per run reached" in out["skipped"].values()
+    settled(ctx, gone={out["evicted"][0]["pod"].split("/")[1]})
     resumed = redistribute.redistribute(ctx_for(settings, intent={"evicted": ["web/x"]}), params(max_evictions=1))
+    # worker-0 is still over the band (2.8 of 4 cores) and the others under it: only the cap stops the step
+    assert resumed["bands"] == {"worker-0": "over", "worker-1": "under", "worker-2": "under"}, resumed["shares"]
     assert resumed["evicted"] == []
     assert "cap of 1" in resumed["reason"]
     assert len(evictions(sb)) == 1
