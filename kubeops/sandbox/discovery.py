@@ -197,6 +197,11 @@ class Catalog:
                 self.resources.append(info)
         self._reindex()
 
+    def replace(self, info: ResourceInfo) -> None:
+        """Swap the served resource with `info`'s key for `info` (a scenario knob changing what discovery says)."""
+        self.resources = [info if r.key == info.key else r for r in self.resources]
+        self._reindex()
+
     def lookup(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_path.get((group, version, plural))
 

@@ -8,10 +8,16 @@ PDB whose status is stale or has ``disruptionsAllowed == 0`` answers 429 with th
 ``DisruptionBudget`` cause. A permitted eviction decrements ``disruptionsAllowed`` and records the pod in
 ``disruptedPods`` in the same critical section (the store lock), so two concurrent evictions cannot both pass,
 then deletes the pod gracefully with the eviction's DeleteOptions. ``dryRun`` changes nothing.
+
+Scenario setting ``eviction_versions`` (default ``[v1, v1beta1]``): the Eviction versions the subresource
+accepts. ``[v1beta1]`` imitates a server older than 1.22: a policy/v1 Eviction answers 404 and discovery lists
+the subresource as policy/v1beta1 (what ``kubectl drain`` reads to choose), so clients' fallbacks can be tested.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox import status as st
@@ -21,7 +27,7 @@ from kubeops.sandbox.store import rfc3339
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
 
-__all__ = ["EVICTION_BLOCKED_MESSAGE", "evict", "install"]
+__all__ = ["EVICTION_BLOCKED_MESSAGE", "EVICTION_VERSIONS", "evict", "install", "served_versions"]
 
 Obj = dict[str, Any]
 EVICTION_BLOCKED_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -29,6 +35,18 @@ MULTIPLE_PDBS_MESSAGE = (
     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
 )
 MAX_DISRUPTED_PODS = 2000
+EVICTION_VERSIONS = ("v1", "v1beta1")  # newest first: discovery shows the first one served
+
+
+def served_versions(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The scenario's ``eviction_versions`` in preference order; ValueError names what is wrong."""
+    raw = settings.get("eviction_versions", list(EVICTION_VERSIONS))
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ValueError(f"eviction_versions must be a non-empty list of {', '.join(EVICTION_VERSIONS)}")
+    unknown = [v for v in raw if v not in EVICTION_VERSIONS]
+    if unknown:
+        raise ValueError(f"eviction_versions: {unknown[0]!r} is not one of {', '.join(EVICTION_VERSIONS)}")
+    return tuple(v for v in EVICTION_VERSIONS if v in raw)
 
 
 def _success() -> tuple[int, Obj]:
@@ -62,6 +80,9 @@ def evict(cluster: Cluster, namespace: str | None, name: str, body: Obj, dry_run
     ns = namespace or "default"
     opts = _delete_options(body)
     dry_run = dry_run or "All" in (opts.get("dryRun") or [])
+    api_version = str(body.get("apiVersion") or "")
+    if api_version.startswith("policy/") and api_version.split("/", 1)[1] not in served_versions(cluster.settings):
+        raise st.not_found_path()  # as an old server answers a version it does not know
     body_name = (body.get("metadata") or {}).get("name")
     if body_name and body_name != name:
         raise st.bad_request(f"name in URL does not match name in Eviction object: {name} != {body_name}")
@@ -136,5 +157,9 @@ def _delete(cluster: Cluster, ns: str, name: str, opts: Obj, dry_run: bool) -> N
 
 
 def install(cluster: Cluster) -> None:
-    """Serve POST pods/{name}/eviction (both policy versions route here)."""
+    """Serve POST pods/{name}/eviction (both policy versions route here; discovery shows the newest served)."""
     cluster.subresources[("pods", "eviction")] = evict
+    version = served_versions(cluster.settings)[0]
+    pods = cluster.catalog.by_key("pods")
+    subs = tuple(dataclasses.replace(s, version=version) if s.name == "eviction" else s for s in pods.subresources)
+    cluster.catalog.replace(dataclasses.replace(pods, subresources=subs))

@@ -8,7 +8,9 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     A value that is exactly ``"${name}"`` takes the parameter's type (``count: ${nodes}`` stays an int).
 ``settings``: free-form knobs read by the simulation; known ones: ``tick_ms`` (reconcile period, 50),
     ``join_delay_s`` (AWS instance -> Ready node, 5), ``kubelet_version`` ("v1.33.0"), ``region`` ("us-east-1"),
-    ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone).
+    ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone),
+    ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
+    a server older than 1.22).
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).
@@ -261,6 +263,13 @@ def parse(doc: YamlDocument, *, params: dict[str, str] | None = None) -> Scenari
         raise doc.error(("name",), "a scenario needs a name")
     settings = data.get("settings") or {}
     _expect(doc, ("settings",), settings, dict, "a mapping")
+    if "eviction_versions" in settings:
+        from kubeops.sandbox.eviction import served_versions
+
+        try:
+            served_versions(settings)
+        except ValueError as exc:
+            raise doc.error(("settings", "eviction_versions"), str(exc)) from None
     faults = data.get("faults") or {}
     _expect(doc, ("faults",), faults, dict, "a mapping")
     from kubeops.sandbox.faults import FaultConfig, FaultConfigError

@@ -227,3 +227,38 @@ class TestCapacity:
             k8s.capacity_check(ctx_for(sb), k8s.CapacityParams(node=node))
         out = k8s.capacity_check(ctx_for(sb), k8s.CapacityParams(node=node, fail_on_blocking_budgets=False))
         assert out["fits"] and out["budgets"]
+
+
+class TestOldServer:
+    """A server older than 1.22 (scenario `eviction_versions: [v1beta1]`) answers policy/v1 evictions with 404."""
+
+    SCENARIO = {
+        "settings": {"tick_ms": 50, "eviction_versions": ["v1beta1"]},
+        "nodes": [{"name": "worker-a"},
+                  {"name": "worker-b", "taints": [{"key": "hold", "effect": "NoSchedule"}]}],
+        "namespaces": ["apps"],
+        "workloads": [{"kind": "Deployment", "name": "web", "namespace": "apps", "replicas": 3,
+                       "pdb": {"max_unavailable": 1}}],
+    }
+
+    def test_the_drain_falls_back_to_policy_v1beta1_and_still_honours_the_budget(self, make_sandbox):
+        sb = make_sandbox(self.SCENARIO)
+        settle(sb, "worker-a", 3)
+        k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
+        ctx = ctx_for(sb)
+        out = k8s.drain(ctx, k8s.DrainParams(node="worker-a", grace_period_s=0, timeout_s=60))
+        assert len(out["evicted"]) == 3 and out["blocked"] == {}
+        assert sb.pods_on("worker-a") == []
+        sent = evictions(sb)
+        not_served = [r for r in sent if r["status"] == 404]
+        # the first answer(s) to policy/v1 are 404 (as many as were in flight at once), then only v1beta1
+        assert 1 <= len(not_served) <= 3 and sent[0]["status"] == 404
+        assert len([r for r in sent if r["status"] == 201]) == 3
+        assert [r for r in sent if r["status"] == 429], "max_unavailable 1 should refuse an eviction at least once"
+        assert ctx.kube.eviction_version == "v1beta1"
+        # the client remembers: a second drain sends no policy/v1 eviction
+        sb.wait_for(lambda: len([p for p in sb.pods_on("worker-b") if p["status"].get("phase") == "Running"]) == 3,
+                    what="replacements running on worker-b")
+        mark = sb.mark()
+        k8s.drain(ctx, k8s.DrainParams(node="worker-b", grace_period_s=0, timeout_s=30, cordon=False))
+        assert [r["status"] for r in evictions(sb, mark)] and all(r["status"] != 404 for r in evictions(sb, mark))

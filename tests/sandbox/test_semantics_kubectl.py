@@ -174,3 +174,30 @@ def test_policy_v1beta1_eviction_is_served_like_v1(small: Any) -> None:
     code, body = small.request("POST", "/api/v1/namespaces/apps/pods/missing/eviction", {
         "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "missing", "namespace": "apps"}})
     assert (code, body["reason"]) == (404, "NotFound")
+
+
+def test_an_old_server_serves_only_v1beta1_evictions_and_kubectl_drain_finds_it_by_discovery(
+    sandbox_factory: Any,
+) -> None:
+    sb = sandbox_factory({**SMALL, "settings": {"tick_ms": 50, "eviction_versions": ["v1beta1"]}})
+    wait_for(lambda: all_running_and_ready(sb))
+    resources = json.loads(sb.kubectl("get", "--raw", "/api/v1", check=True).stdout)["resources"]
+    eviction = next(r for r in resources if r["name"] == "pods/eviction")
+    assert (eviction["group"], eviction["version"]) == ("policy", "v1beta1")
+    name = pods(sb, "-n", "apps", "-l", "app=web")[0]["metadata"]["name"]
+    code, body = sb.request("POST", f"/api/v1/namespaces/apps/pods/{name}/eviction", {
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "apps"}})
+    assert (code, body["reason"], body.get("details")) == (404, "NotFound", {})  # not about the pod: no details
+    node = next(p["spec"]["nodeName"] for p in pods(sb, "-n", "apps", "-l", "app=web"))
+    result = sb.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
+    assert result.returncode == 0, result.stderr
+    assert [r["status"] for r in sb.requests() if r.get("subresource") == "eviction"].count(404) == 1
+
+
+def test_eviction_versions_must_be_known() -> None:
+    from kubeops.errors import PlaybookError
+    from kubeops.sandbox import scenario
+
+    with pytest.raises(PlaybookError, match="'v2' is not one of v1, v1beta1") as err:
+        scenario.load({**SMALL, "settings": {"eviction_versions": ["v2"]}})
+    assert err.value.field == "settings.eviction_versions"
