@@ -20,6 +20,7 @@ from kubeops.sandbox.testing import SandboxProcess
 
 KUBEOPS = [sys.executable, "-c", "from kubeops.cli import main; main()"]
 GROUP = "workers"
+LOCK_TTL_S = 3
 
 
 def scenario(*, desired: int = 3, max_size: int = 6, replicas: int = 3, join_delay_s: float = 2) -> dict[str, Any]:
@@ -69,6 +70,13 @@ class AwsSandbox:
         self.sb = SandboxProcess(spec, state_dir=root / "sandbox", aws=True)
 
     def start(self) -> AwsSandbox:
+        # The shipped sandbox inventory, with a short lock TTL: a SIGKILLed run's lease expires in seconds, so
+        # the crash tests can resume (with --wait-for-lock) without waiting the default 30 s each time.
+        shipped = Path(__file__).resolve().parents[1] / "inventory" / "sandbox.yaml"
+        inventory = self.root / "inventory"
+        inventory.mkdir(parents=True, exist_ok=True)
+        text = shipped.read_text(encoding="utf-8")
+        (inventory / "sandbox.yaml").write_text(text.replace("ttl_s: 30", f"ttl_s: {LOCK_TTL_S}"), encoding="utf-8")
         self.sb.start()
         self.wait_for(self._group_exists, "the AWS link to create the group")
         self.wait_for(lambda: len(self.ready_workers()) == self.group()["DesiredCapacity"], "workers Ready")
@@ -85,7 +93,11 @@ class AwsSandbox:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(KUBEOPS_STATE_DIR=str(self.root), KUBEOPS_LOG_FORMAT="json")
+        env.update(
+            KUBEOPS_STATE_DIR=str(self.root),
+            KUBEOPS_LOG_FORMAT="json",
+            KUBEOPS_INVENTORY_DIR=str(self.root / "inventory"),
+        )
         return env
 
     def kubeops(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
