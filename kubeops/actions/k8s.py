@@ -16,6 +16,7 @@ from typing import Any
 from kubeops.actions.context import StepContext
 from kubeops.actions.registry import Plan, action
 from kubeops.errors import ActionError, InputError, NotFound
+from kubeops.progress import Progress, ticking
 
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 DEFAULT_DRAIN_TIMEOUT_S = 3600.0  # used when neither the step nor the args set one
@@ -425,9 +426,13 @@ def wait_node_ready(ctx: StepContext, p: WaitReadyParams) -> dict[str, Any]:
     """Wait (by watch) until the node reports Ready."""
     from kubeops.clients import nodes
 
-    _get(ctx, p.node)
+    last = [_get(ctx, p.node)]
     timeout = min(p.timeout_s, ctx.remaining_s(p.timeout_s) or p.timeout_s)
-    node = nodes.wait_ready(ctx.kube, p.node, timeout_s=timeout, new_boot_than=p.new_boot_than)
+    wanted = "Ready with a new bootID" if p.new_boot_than else "Ready"
+    progress = Progress(ctx.log, "k8s.wait_node_ready.progress", timeout_s=timeout)
+    with ticking(progress, lambda: f"waiting for node {p.node} to be {wanted} ({nodes.ready_text(last[0])})"):
+        node = nodes.wait_ready(ctx.kube, p.node, timeout_s=timeout, new_boot_than=p.new_boot_than,
+                                on_seen=lambda seen: last.__setitem__(0, seen))
     return {"node": p.node, "ready": True, "boot_id": _node_facts(node)["boot_id"]}
 
 

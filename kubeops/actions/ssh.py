@@ -24,6 +24,7 @@ from kubeops.actions.context import StepContext
 from kubeops.actions.registry import Plan, action
 from kubeops.clients.nodes import get_node, node_address, node_is_ready
 from kubeops.errors import ActionError, InputError
+from kubeops.progress import Progress
 
 Node = Mapping[str, Any]
 
@@ -342,6 +343,18 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
     else:
         ctx.log.info("ssh.reboot.already_sent", node=p.node, host=host, decision=decision)
     started = time.monotonic()
+    progress = Progress(ctx.log, "ssh.reboot.progress", timeout_s=p.timeout_s)
+
+    def report() -> str:
+        phase = "be Ready again" if watch.seen_down else "go down for the reboot"
+        return f"waiting for node {p.node} to {phase} ({watch.describe()})"
+
+    def sleep(seconds: float) -> None:  # in slices, saying how the wait goes at most once a second
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            progress.emit(report())
+            time.sleep(min(left, progress.every_s))
+
     watch = RebootWatch(
         boot_id_before=intent.get("boot_id"),
         sent_at=float(intent["sent_at"]),
@@ -356,6 +369,7 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
             down_timeout_s=p.down_timeout_s,
             poll_interval_s=p.poll_interval_s,
             check=ctx.check_deadline,
+            sleep=sleep,
         )
     except NoRebootSeen:
         if decision != "wait-or-resend":
@@ -379,6 +393,7 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
             down_timeout_s=p.down_timeout_s,
             poll_interval_s=p.poll_interval_s,
             check=ctx.check_deadline,
+            sleep=sleep,
         )
     return {
         "node": p.node,

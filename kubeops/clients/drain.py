@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kubeops.clients import pods as pod_api
 from kubeops.drain import blocking_budget_names, controller_ref, pod_key
 from kubeops.errors import ClusterError, TooManyRequests
+from kubeops.progress import Progress
 
 if TYPE_CHECKING:
     from kubeops.clients.kube import KubeClient
@@ -161,9 +162,11 @@ def run_drain(
     """Remove the selected pods and wait until they are gone, or until `deadline` (a `time.monotonic()` value).
 
     In dry-run mode (the client sends dryRun=All) every request is sent once, refusals are reported and
-    nothing is waited for.
+    nothing is waited for. While waiting, `log` gets a ``drain.progress`` event at most once a second
+    ("3 pods left, 1 blocked by budget web").
     """
     outcome = DrainOutcome()
+    progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
     dry = bool(kube.dry_run)
     targets: dict[str, Obj] = {}
     for pod in [*selection.evict, *selection.delete, *selection.terminating]:
@@ -214,8 +217,12 @@ def run_drain(
                 if now >= deadline:
                     outcome.timed_out = True
                     break
+                if not dry:
+                    progress.emit(_progress_text(len(waiting), outcome.blocked))
                 # a due retry waits for a free worker, whose completion is itself an event
                 wake = deadline if inflight >= concurrency else min([deadline, *(due for due, _, _ in pending[:1])])
+                if log is not None:
+                    wake = min(wake, now + progress.every_s)  # wake up to say how it is going
                 try:
                     kind, key, data = events.get(timeout=max(0.0, wake - now) + 0.001)
                 except queue.Empty:
@@ -258,6 +265,15 @@ def run_drain(
         keys = (pod_key(targets[u]) for u in waiting)
         outcome.not_gone = sorted(k for k in keys if k not in outcome.blocked and k not in outcome.failed)
     return outcome
+
+
+def _progress_text(left: int, blocked: Mapping[str, Mapping[str, Any]]) -> str:
+    """Say "3 pods left, 1 blocked by budget web": what a person watching a drain wants to know."""
+    text = f"{left} pod{'' if left == 1 else 's'} left"
+    if blocked:
+        budgets = sorted({b for info in blocked.values() for b in info["budgets"]})
+        text += f", {len(blocked)} blocked by budget {', '.join(budgets) or '(unnamed)'}"
+    return text
 
 
 def _refusal_text(exc: TooManyRequests) -> str:

@@ -8,7 +8,7 @@ edits carry the node's resourceVersion, so two tools editing taints at once conf
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubeops.errors import ActionError, Conflict, NotFound
@@ -24,6 +24,7 @@ __all__ = [
     "node_instance_id",
     "node_is_ready",
     "patch_metadata",
+    "ready_text",
     "set_taints",
     "set_unschedulable",
     "wait_ready",
@@ -159,6 +160,13 @@ def delete_node(kube: KubeClient, name: str) -> bool:
     return True
 
 
+def ready_text(node: Mapping[str, Any]) -> str:
+    """Say "Ready=False (KubeletNotReady)": the node's Ready condition in a few words, for messages."""
+    ready = next((c for c in (node.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"), {})
+    reason = ready.get("reason")
+    return f"Ready={ready.get('status', 'Unknown')}" + (f" ({reason})" if reason else "")
+
+
 def _boot_id(node: Mapping[str, Any]) -> str | None:
     return ((node.get("status") or {}).get("nodeInfo") or {}).get("bootID")
 
@@ -169,12 +177,15 @@ def wait_ready(
     *,
     timeout_s: float,
     new_boot_than: str | None = None,
+    on_seen: Callable[[Obj], None] | None = None,
 ) -> Obj:
     """Block until the node is Ready (and, after a reboot, reports a bootID other than `new_boot_than`).
 
     Watches the one node rather than polling, re-watching from the last version on a dropped stream; raises
-    ActionError naming the last condition seen when `timeout_s` passes.
+    ActionError naming the last condition seen when `timeout_s` passes. `on_seen` gets every state of the node
+    read or watched (for progress reports).
     """
+    seen = on_seen or (lambda _node: None)
     deadline = time.monotonic() + timeout_s
 
     def done(node: Mapping[str, Any]) -> bool:
@@ -183,6 +194,7 @@ def wait_ready(
 
     node = get_node(kube, name)
     last = node
+    seen(last)
     version = node["metadata"].get("resourceVersion")
     while not done(last):
         remaining = deadline - time.monotonic()
@@ -207,9 +219,11 @@ def wait_ready(
                 raise ActionError(f"node {name} was deleted while waiting for it to become Ready")
             if kind in ("ADDED", "MODIFIED"):
                 last = obj
+                seen(last)
                 if done(last):
                     break
         if expired:
             last = get_node(kube, name)
+            seen(last)
             version = last["metadata"].get("resourceVersion")
     return last

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Any
 
 import pytest
 import structlog
+import structlog.testing
 
 from kubeops.actions import k8s
 from kubeops.actions.context import StepContext
@@ -115,17 +119,28 @@ class TestBudgets:
     }
 
     def test_an_eviction_refused_by_a_budget_is_retried_until_a_replacement_is_ready(self, make_sandbox):
-        sb = make_sandbox(self.SCENARIO)
+        # replacements take 2.5 s to be Ready: the budget holds the second pod back for that long
+        slow = {**self.SCENARIO["workloads"][0], "readiness_delay_s": 2.5}
+        sb = make_sandbox({**self.SCENARIO, "workloads": [slow]})
         settle(sb, "worker-a", 2)
         sb.wait_for(lambda: sb.get("/apis/policy/v1/namespaces/apps/poddisruptionbudgets/web")
                     .get("status", {}).get("disruptionsAllowed") == 1, what="budget allows 1")
         k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
-        out = k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-a", timeout_s=60))
+        with structlog.testing.capture_logs() as events:
+            out = k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-a", timeout_s=60))
         assert len(out["evicted"]) == 2 and out["blocked"] == {}
         refused = [r for r in evictions(sb) if r["status"] == 429]
         assert refused, "the budget should have refused the second eviction at least once"
         assert sb.pods_on("worker-a") == []
         assert len(sb.pods_on("worker-b")) == 2
+        # a person at a terminal saw what held the drain up, on one line redrawn at most once a second
+        ticks = [e for e in events if e["event"] == "drain.progress"]
+        assert len(ticks) >= 2, events
+        assert ticks[0]["message"] == "2 pods left"
+        assert any(re.fullmatch(r"[12] pods? left, 1 blocked by budget web", e["message"]) for e in ticks), ticks
+        assert all(e["timeout_s"] == pytest.approx(60, abs=1) for e in ticks)
+        elapsed = [e["elapsed_s"] for e in ticks]
+        assert all(b - a >= 0.9 for a, b in itertools.pairwise(elapsed)), elapsed
 
     def test_a_budget_that_never_gives_way_fails_the_drain_naming_it_and_the_node_stays_cordoned(self, make_sandbox):
         scenario = {**self.SCENARIO, "workloads": [{**self.SCENARIO["workloads"][0], "pdb": {"min_available": 2}}]}
@@ -172,6 +187,29 @@ class TestCordon:
         # the first attempt saw the node schedulable, cordoned it and crashed before finishing
         out = k8s.cordon(ctx_for(sb, intent={"was_cordoned": False}), k8s.NodeParams(node="n1"))
         assert out["was_cordoned"] is False
+
+    def test_waiting_for_a_node_to_be_ready_reports_progress_until_it_is(self, make_sandbox):
+        sb = make_sandbox({"nodes": [{"name": "n1", "ready": False}]})
+        kube = sb.kube()
+
+        def become_ready() -> None:
+            time.sleep(2.5)
+            node = kube.request("GET", "/api/v1/nodes/n1", what="test")
+            conditions = [c for c in node["status"]["conditions"] if c["type"] != "Ready"]
+            conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady"})
+            kube.request("PATCH", "/api/v1/nodes/n1/status", body={"status": {"conditions": conditions}},
+                         content_type="application/merge-patch+json", what="test: ready")
+
+        threading.Thread(target=become_ready, daemon=True).start()
+        with structlog.testing.capture_logs() as events:
+            out = k8s.wait_node_ready(ctx_for(sb), k8s.WaitReadyParams(node="n1", timeout_s=30))
+        assert out["ready"] is True
+        ticks = [e for e in events if e["event"] == "k8s.wait_node_ready.progress"]
+        assert 1 <= len(ticks) <= 4, ticks
+        assert ticks[0]["message"] == "waiting for node n1 to be Ready (Ready=False (KubeletNotReady))"
+        assert all(e["timeout_s"] == 30 for e in ticks)
+        time.sleep(1.5)
+        assert [e for e in events if e["event"] == "k8s.wait_node_ready.progress"] == ticks  # the ticker stopped
 
     def test_unknown_node_is_an_input_error(self, make_sandbox):
         sb = make_sandbox({"nodes": [{"name": "n1"}]})

@@ -6,6 +6,7 @@ so the address the actions connect to really comes from the Node object.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import structlog.testing
 
 from kubeops.actions import ssh as ssh_actions
 from kubeops.actions.context import StepContext
@@ -96,7 +98,7 @@ def test_ssh_reboot_waits_through_a_readiness_transition_driven_through_the_api(
             time.sleep(0.05)
         time.sleep(0.3)
         set_ready(sandbox, ready=False)
-        time.sleep(0.5)
+        time.sleep(2.0)  # down long enough for a progress report while it is
         set_ready(sandbox, ready=True, boot_id="boot-after-reboot")
 
     driver = threading.Thread(target=play_the_node, daemon=True)
@@ -109,7 +111,8 @@ def test_ssh_reboot_waits_through_a_readiness_transition_driven_through_the_api(
         timeout_s=30,
     )
     try:
-        out = ssh_actions.reboot(ctx, params)
+        with structlog.testing.capture_logs() as events:
+            out = ssh_actions.reboot(ctx, params)
     finally:
         ctx.clients.close()
     driver.join(5)
@@ -117,3 +120,9 @@ def test_ssh_reboot_waits_through_a_readiness_transition_driven_through_the_api(
     assert out["sent"] is True and out["host"] == "127.0.0.1"
     assert (out["boot_id_before"], out["boot_id_after"]) == (boot_before, "boot-after-reboot")
     assert intents[0]["boot_id"] == boot_before  # recorded before the reboot command was sent
+    # polled every 0.1 s, but a terminal hears about it at most once a second, down phase included
+    ticks = [e for e in events if e["event"] == "ssh.reboot.progress"]
+    assert ticks and ticks[0]["message"].startswith("waiting for node node-ssh to go down for the reboot")
+    assert any(e["message"].startswith("waiting for node node-ssh to be Ready again (Ready=False") for e in ticks)
+    elapsed = [e["elapsed_s"] for e in ticks]
+    assert len(ticks) <= out["waited_s"] + 1 and all(b - a >= 0.9 for a, b in itertools.pairwise(elapsed))
