@@ -382,7 +382,7 @@ def _run(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
         )
     if p.wait_for_replacements:
         removed = [pod for pod in selection.evict if pod_key(pod) in set(outcome.evicted) | set(outcome.deleted)]
-        late = wait_for_replacements(ctx.kube, removed, deadline=deadline)
+        late = wait_for_replacements(ctx.kube, removed, deadline=deadline, log=ctx.log)
         if late:
             raise ActionError(
                 f"node {p.node} is drained, but these controllers are not fully Ready again: {', '.join(late)}",

@@ -283,11 +283,13 @@ def _refusal_text(exc: TooManyRequests) -> str:
     return "; ".join(causes) or getattr(exc, "server_message", None) or exc.message
 
 
-def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float) -> list[str]:
+def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float, log: Any = None) -> list[str]:
     """Wait until the controllers of the removed pods report all replicas Ready again; returns those that did not.
 
-    Polls the controllers (few objects, backing off to 2 s) rather than watching every namespace's pods.
+    Polls the controllers (few objects, backing off to 2 s) rather than watching every namespace's pods; says
+    which ones it is waiting for in a ``drain.progress`` event at most once a second.
     """
+    progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
     owners: dict[tuple[str, str, str], None] = {}
     for pod in pods:
         ref = controller_ref(pod)
@@ -309,6 +311,8 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float)
         left = still
         if not left or time.monotonic() >= deadline:
             break
+        progress.emit(f"waiting for {len(left)} controller(s) to be Ready again: "
+                      + ", ".join(f"{kind} {ns}/{name}" for kind, ns, name in left))
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(2.0, delay * 2)
     return [f"{kind} {ns}/{name}" for kind, ns, name in left]

@@ -300,3 +300,55 @@ class TestOldServer:
         mark = sb.mark()
         k8s.drain(ctx, k8s.DrainParams(node="worker-b", grace_period_s=0, timeout_s=30, cordon=False))
         assert [r["status"] for r in evictions(sb, mark)] and all(r["status"] != 404 for r in evictions(sb, mark))
+
+
+class TestWaitForReplacements:
+    """`wait_for_replacements`: the step ends only once the evicted pods' controllers are fully Ready elsewhere."""
+
+    def scenario(self, **workload: Any) -> dict[str, Any]:
+        return {
+            "nodes": [{"name": "worker-a"},
+                      {"name": "worker-b", "taints": [{"key": "hold", "effect": "NoSchedule"}]}],
+            "namespaces": ["apps"],
+            "workloads": [{"kind": "Deployment", "name": "web", "namespace": "apps", "replicas": 2, **workload}],
+        }
+
+    @staticmethod
+    def ready(pod: dict[str, Any]) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or ())
+
+    def test_the_drain_returns_only_when_the_replacements_are_ready_on_another_node(self, make_sandbox):
+        sb = make_sandbox(self.scenario(readiness_delay_s=3))
+        sb.wait_for(lambda: len([p for p in sb.pods_on("worker-a") if self.ready(p)]) == 2, what="2 ready pods")
+        k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
+        # without waiting, the drain is over as soon as the old pods are gone: the new ones are still starting
+        plain = k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-a", grace_period_s=0, timeout_s=60))
+        assert len(plain["evicted"]) == 2
+        assert len([p for p in sb.pods_on("worker-b") if self.ready(p)]) < 2
+        sb.wait_for(lambda: len([p for p in sb.pods_on("worker-b") if self.ready(p)]) == 2, what="replacements")
+        # now the other way round, waiting: drain worker-b back onto worker-a
+        k8s.uncordon(ctx_for(sb), k8s.UncordonParams(node="worker-a"))
+        with structlog.testing.capture_logs() as events:
+            out = k8s.drain(ctx_for(sb), k8s.DrainParams(
+                node="worker-b", grace_period_s=0, timeout_s=60, wait_for_replacements=True))
+        assert len(out["evicted"]) == 2
+        moved = sb.pods_on("worker-a")
+        assert len(moved) == 2 and all(self.ready(p) for p in moved), [p["status"] for p in moved]
+        assert sb.pods_on("worker-b") == []
+        rs = sb.get("/apis/apps/v1/namespaces/apps/replicasets")["items"][0]
+        assert rs["status"].get("readyReplicas") == 2
+        waits = [e["message"] for e in events if e["event"] == "drain.progress"]
+        assert any(m.startswith("waiting for 1 controller(s) to be Ready again: ReplicaSet apps/web-") for m in waits)
+
+    def test_replacements_that_never_become_ready_fail_the_step_naming_their_controller(self, make_sandbox):
+        sb = make_sandbox(self.scenario(never_ready=True))
+        settle(sb, "worker-a", 2)
+        k8s.untaint(ctx_for(sb), k8s.UntaintParams(node="worker-b", key="hold"))
+        started = time.monotonic()
+        with pytest.raises(ActionError) as err:
+            k8s.drain(ctx_for(sb), k8s.DrainParams(
+                node="worker-a", grace_period_s=0, timeout_s=3, wait_for_replacements=True))
+        assert time.monotonic() - started < 15
+        assert "node worker-a is drained, but these controllers are not fully Ready again: ReplicaSet apps/web-" \
+            in str(err.value)
+        assert sb.pods_on("worker-a") == [] and len(sb.pods_on("worker-b")) == 2
