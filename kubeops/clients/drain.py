@@ -284,12 +284,15 @@ def _refusal_text(exc: TooManyRequests) -> str:
 
 
 def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float, log: Any = None) -> list[str]:
-    """Wait until the controllers of the removed pods report all replicas Ready again; returns those that did not.
+    """Wait until the controllers of the removed pods have all their replicas Ready again; returns those that did not.
 
-    Polls the controllers (few objects, backing off to 2 s) rather than watching every namespace's pods; says
-    which ones it is waiting for in a ``drain.progress`` event at most once a second.
+    Counts the controller's own Ready pods other than the removed ones, not its ``status.readyReplicas``: right
+    after an eviction that status still counts the pods just removed until the controller catches up. Polls
+    (few objects, backing off to 2 s) and says which controllers it waits for in a ``drain.progress`` event at
+    most once a second.
     """
     progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
+    removed = {(p.get("metadata") or {}).get("uid") for p in pods}
     owners: dict[tuple[str, str, str], None] = {}
     for pod in pods:
         ref = controller_ref(pod)
@@ -305,8 +308,7 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float,
             if obj is None:
                 continue  # deleted meanwhile: nothing to wait for
             want = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-            ready = int((obj.get("status") or {}).get("readyReplicas") or 0)
-            if ready < want:
+            if _ready_replicas(kube, obj, ns, removed) < want:
                 still.append((kind, ns, name))
         left = still
         if not left or time.monotonic() >= deadline:
@@ -316,3 +318,23 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float,
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(2.0, delay * 2)
     return [f"{kind} {ns}/{name}" for kind, ns, name in left]
+
+
+def _ready_replicas(kube: KubeClient, controller: Obj, namespace: str, removed: set[Any]) -> int:
+    """Ready, not terminating pods owned by `controller`, the removed ones excepted."""
+    uid = (controller.get("metadata") or {}).get("uid")
+    selector = (controller.get("spec") or {}).get("selector") or {}
+    structured = "matchLabels" in selector or "matchExpressions" in selector  # apps/v1; an RC's is a plain map
+    labels = selector.get("matchLabels") if structured else selector
+    query = ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or None
+    owned, _ = pod_api.list_pods(kube, namespace=namespace, label_selector=query)
+    count = 0
+    for pod in owned:
+        meta = pod.get("metadata") or {}
+        if meta.get("uid") in removed or meta.get("deletionTimestamp"):
+            continue
+        if (controller_ref(pod) or {}).get("uid") != uid:
+            continue
+        conditions = (pod.get("status") or {}).get("conditions") or ()
+        count += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return count
