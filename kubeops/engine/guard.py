@@ -2,7 +2,9 @@
 
 `build_guard(settings)` is what `kubeops.tasks` calls for every real (not dry) run and resume. Order matters:
 1. `acquire`: the window first (outside it nothing is touched, not even the lock: exit 0 "outside window"),
-   then the cluster lock (busy: LockHeld, exit 3, and a notification);
+   then a read-only look at the cluster lock (busy: LockHeld, exit 3, and a notification);
+   `before_change`: the lock is taken for real right before the first step that can change something, so
+   a run rejected by its read-only checks (unknown node...) writes nothing to the cluster, not even the Lease;
 2. `before_step`: the window again (closed: OutsideWindow, the runner pauses the run, resumable), and the
    lock (lost to another run: LockHeld; the record stays resumable);
 3. `on_finish`: textfile metrics, then a notification for a failure (or success, if asked);
@@ -87,7 +89,8 @@ class Guard:
         self.textfile = textfile
         self.wait_for_lock_s = wait_for_lock_s
         self.clock = clock
-        self.lock: ClusterLock | None = None
+        self.lock: ClusterLock | None = None  # held
+        self._pending_lock: ClusterLock | None = None  # checked free at start, taken by `before_change`
         self._playbook: str | None = None
         self._began: float | None = None
         self.log = get_logger()
@@ -101,15 +104,29 @@ class Guard:
         lock = self.lock_factory()
         if lock is None:
             return
+        self._pending_lock = lock
+        if self.wait_for_lock_s <= 0:
+            self._notify_busy(lambda: lock.check_free(run_id=run_id))  # busy: exit 3 now, before any step runs
+
+    def before_change(self, *, run_id: str, step: Step) -> None:
+        """Take the lock right before the first step that can change something (see `ClusterLock.check_free`)."""
+        lock, self._pending_lock = self._pending_lock, None
+        if lock is None:
+            return
+        playbook = self._playbook or ""
+        self._notify_busy(lambda: lock.acquire(run_id=run_id, playbook=playbook, wait_s=self.wait_for_lock_s))
+        self.lock = lock
+
+    def _notify_busy(self, take: Callable[[], object]) -> None:
         try:
-            lock.acquire(run_id=run_id, playbook=playbook.name, wait_s=self.wait_for_lock_s)
+            take()
         except LockHeld as exc:
             if self.notifier is not None:
                 self.notifier.send(
-                    lock_message(cluster=self.cluster, playbook=playbook.name, reason=exc.message), kind="locked"
+                    lock_message(cluster=self.cluster, playbook=self._playbook or "", reason=exc.message),
+                    kind="locked",
                 )
             raise
-        self.lock = lock
 
     def before_step(self, *, run_id: str, step: Step) -> None:
         self._check_window(starting=False)
@@ -136,6 +153,7 @@ class Guard:
             self.notifier.run_finished(record)
 
     def release(self, *, run_id: str) -> None:
+        self._pending_lock = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None

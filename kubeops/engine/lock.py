@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from kubeops.clients import leases
 from kubeops.engine.logging import get_logger
 from kubeops.errors import ClusterError, Conflict, LockHeld, NotFound
+from kubeops.processes import pid_alive
 
 if TYPE_CHECKING:
     from kubeops.clients.kube import KubeClient
@@ -186,21 +187,59 @@ class ClusterLock:
                 busy.append(state)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                now = self.clock()
-                described = "; ".join(s.describe(now) for s in busy)
-                expiry = min((s.expires() for s in busy if s.expires()), default=None)
-                hint = (
-                    "wait for it with --wait-for-lock=DURATION"
-                    + (f" (a dead holder's lease expires by itself at {expiry.isoformat(timespec='seconds')})"
-                       if expiry else "")
-                    + "; if you are sure no run is alive, `invoke lock --break` removes it"
-                )
-                waited_text = f" after waiting {wait_s:g}s" if waited else ""
-                raise LockHeld(f"cluster lock busy{waited_text}: {described}", hint=hint)
+                raise self._busy_error(busy, waited_s=wait_s if waited else None)
             if not waited:
                 self.log.info("lock.waiting", holders=[s.holder for s in busy], wait_s=wait_s)
             waited = True
             self.sleep(min(poll_s, remaining))
+
+    def check_free(self, *, run_id: str) -> None:
+        """Read-only: raise LockHeld when every lease has a live holder, without writing anything.
+
+        Runs call this at start, so a busy lock still exits 3 at once, and take the lock for real (`acquire`)
+        only before their first step that can change something: a run rejected by its read-only checks
+        (unknown node, no capacity) then leaves no trace in the cluster, not even in the Lease.
+        """
+        self.identity = f"{run_id}@{self.host}"
+        now = self.clock()
+        busy = []
+        for name in self.lease_names():
+            lease = leases.get_lease(self.kube, self.namespace, name)
+            if lease is None:
+                return
+            state = state_of(lease, default_ttl_s=self.ttl_s)
+            if state.is_free(now) or self._own_dead_holder(lease, state):
+                return
+            busy.append(state)
+        if busy:
+            raise self._busy_error(busy, waited_s=None)
+
+    def _busy_error(self, busy: list[LeaseState], *, waited_s: float | None) -> LockHeld:
+        now = self.clock()
+        described = "; ".join(s.describe(now) for s in busy)
+        expiry = min((s.expires() for s in busy if s.expires()), default=None)
+        hint = (
+            "wait for it with --wait-for-lock=DURATION"
+            + (f" (a dead holder's lease expires by itself at {expiry.isoformat(timespec='seconds')})"
+               if expiry else "")
+            + "; if you are sure no run is alive, `invoke lock --break` removes it"
+        )
+        waited_text = f" after waiting {waited_s:g}s" if waited_s is not None else ""
+        return LockHeld(f"cluster lock busy{waited_text}: {described}", hint=hint)
+
+    def _own_dead_holder(self, lease: dict[str, Any], state: LeaseState) -> bool:
+        """A live lease held in this very run's name (`<run_id>@<host>`) by a process that is gone from this host.
+
+        That is this run, crashed and now resumed here: waiting out the TTL would only delay the person who is
+        resuming it. Any other holder, or a holder process still alive, is waited out as usual.
+        """
+        if state.holder != self.identity:
+            return False
+        pid_text = ((lease.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_PID, "")
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
+            return False
+        self.log.warning("lock.reclaimed", lease=state.lease, dead_pid=int(pid_text))
+        return True
 
     def _body(self, name: str, *, playbook: str, base: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         body: dict[str, Any] = dict(base) if base else {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
@@ -240,9 +279,7 @@ class ClusterLock:
                 except Conflict:
                     continue  # another run created it first: read who
             state = state_of(lease, default_ttl_s=self.ttl_s)
-            if not state.is_free(now):
-                # even a lease in our own name (this run, resumed after a crash on this host) is waited out:
-                # a hostname is not proof that the process which renewed it a moment ago is dead
+            if not state.is_free(now) and not self._own_dead_holder(lease, state):
                 return state
             if state.holder:
                 self.log.warning("lock.takeover", lease=state.lease, expired_holder=state.holder)

@@ -37,6 +37,7 @@ from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.errors import ActionError, InputError, LockHeld, OutsideWindow, TransientError
 from kubeops.model import refs
 from kubeops.model.playbook import Playbook, Step
+from kubeops.processes import pid_alive
 from kubeops.settings import Settings
 
 
@@ -48,6 +49,13 @@ class RunGuard(Protocol):
 
     def before_step(self, *, run_id: str, step: Step) -> None:
         """Before each main step: raise OutsideWindow to pause the run cleanly (resumable)."""
+
+    def before_change(self, *, run_id: str, step: Step) -> None:
+        """Once, before the first mutating step that will run (not in dry runs): take the cluster lock.
+
+        Read-only steps before it (node exists, capacity) run unlocked, so a run they reject changes nothing
+        anywhere. Raising LockHeld here pauses the run (resumable) and exits 3.
+        """
 
     def on_finish(self, *, record: RunRecord) -> None:
         """After the final record is saved (done, failed, paused, rejected): notifications, metrics."""
@@ -63,6 +71,9 @@ class NullGuard:
         return None
 
     def before_step(self, *, run_id: str, step: Step) -> None:
+        return None
+
+    def before_change(self, *, run_id: str, step: Step) -> None:
         return None
 
     def on_finish(self, *, record: RunRecord) -> None:
@@ -124,16 +135,6 @@ def _describe_error(exc: BaseException) -> str:
     return redact_text(text)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Runner:
     """Runs one playbook against one cluster; create one per run."""
 
@@ -153,6 +154,7 @@ class Runner:
         self.guard: RunGuard = guard or NullGuard()
         self._clients = clients
         self.sleep = sleep
+        self._change_guarded = False  # whether guard.before_change ran for the current run
 
     # -- entry points ---------------------------------------------------------------------------------------
     def start(
@@ -195,7 +197,7 @@ class Runner:
             record.get("status") == "running"
             and record.get("host") == socket.gethostname()
             and record.get("pid") not in (None, os.getpid())
-            and _pid_alive(int(record["pid"]))  # type: ignore[arg-type]
+            and pid_alive(int(record["pid"]))  # type: ignore[arg-type]
         ):
             raise LockHeld(f"run {rid} is still running as pid {record['pid']} on {record['host']}")
         old = {s["name"]: s for s in record.get("steps", [])}
@@ -236,6 +238,7 @@ class Runner:
         # Guard events (lock, window, notifications) carry the run id too.
         with structlog.contextvars.bound_contextvars(run_id=rid, step=None, action=None):
             self.guard.acquire(run_id=rid, playbook=playbook, resumed=resumed)
+            self._change_guarded = False
             clients = self._clients or Clients(self.settings, dry_run=bool(record.get("dry_run")))
             try:
                 self.store.save(record=record)
@@ -246,7 +249,17 @@ class Runner:
                     params=record["params"],
                     steps=len(playbook.steps),
                 )
-                self._execute(record, playbook, clients=clients, running=running, log=log)
+                try:
+                    self._execute(record, playbook, clients=clients, running=running, log=log)
+                except LockHeld as exc:
+                    # Lost the race for the lock before its first change: nothing to resume, like bad input.
+                    # Lost it later (renewal failed): paused, and `resume` continues once the lock is free.
+                    record["status"] = "paused" if self._mutated(record, playbook) else "rejected"
+                    record["error"] = redact_text(str(exc))
+                    record["finished"] = now_iso()
+                    self.store.save(record=record)
+                    log.info(f"run.{record['status']}", reason=record["error"])
+                    raise
                 record["finished"] = now_iso()
                 self.store.save(record=record)
                 event = {"done": "run.done", "paused": "run.paused"}.get(record["status"], "run.failed")
@@ -369,6 +382,9 @@ class Runner:
                 entry, record, InputError(f"unknown action {step.action!r}"), slog, attempt=0, will_retry=False
             )
         dry_run = bool(record.get("dry_run"))
+        if spec.mutates and not dry_run and not self._change_guarded:
+            self.guard.before_change(run_id=record["id"], step=step)
+            self._change_guarded = True
         attempt = 0
         while True:
             attempt += 1

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeops.errors import KubeopsError
+from kubeops.processes import pid_alive
 
 log = logging.getLogger("kubeops.sandbox")
 
@@ -100,21 +101,6 @@ def env_vars(state_dir: Path, aws_url: str | None, region: str) -> dict[str, str
     return env
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists"; check /proc when we can.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def read_info(state_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((state_dir / "sandbox.json").read_text(encoding="utf-8"))
@@ -157,7 +143,7 @@ def serve(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     info = read_info(state_dir)
-    if info and info.get("pid") != os.getpid() and _alive(int(info.get("pid", 0))):
+    if info and info.get("pid") != os.getpid() and pid_alive(int(info.get("pid", 0))):
         raise KubeopsError(f"a sandbox is already running from {state_dir} (pid {info['pid']}, {info['api_url']})",
                            hint="stop it with `python -m kubeops.sandbox --stop` or use another --state-dir")
     scenario = scenarios.load(args.scenario, params=_kv(args.param, "--param"))
@@ -202,7 +188,7 @@ def serve(args: argparse.Namespace) -> int:
             if moto is not None and moto.poll() is not None:
                 log.error("moto_server exited with %s; stopping", moto.returncode)
                 return 1
-            if parent and not _alive(parent):
+            if parent and not pid_alive(parent):
                 log.warning("parent process %s is gone; stopping", parent)
                 return 0
         return 0
@@ -227,7 +213,7 @@ def detach(argv: list[str], state_dir: Path, timeout_s: float = 120) -> dict[str
     """Start a background sandbox with the same flags (minus --detach); return its sandbox.json."""
     state_dir.mkdir(parents=True, exist_ok=True)
     info = read_info(state_dir)
-    if info and _alive(int(info.get("pid", 0))):
+    if info and pid_alive(int(info.get("pid", 0))):
         raise KubeopsError(f"a sandbox is already running from {state_dir} (pid {info['pid']}, {info['api_url']})",
                            hint="stop it with `python -m kubeops.sandbox --stop`")
     with contextlib.suppress(OSError):
@@ -261,15 +247,15 @@ def stop(state_dir: str | Path | None = None, *, timeout_s: float = 15) -> bool:
     pid = int(info.get("pid") or 0)
     moto_pid = info.get("moto_pid")
     stopped = False
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         stopped = True
-    if moto_pid and _alive(int(moto_pid)):
+    if moto_pid and pid_alive(int(moto_pid)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(moto_pid), signal.SIGTERM)
     with contextlib.suppress(OSError):

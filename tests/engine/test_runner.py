@@ -416,6 +416,9 @@ class Guard:
         if step.name == self.pause_before:
             raise OutsideWindow("window closes at 04:00 UTC")
 
+    def before_change(self, *, run_id: str, step: Step) -> None:
+        self.calls.append(f"change {step.name}")
+
     def on_finish(self, *, record: Any) -> None:
         self.finished.append(record["status"])
 
@@ -432,13 +435,13 @@ def test_guard_pauses_outside_window_and_resume_continues(settings, registry, wr
     guard = Guard(pause_before="b")
     record = run_playbook(pb, settings=settings, registry=registry, guard=guard)
     assert record["status"] == "paused" and "window closes" in record["error"]
-    assert guard.calls == ["acquire resumed=False", "before a", "before b", "release"]
+    assert guard.calls == ["acquire resumed=False", "before a", "change a", "before b", "release"]
     assert guard.finished == ["paused"]
     assert [s["status"] for s in record["steps"]] == ["done", "pending", "pending"]
     guard2 = Guard()
     final = resume_run(None, settings=settings, registry=registry, guard=guard2)
     assert final["status"] == "done" and guard2.finished == ["done"]
-    assert guard2.calls == ["acquire resumed=True", "before b", "release"]
+    assert guard2.calls == ["acquire resumed=True", "before b", "change b", "release"]
     assert (tmp_path / "log").read_text() == "a\nb\n"
 
 
