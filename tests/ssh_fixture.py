@@ -86,8 +86,11 @@ def _wait_banner(port: int, deadline: float) -> bool:
     return False
 
 
-def start_sshd(folder: Path) -> Sshd:
-    """Start sshd in `folder`; raise RuntimeError with its log if it does not come up."""
+def start_sshd(folder: Path, *, extra_config: tuple[str, ...] = ()) -> Sshd:
+    """Start sshd in `folder`; raise RuntimeError with its log if it does not come up.
+
+    `extra_config`: more sshd_config lines (e.g. ``SetEnv PATH=...`` so a test's stand-in commands run).
+    """
     if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
         pytest.skip(f"{SSHD} or ssh-keygen is missing: {INSTALL_HINT}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,6 +123,7 @@ def start_sshd(folder: Path) -> Sshd:
                     "AllowTcpForwarding yes",
                     "MaxStartups 50:30:100",
                     "LogLevel VERBOSE",
+                    *extra_config,
                     "",
                 ]
             )

@@ -6,6 +6,7 @@ run is a dry run (checked in the sandbox's request log), and a drain killed with
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +56,11 @@ def mutations(sb: Sandbox, since: int = 0) -> list[dict[str, Any]]:
     return [r for r in sb.requests()[since:] if r["method"] != "GET" and r.get("resource") != "leases"]
 
 
+def writes(sb: Sandbox, since: int = 0) -> list[dict[str, Any]]:
+    """Every write to the cluster, the lock's Lease included."""
+    return [r for r in sb.requests()[since:] if r["method"] != "GET"]
+
+
 def settle(sb: Sandbox, node: str, count: int) -> None:
     sb.wait_for(lambda: len(sb.pods_on(node)) == count, what=f"{count} pods on {node}")
 
@@ -84,7 +90,7 @@ def test_unknown_node_exits_2_and_sends_no_mutating_request(make_sandbox):
         done = kubeops(sb, task, "--node=ghost")
         assert done.returncode == 2, done.stderr
         assert "node 'ghost' not found" in done.stderr
-    assert mutations(sb, mark) == []
+    assert writes(sb, mark) == []  # not even the lock: it is taken only before the first change
 
 
 def test_dry_run_decommission_changes_nothing_and_every_write_is_a_server_side_dry_run(make_sandbox):
@@ -115,7 +121,7 @@ def test_capacity_check_refuses_before_any_change(make_sandbox):
     assert done.returncode == 1
     assert "capacity check refuses" in done.stderr and "default/big-" in done.stderr
     assert "Insufficient cpu" in done.stderr
-    assert mutations(sb, mark) == []
+    assert writes(sb, mark) == []
 
 
 def test_budget_past_the_timeout_fails_names_it_keeps_the_node_cordoned_and_resume_finishes(make_sandbox):
@@ -219,3 +225,83 @@ def test_maintain_stops_cordoned_when_a_command_fails(make_sandbox, sshd):
     assert done.returncode == 1
     assert "commands" in done.stderr
     assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
+
+
+REBOOT_SCRIPT = '''#!{python}
+"""Stand-in for `systemctl` on the "node": `systemctl reboot` makes worker-a go through a reboot in the sandbox."""
+import json, os, subprocess, sys, time, urllib.request
+
+API, NODE, LOG = {api!r}, {node!r}, {log!r}
+
+
+def status(ready, boot_id=None):
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    body = {{"status": {{"conditions": [{{"type": "Ready", "status": "True" if ready else "False",
+                                         "reason": "KubeletReady" if ready else "KubeletNotReady",
+                                         "lastTransitionTime": stamp}}]}}}}
+    if boot_id:
+        body["status"]["nodeInfo"] = {{"bootID": boot_id}}
+    req = urllib.request.Request(f"{{API}}/api/v1/nodes/{{NODE}}/status", data=json.dumps(body).encode(),
+                                 method="PATCH", headers={{"Content-Type": "application/merge-patch+json"}})
+    urllib.request.urlopen(req, timeout=10).read()
+    with open(LOG, "a") as log:
+        log.write(f"{{'up' if ready else 'down'}} {{boot_id or ''}}\\n")
+
+
+if sys.argv[1:] == ["reboot"]:
+    if os.environ.get("KUBEOPS_FAKE_REBOOT_CHILD"):
+        time.sleep(0.5)
+        status(False, "boot-after-reboot")  # the kubelet of the new boot starts NotReady...
+        time.sleep(2.0)
+        status(True, "boot-after-reboot")  # ...and reports Ready once up
+    else:  # like systemd: return at once, the machine goes down a moment later
+        subprocess.Popen([sys.executable, __file__, "reboot"], start_new_session=True,
+                         env={{**os.environ, "KUBEOPS_FAKE_REBOOT_CHILD": "1"}},
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sys.exit(0)
+sys.exit(f"fake systemctl: {{sys.argv[1:]}} not simulated")
+'''
+
+
+def test_maintain_with_reboot_waits_for_the_new_boot_then_uncordons(make_sandbox, tmp_path):
+    """`maintain --reboot` end to end: a real sshd whose `systemctl reboot` reboots worker-a in the sandbox."""
+    import yaml
+
+    from tests.ssh_fixture import start_sshd, stop_sshd
+
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
+    settle(sb, "worker-a", 2)
+    release_worker_b(sb)
+    boot_before = sb.get("/api/v1/nodes/worker-a")["status"]["nodeInfo"]["bootID"]
+    bin_dir, log = tmp_path / "node-bin", tmp_path / "reboots.log"
+    bin_dir.mkdir()
+    script = bin_dir / "systemctl"
+    script.write_text(REBOOT_SCRIPT.format(python=sys.executable, api=sb.server.url, node="worker-a", log=str(log)))
+    script.chmod(0o755)
+    sshd = start_sshd(tmp_path / "sshd", extra_config=(f"SetEnv PATH={bin_dir}:/usr/bin:/bin",))
+    try:
+        ssh = sshd.settings()
+        (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
+            "name": "sandbox",
+            "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
+            "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
+                    "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
+        }))
+        done = kubeops(sb, "maintain", "--node=worker-a", "--reboot", "--no-sudo", "--command=true")
+    finally:
+        stop_sshd(sshd)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines() == ["down boot-after-reboot", "up boot-after-reboot"]  # rebooted once
+    run_id = next(json.loads(line)["run_id"] for line in done.stderr.splitlines() if line.startswith("{"))
+    shown = kubeops(sb, "show", run_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    steps = {s["name"]: s for s in json.loads(shown.stdout)["steps"]}
+    assert [s["status"] for s in steps.values()] == ["done"] * len(steps), steps
+    reboot = steps["reboot"]["outputs"]
+    assert (reboot["sent"], reboot["boot_id_before"], reboot["boot_id_after"]) == (
+        True, boot_before, "boot-after-reboot")
+    assert steps["ready"]["outputs"]["boot_id"] == "boot-after-reboot"
+    node = sb.get("/api/v1/nodes/worker-a")
+    assert node["status"]["nodeInfo"]["bootID"] == "boot-after-reboot"
+    assert not node["spec"].get("unschedulable")  # back in service only after the new boot was Ready
+    assert sb.pods_on("worker-a") == []  # drained pods stay where they went
