@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 
@@ -95,6 +97,23 @@ class Sandbox:
     def stop(self) -> None:
         self.server.stop()
         self.cluster.stop()
+
+
+@pytest.fixture(name="make_sandbox")
+def sandbox_maker(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Sandbox]]:
+    """``make_sandbox(scenario)`` -> a running Sandbox (50 ms ticks, name "t" unless given); all stopped at the end.
+
+    Import it into a test module (``from tests.k8s_sandbox import sandbox_maker  # noqa: F401``) to use it."""
+    started: list[Sandbox] = []
+
+    def make(scenario: dict[str, Any]) -> Sandbox:
+        sb = Sandbox({"name": "t", "settings": {"tick_ms": 50}, **scenario}, tmp_path / f"sb{len(started)}")
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()
 
 
 def dump(obj: Any) -> str:

@@ -11,28 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.k8s_sandbox import Sandbox
+from tests.k8s_sandbox import Sandbox, sandbox_maker  # noqa: F401  (provides `make_sandbox`)
 from tests.ssh_fixture import sshd_server  # noqa: F401  (provides the `sshd` fixture)
-
-
-@pytest.fixture
-def make_sandbox(tmp_path: Path) -> Iterator[Any]:
-    started: list[Sandbox] = []
-
-    def make(scenario: dict[str, Any]) -> Sandbox:
-        sb = Sandbox({"name": "t", "settings": {"tick_ms": 50}, **scenario}, tmp_path / f"sb{len(started)}")
-        started.append(sb)
-        return sb
-
-    yield make
-    for sb in started:
-        sb.stop()
 
 
 def cli_env(sb: Sandbox) -> dict[str, str]:
@@ -63,6 +45,19 @@ def writes(sb: Sandbox, since: int = 0) -> list[dict[str, Any]]:
 
 def settle(sb: Sandbox, node: str, count: int) -> None:
     sb.wait_for(lambda: len(sb.pods_on(node)) == count, what=f"{count} pods on {node}")
+
+
+def use_ssh(sb: Sandbox, sshd: Any) -> None:
+    """Point the sandbox inventory's SSH at the test sshd: worker-a is 127.0.0.1, its host key known."""
+    import yaml
+
+    ssh = sshd.settings()
+    (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
+        "name": "sandbox",
+        "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
+        "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
+                "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
+    }))
 
 
 TWO_WORKERS = {
@@ -187,18 +182,11 @@ def test_cordon_and_uncordon_tasks(make_sandbox):
 
 
 def test_maintain_runs_commands_over_ssh_between_drain_and_uncordon(make_sandbox, sshd, tmp_path):
-    import yaml
 
     sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
     settle(sb, "worker-a", 2)
     release_worker_b(sb)
-    ssh = sshd.settings()
-    (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
-        "name": "sandbox",
-        "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
-        "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
-                "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
-    }))
+    use_ssh(sb, sshd)
     marker = tmp_path / "maintained; not a shell"
     done = kubeops(sb, "maintain", "--node=worker-a", "--no-sudo", f"--command=touch '{marker}'",
                    "--command=uname -s")
@@ -209,18 +197,11 @@ def test_maintain_runs_commands_over_ssh_between_drain_and_uncordon(make_sandbox
 
 
 def test_maintain_stops_cordoned_when_a_command_fails(make_sandbox, sshd):
-    import yaml
 
     sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
     settle(sb, "worker-a", 2)
     release_worker_b(sb)
-    ssh = sshd.settings()
-    (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
-        "name": "sandbox",
-        "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
-        "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
-                "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
-    }))
+    use_ssh(sb, sshd)
     done = kubeops(sb, "maintain", "--node=worker-a", "--no-sudo", "--command=false")
     assert done.returncode == 1
     assert "commands" in done.stderr
@@ -265,8 +246,6 @@ sys.exit(f"fake systemctl: {{sys.argv[1:]}} not simulated")
 
 def test_maintain_with_reboot_waits_for_the_new_boot_then_uncordons(make_sandbox, tmp_path):
     """`maintain --reboot` end to end: a real sshd whose `systemctl reboot` reboots worker-a in the sandbox."""
-    import yaml
-
     from tests.ssh_fixture import start_sshd, stop_sshd
 
     sb = make_sandbox({**TWO_WORKERS, "workloads": [web()]})
@@ -280,13 +259,7 @@ def test_maintain_with_reboot_waits_for_the_new_boot_then_uncordons(make_sandbox
     script.chmod(0o755)
     sshd = start_sshd(tmp_path / "sshd", extra_config=(f"SetEnv PATH={bin_dir}:/usr/bin:/bin",))
     try:
-        ssh = sshd.settings()
-        (sb.inventory_dir / "sandbox.yaml").write_text(yaml.safe_dump({
-            "name": "sandbox",
-            "kube": {"kubeconfig": str(sb.kubeconfig), "context": "sandbox"},
-            "ssh": {"user": ssh.user, "port": ssh.port, "key_filename": ssh.key_filename,
-                    "known_hosts": ssh.known_hosts, "connect_timeout_s": 5, "hosts": {"worker-a": "127.0.0.1"}},
-        }))
+        use_ssh(sb, sshd)
         done = kubeops(sb, "maintain", "--node=worker-a", "--reboot", "--no-sudo", "--command=true")
     finally:
         stop_sshd(sshd)
