@@ -31,34 +31,42 @@ __all__ = [
 ]
 
 
-def _lease_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+_LEASES = ("lease", "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")
+_CONFIGMAPS = ("configmap", "/api/v1/namespaces/{namespace}/configmaps")
+
+
+def _path(kind: tuple[str, str], namespace: str, name: str | None = None) -> str:
+    base = kind[1].format(namespace=namespace)
     return base if name is None else f"{base}/{name}"
 
 
-def _cm_path(namespace: str, name: str | None = None) -> str:
-    base = f"/api/v1/namespaces/{namespace}/configmaps"
-    return base if name is None else f"{base}/{name}"
-
-
-def get_lease(kube: KubeClient, namespace: str, name: str) -> Obj | None:
-    """The Lease, or None when there is none."""
+def _get(kube: KubeClient, kind: tuple[str, str], namespace: str, name: str) -> Obj | None:
     try:
-        return kube.request("GET", _lease_path(namespace, name), what=f"read lease {namespace}/{name}")
+        return kube.request("GET", _path(kind, namespace, name), what=f"read {kind[0]} {namespace}/{name}")
     except NotFound:
         return None
 
 
+def _write(kube: KubeClient, method: str, kind: tuple[str, str], namespace: str, body: Obj) -> Obj:
+    """POST (create: no name in the path) or PUT (replace) `body`; the server's answer."""
+    name = body["metadata"]["name"]
+    path, verb = (_path(kind, namespace), "create") if method == "POST" else (_path(kind, namespace, name), "update")
+    return kube.request(method, path, body=body, what=f"{verb} {kind[0]} {namespace}/{name}")
+
+
+def get_lease(kube: KubeClient, namespace: str, name: str) -> Obj | None:
+    """The Lease, or None when there is none."""
+    return _get(kube, _LEASES, namespace, name)
+
+
 def create_lease(kube: KubeClient, namespace: str, body: Obj) -> Obj:
     """Create a Lease; `Conflict` (409 AlreadyExists) when another run created it first."""
-    name = body["metadata"]["name"]
-    return kube.request("POST", _lease_path(namespace), body=body, what=f"create lease {namespace}/{name}")
+    return _write(kube, "POST", _LEASES, namespace, body)
 
 
 def replace_lease(kube: KubeClient, namespace: str, body: Obj) -> Obj:
     """PUT the Lease; `body.metadata.resourceVersion` must be the one read, else `Conflict` (someone wrote since)."""
-    name = body["metadata"]["name"]
-    return kube.request("PUT", _lease_path(namespace, name), body=body, what=f"update lease {namespace}/{name}")
+    return _write(kube, "PUT", _LEASES, namespace, body)
 
 
 def delete_lease(kube: KubeClient, namespace: str, name: str, *, resource_version: str | None = None) -> bool:
@@ -67,7 +75,7 @@ def delete_lease(kube: KubeClient, namespace: str, name: str, *, resource_versio
     if resource_version:
         body["preconditions"] = {"resourceVersion": resource_version}
     try:
-        kube.request("DELETE", _lease_path(namespace, name), body=body, what=f"delete lease {namespace}/{name}")
+        kube.request("DELETE", _path(_LEASES, namespace, name), body=body, what=f"delete lease {namespace}/{name}")
     except NotFound:
         return False
     return True
@@ -75,22 +83,17 @@ def delete_lease(kube: KubeClient, namespace: str, name: str, *, resource_versio
 
 def get_configmap(kube: KubeClient, namespace: str, name: str) -> Obj | None:
     """The ConfigMap, or None when there is none."""
-    try:
-        return kube.request("GET", _cm_path(namespace, name), what=f"read configmap {namespace}/{name}")
-    except NotFound:
-        return None
+    return _get(kube, _CONFIGMAPS, namespace, name)
 
 
 def create_configmap(kube: KubeClient, namespace: str, body: Obj) -> Obj:
     """Create a ConfigMap; `Conflict` when it exists."""
-    name = body["metadata"]["name"]
-    return kube.request("POST", _cm_path(namespace), body=body, what=f"create configmap {namespace}/{name}")
+    return _write(kube, "POST", _CONFIGMAPS, namespace, body)
 
 
 def replace_configmap(kube: KubeClient, namespace: str, body: Obj) -> Obj:
     """PUT a ConfigMap (with the resourceVersion read, for optimistic concurrency, or without to overwrite)."""
-    name = body["metadata"]["name"]
-    return kube.request("PUT", _cm_path(namespace, name), body=body, what=f"update configmap {namespace}/{name}")
+    return _write(kube, "PUT", _CONFIGMAPS, namespace, body)
 
 
 def list_configmaps(kube: KubeClient, namespace: str, *, label_selector: str) -> list[Obj]:
@@ -100,7 +103,7 @@ def list_configmaps(kube: KubeClient, namespace: str, *, label_selector: str) ->
     while True:
         page = kube.request(
             "GET",
-            _cm_path(namespace),
+            _path(_CONFIGMAPS, namespace),
             query={"labelSelector": label_selector, "limit": 500, "continue": token},
             what=f"list configmaps in {namespace}",
         )
