@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 
+# Flag help shared by the task modules, so `--help` says the same thing everywhere.
+CLUSTER_HELP = "cluster from inventory/<name>.yaml (default: sandbox)"
+LOG_HELP = "auto (console on a terminal, JSON otherwise), console or json"
+WAIT_HELP = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
+
 
 def build_settings(cluster: str | None = None, log_format: str | None = None) -> Settings:
     """Settings for `--cluster` (default: sandbox) and `--log-format` (auto, console, json)."""
@@ -36,6 +41,16 @@ def build_settings(cluster: str | None = None, log_format: str | None = None) ->
     if fmt not in ("auto", "console", "json"):
         raise InputError(f"--log-format must be auto, console or json, got {fmt!r}")
     return load_settings(cluster or os.environ.get("KUBEOPS_CLUSTER") or DEFAULT_CLUSTER, log_format=fmt)
+
+
+def required_flag(value: Any, flag: str, example: str) -> Any:
+    """Required flags stay flags (so `--help` works after the task name); a missing one exits 2 naming it."""
+    if value is None or value == "":
+        with exit_codes():
+            from kubeops.errors import InputError
+
+            raise InputError(f"--{flag} is required", hint=f"e.g. --{flag}={example}")
+    return value
 
 
 def parse_params(pairs: Iterable[str] | None) -> dict[str, str]:

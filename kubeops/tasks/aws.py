@@ -14,19 +14,9 @@ from invoke import task
 from kubeops.tasks import _common
 
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
-_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
-_LOG = "auto (console on a terminal, JSON otherwise), console or json"
+_CLUSTER = _common.CLUSTER_HELP
+_LOG = _common.LOG_HELP
 _MAX = "raise the group's max size if the surge needs it (restored afterwards)"
-
-
-def _required(value: Any, flag: str, example: str) -> Any:
-    """Required flags stay flags (so `--help` works after the task name), checked here."""
-    if value is None or value == "":
-        with _common.exit_codes():
-            from kubeops.errors import InputError
-
-            raise InputError(f"--{flag} is required", hint=f"e.g. --{flag}={example}")
-    return value
 
 
 def _positive(value: Any, flag: str) -> int:
@@ -55,7 +45,7 @@ def _positive(value: Any, flag: str) -> int:
 def scale_up(c, group=None, count=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
     """Add instances to an Auto Scaling group and wait until their Nodes are Ready."""
     params = {
-        "group": _required(group, "group", "workers"),
+        "group": _common.required_flag(group, "group", "workers"),
         "count": _positive(count, "count"),
         "allow_raise_max": bool(allow_raise_max),
     }
@@ -73,7 +63,10 @@ def scale_up(c, group=None, count=1, allow_raise_max=False, dry_run=False, clust
 )
 def replace(c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
     """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
-    params = {"node": _required(node, "node", "ip-10-0-1-23.ec2.internal"), "allow_raise_max": bool(allow_raise_max)}
+    params = {
+        "node": _common.required_flag(node, "node", "ip-10-0-1-23.ec2.internal"),
+        "allow_raise_max": bool(allow_raise_max),
+    }
     _common.run_playbook_task(c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
 
 
@@ -90,7 +83,7 @@ def replace(c, node=None, allow_raise_max=False, dry_run=False, cluster=None, lo
 def replace_group(c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
-        "group": _required(group, "group", "workers"),
+        "group": _common.required_flag(group, "group", "workers"),
         "batch": _positive(batch, "batch"),
         "allow_raise_max": bool(allow_raise_max),
     }

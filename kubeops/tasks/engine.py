@@ -10,9 +10,9 @@ from invoke import Exit, task
 
 from kubeops.tasks import _common
 
-_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
-_LOG = "auto (console on a terminal, JSON otherwise), console or json"
-_WAIT = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
+_CLUSTER = _common.CLUSTER_HELP
+_LOG = _common.LOG_HELP
+_WAIT = _common.WAIT_HELP
 
 
 @task(

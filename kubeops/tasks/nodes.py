@@ -15,8 +15,8 @@ from kubeops.tasks import _common
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"
 _DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
-_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
-_LOG = "auto (console on a terminal, JSON otherwise), console or json"
+_CLUSTER = _common.CLUSTER_HELP
+_LOG = _common.LOG_HELP
 _DRAIN_HELP = {
     "ignore-daemonsets": "leave DaemonSet pods (default: yes; --no-ignore-daemonsets refuses them like kubectl)",
     "delete-emptydir-data": "allow evicting pods that use emptyDir (their data is lost)",
@@ -28,12 +28,7 @@ _DRAIN_HELP = {
 
 def _need(node: str | None) -> str:
     """`--node` is a flag (not positional) so `--help` after the task works; it is still required."""
-    if not node:
-        with _common.exit_codes():
-            from kubeops.errors import InputError
-
-            raise InputError("--node is required", hint="e.g. --node=worker-2 (see `kubectl get nodes`)")
-    return str(node)
+    return str(_common.required_flag(node, "node", "worker-2 (see `kubectl get nodes`)"))
 
 
 def _drain_params(

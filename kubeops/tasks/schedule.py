@@ -18,8 +18,8 @@ from invoke import Exit, task
 
 from kubeops.tasks import _common
 
-_CLUSTER = "cluster from inventory/<name>.yaml (default: sandbox)"
-_WAIT = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
+_CLUSTER = _common.CLUSTER_HELP
+_WAIT = _common.WAIT_HELP
 
 
 def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
