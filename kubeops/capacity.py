@@ -9,6 +9,9 @@ the requests of the pods already bound there. It is conservative in one way on p
 (anti-)affinity and topology spread, which can only make things worse; the report says so.
 """
 
+# Deliberately independent of kubeops/sandbox/scheduler.py and pdb.py (the sandbox plays the API server): sharing
+# code would make this check agree with the sandbox's scheduler by construction, so the tests would prove nothing.
+
 from __future__ import annotations
 
 import math
