@@ -13,8 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from kubeops.sandbox.testing import SandboxProcess
 
@@ -155,6 +158,16 @@ class AwsSandbox:
             "AutoScalingGroups"
         ][0]
 
+    def group_state(self) -> dict[str, Any]:
+        """What a replacement or a roll must leave as it found (desired, max, suspended) and the instances."""
+        group = self.group()
+        return {
+            "desired": group["DesiredCapacity"],
+            "max": group["MaxSize"],
+            "suspended": sorted(p["ProcessName"] for p in group["SuspendedProcesses"]),
+            "instances": sorted(i["InstanceId"] for i in group["Instances"]),
+        }
+
     def ec2_state(self, instance_id: str) -> str:
         answer = self.boto("ec2").describe_instances(InstanceIds=[instance_id])
         return str(answer["Reservations"][0]["Instances"][0]["State"]["Name"])
@@ -195,3 +208,17 @@ class AwsSandbox:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.1)
+
+
+def module_sandbox(folder: str, *, desired: int = 3, max_size: int = 6) -> Any:
+    """A module-scoped fixture, ``env = module_sandbox("aws-replace")``: one AwsSandbox for the module's tests."""
+
+    @pytest.fixture(scope="module")
+    def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsSandbox]:
+        sandbox = AwsSandbox(tmp_path_factory.mktemp(folder), scenario(desired=desired, max_size=max_size)).start()
+        try:
+            yield sandbox
+        finally:
+            sandbox.stop()
+
+    return env

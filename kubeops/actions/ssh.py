@@ -355,13 +355,15 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
             progress.emit(report())
             time.sleep(min(left, progress.every_s))
 
-    watch = RebootWatch(
-        boot_id_before=intent.get("boot_id"),
-        sent_at=float(intent["sent_at"]),
-        ready_since_before=intent.get("ready_since"),
-    )
-    try:
-        final = wait_rebooted(
+    def watch_for(intent: dict[str, Any]) -> RebootWatch:
+        return RebootWatch(
+            boot_id_before=intent.get("boot_id"),
+            sent_at=float(intent["sent_at"]),
+            ready_since_before=intent.get("ready_since"),
+        )
+
+    def await_reboot() -> Any:  # reads `watch` when called: the resend below starts a new one
+        return wait_rebooted(
             watch,
             lambda: get_node(ctx.kube, p.node),
             node=p.node,
@@ -371,6 +373,10 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
             check=ctx.check_deadline,
             sleep=sleep,
         )
+
+    watch = watch_for(intent)
+    try:
+        final = await_reboot()
     except NoRebootSeen:
         if decision != "wait-or-resend":
             raise
@@ -380,21 +386,8 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
         ctx.record_intent(intent)
         _send_reboot(ctx, host, p)
         decision = "send"
-        watch = RebootWatch(
-            boot_id_before=intent.get("boot_id"),
-            sent_at=float(intent["sent_at"]),
-            ready_since_before=intent.get("ready_since"),
-        )
-        final = wait_rebooted(
-            watch,
-            lambda: get_node(ctx.kube, p.node),
-            node=p.node,
-            timeout_s=p.timeout_s,
-            down_timeout_s=p.down_timeout_s,
-            poll_interval_s=p.poll_interval_s,
-            check=ctx.check_deadline,
-            sleep=sleep,
-        )
+        watch = watch_for(intent)
+        final = await_reboot()
     return {
         "node": p.node,
         "host": host,

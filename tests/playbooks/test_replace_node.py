@@ -7,12 +7,11 @@ terminated and its node gone, the workloads Ready.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.aws_sandbox import GROUP, AwsSandbox, scenario
+from tests.aws_sandbox import GROUP, AwsSandbox, module_sandbox
 
 MAIN_STEPS = [
     "instance",
@@ -39,27 +38,11 @@ MUTATING_AWS = (
 )
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsSandbox]:
-    sandbox = AwsSandbox(tmp_path_factory.mktemp("aws-replace"), scenario(desired=3, max_size=6)).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
-def snapshot(env: AwsSandbox) -> dict[str, Any]:
-    group = env.group()
-    return {
-        "desired": group["DesiredCapacity"],
-        "max": group["MaxSize"],
-        "suspended": sorted(p["ProcessName"] for p in group["SuspendedProcesses"]),
-        "instances": sorted(i["InstanceId"] for i in group["Instances"]),
-    }
+env = module_sandbox("aws-replace")
 
 
 def assert_replaced(env: AwsSandbox, before: dict[str, Any], node: str, old: str) -> None:
-    after = snapshot(env)
+    after = env.group_state()
     assert (after["desired"], after["max"], after["suspended"]) == (
         before["desired"],
         before["max"],
@@ -83,7 +66,7 @@ def pick_worker(env: AwsSandbox) -> tuple[str, str]:
 
 def test_replace_node_happy_path(env: AwsSandbox):
     node, old = pick_worker(env)
-    before = snapshot(env)
+    before = env.group_state()
     result = env.kubeops("replace", f"--node={node}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "playbook replace-node on cluster sandbox: done" in result.stdout
@@ -92,13 +75,13 @@ def test_replace_node_happy_path(env: AwsSandbox):
 
 def test_dry_run_changes_nothing_in_aws_or_kubernetes(env: AwsSandbox):
     node, _ = pick_worker(env)
-    before = snapshot(env)
+    before = env.group_state()
     seen = len(env.requests())
     result = env.kubeops("replace", f"--node={node}", "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "would set desired capacity 3 -> 4" in result.stdout
     assert f"would terminate {before['instances'][0][:2]}" in result.stdout
-    assert snapshot(env) == before
+    assert env.group_state() == before
     ours = [r for r in env.requests()[seen:] if "kubeops" in (r.get("user_agent") or "")]
     writes = [r for r in ours if r["method"] not in ("GET", "HEAD")]
     assert ours and all(r.get("dry_run") for r in writes), writes
@@ -106,11 +89,11 @@ def test_dry_run_changes_nothing_in_aws_or_kubernetes(env: AwsSandbox):
 
 
 def test_unknown_node_is_exit_2_and_changes_nothing(env: AwsSandbox):
-    before = snapshot(env)
+    before = env.group_state()
     result = env.kubeops("replace", "--node=ghost")
     assert result.returncode == 2
     assert "node 'ghost' not found" in result.stderr
-    assert snapshot(env) == before
+    assert env.group_state() == before
 
 
 def test_group_at_max_is_a_clear_error_before_any_change(env: AwsSandbox):
@@ -118,12 +101,12 @@ def test_group_at_max_is_a_clear_error_before_any_change(env: AwsSandbox):
     asg = env.boto("autoscaling")
     asg.update_auto_scaling_group(AutoScalingGroupName=GROUP, MaxSize=3)
     try:
-        before = snapshot(env)
+        before = env.group_state()
         seen = len(env.requests())
         result = env.kubeops("replace", f"--node={node}")
         assert result.returncode == 2, result.stderr[-2000:]
         assert 'Auto Scaling group "workers" is at its maximum size (3)' in result.stderr
-        assert snapshot(env) == before
+        assert env.group_state() == before
         writes = [
             r
             for r in env.requests()[seen:]
@@ -138,7 +121,7 @@ def test_group_at_max_is_a_clear_error_before_any_change(env: AwsSandbox):
 
 def test_a_failed_drain_restores_desired_and_processes_and_uncordons(env: AwsSandbox):
     node, old = pick_worker(env)
-    before = snapshot(env)
+    before = env.group_state()
     budgets = env.get("/apis/policy/v1/namespaces/apps/poddisruptionbudgets")["items"]
     (budget,) = [b for b in budgets if b["spec"]["selector"].get("matchLabels") == {"app": "web"}]
     path = f"/apis/policy/v1/namespaces/apps/poddisruptionbudgets/{budget['metadata']['name']}"
@@ -158,14 +141,14 @@ def test_a_failed_drain_restores_desired_and_processes_and_uncordons(env: AwsSan
         assert f"PodDisruptionBudget apps/{budget['metadata']['name']}" in result.stderr
     finally:
         set_budget(1)
-    after = snapshot(env)
+    after = env.group_state()
     assert (after["desired"], after["max"], after["suspended"]) == (
         before["desired"],
         before["max"],
         before["suspended"],
     )
     assert old in after["instances"]
-    env.wait_for(lambda: sorted(snapshot(env)["instances"]) == before["instances"], "added instance removed")
+    env.wait_for(lambda: sorted(env.group_state()["instances"]) == before["instances"], "added instance removed")
     nodes = {n["metadata"]["name"]: n for n in env.nodes()}
     assert not nodes[node]["spec"].get("unschedulable")
     env.wait_for(lambda: env.deployment_ready(), "web Ready", timeout_s=30)
@@ -174,7 +157,7 @@ def test_a_failed_drain_restores_desired_and_processes_and_uncordons(env: AwsSan
 @pytest.mark.parametrize(("step", "status"), KILL_POINTS, ids=[f"{s}-{st}" for s, st in KILL_POINTS])
 def test_sigkill_then_resume_replaces_exactly_once(env: AwsSandbox, step: str, status: str):
     node, old = pick_worker(env)
-    before = snapshot(env)
+    before = env.group_state()
     proc = env.popen("replace", f"--node={node}")
     seen = env.kill_at(proc, step, status)
     assert seen != "finished", "the run ended before the kill point"

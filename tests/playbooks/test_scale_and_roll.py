@@ -3,7 +3,6 @@ AWS calls counted by a botocore event hook on clients this test builds (our clie
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,12 @@ from kubeops.clients.aws import AwsClient
 from kubeops.clients.factory import Clients
 from kubeops.engine.api import run_playbook
 from kubeops.settings import load_settings
-from tests.aws_sandbox import GROUP, AwsSandbox, scenario
+from tests.aws_sandbox import GROUP, AwsSandbox, module_sandbox
 
 READS = ("Describe", "List", "Get")
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsSandbox]:
-    sandbox = AwsSandbox(tmp_path_factory.mktemp("aws-roll"), scenario(desired=3, max_size=6)).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
-def group_state(env: AwsSandbox) -> dict[str, Any]:
-    group = env.group()
-    return {
-        "desired": group["DesiredCapacity"],
-        "max": group["MaxSize"],
-        "suspended": sorted(p["ProcessName"] for p in group["SuspendedProcesses"]),
-        "instances": sorted(i["InstanceId"] for i in group["Instances"]),
-    }
+env = module_sandbox("aws-roll")
 
 
 def settle(env: AwsSandbox) -> None:
@@ -55,10 +38,10 @@ def counted_clients(env: AwsSandbox, settings: Any, calls: list[str]) -> Clients
 class TestScaleUp:
     def test_adds_instances_and_waits_for_their_nodes(self, env: AwsSandbox):
         settle(env)
-        before = group_state(env)
+        before = env.group_state()
         result = env.kubeops("scale-up", f"--group={GROUP}", "--count=2")
         assert result.returncode == 0, result.stderr[-3000:]
-        after = group_state(env)
+        after = env.group_state()
         assert after["desired"] == before["desired"] + 2
         assert len(set(after["instances"]) - set(before["instances"])) == 2
         assert len(env.ready_workers()) == before["desired"] + 2  # Ready when the command returned
@@ -72,11 +55,11 @@ class TestScaleUp:
 
     def test_group_at_max_is_exit_2_and_nothing_changes(self, env: AwsSandbox):
         settle(env)
-        before = group_state(env)
+        before = env.group_state()
         result = env.kubeops("scale-up", f"--group={GROUP}", "--count=4")
         assert result.returncode == 2
         assert "is at its maximum size (6)" in result.stderr and "3 -> 7" in result.stderr
-        assert group_state(env) == before
+        assert env.group_state() == before
 
     @pytest.mark.parametrize(
         ("playbook", "params"),
@@ -89,7 +72,7 @@ class TestScaleUp:
         monkeypatch.setenv("KUBEOPS_STATE_DIR", str(env.root))
         settings = load_settings("sandbox", state_dir=Path(env.root))
         calls: list[str] = []
-        before = group_state(env)
+        before = env.group_state()
         seen = len(env.requests())
         record = run_playbook(
             playbook, settings=settings, params=params, dry_run=True, clients=counted_clients(env, settings, calls)
@@ -97,7 +80,7 @@ class TestScaleUp:
         assert record["status"] == "done"
         assert "DescribeAutoScalingGroups" in calls
         assert [c for c in calls if not c.startswith(READS)] == []
-        assert group_state(env) == before
+        assert env.group_state() == before
         writes = [r for r in env.requests()[seen:] if r["method"] not in ("GET", "HEAD") and not r.get("dry_run")]
         assert [w for w in writes if "kubeops" in (w.get("user_agent") or "")] == []
         plans = [s["plan"]["summary"] for s in record["steps"] if s.get("plan")]
@@ -108,10 +91,10 @@ class TestReplaceGroup:
     @pytest.mark.parametrize("batch", [1, 2])
     def test_every_node_is_replaced_and_the_group_is_as_before(self, env: AwsSandbox, batch: int):
         settle(env)
-        before = group_state(env)
+        before = env.group_state()
         result = env.kubeops("replace-group", f"--group={GROUP}", f"--batch={batch}")
         assert result.returncode == 0, result.stderr[-3000:]
-        after = group_state(env)
+        after = env.group_state()
         assert (after["desired"], after["max"], after["suspended"]) == (before["desired"], before["max"], [])
         assert set(after["instances"]).isdisjoint(before["instances"])
         assert len(after["instances"]) == before["desired"]
@@ -124,7 +107,7 @@ class TestReplaceGroup:
 
     def test_a_failed_validation_stops_the_roll_and_resume_finishes_it(self, env: AwsSandbox):
         settle(env)
-        before = group_state(env)
+        before = env.group_state()
         workers = env.ready_workers()
         first_node = next(name for name, iid in workers.items() if iid == before["instances"][0])
         # A Deployment pinned to the first node to be replaced: once that node is drained, its pod stays Pending.
@@ -155,7 +138,7 @@ class TestReplaceGroup:
         record = env.runs()[-1]
         assert record["failed_step"] == "roll"
         assert len(record["steps"][3]["intent"]["done"]) == 0  # stopped in the first batch, before moving on
-        mid = group_state(env)
+        mid = env.group_state()
         assert (mid["desired"], mid["max"], mid["suspended"]) == (before["desired"], before["max"], [])
         # the operator fixes the cause, then resumes
         status, _ = env.sb.request("DELETE", "/apis/apps/v1/namespaces/apps/deployments/pinned")
@@ -172,6 +155,6 @@ class TestReplaceGroup:
         )
         resumed = env.kubeops("resume")
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        after = group_state(env)
+        after = env.group_state()
         assert set(after["instances"]).isdisjoint(before["instances"])
         assert (after["desired"], after["max"], after["suspended"]) == (before["desired"], before["max"], [])
