@@ -8,18 +8,24 @@ not on ``container_spec_*``/``container_start_time_seconds``) with the kubelet's
 does not enable per-CPU usage). Per pod: a pod-level cgroup (``container=""``, ``image=""``), the pause
 container (``container="POD"``) and each app container, under systemd/cgroup-v2 ids like
 ``/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope``.
-Plus the root cgroup ``/``, ``/kubepods.slice`` and ``/system.slice``.
+Plus the root cgroup ``/``, ``/kubepods.slice``, the QoS slices ``kubepods-burstable.slice`` and
+``kubepods-besteffort.slice`` under it (Guaranteed pods sit directly in ``kubepods.slice``) and ``/system.slice``.
 
 Usage comes from pod annotations ``sandbox.kubeops.io/cpu-usage`` (cores, a quantity such as ``250m``) and
 ``sandbox.kubeops.io/memory-usage`` (bytes, e.g. ``300Mi``); CPU counters grow at that rate from the
 container's start, so two scrapes a few seconds apart give the configured rate.
+
+Parent cgroups (``/``, ``kubepods.slice``, the QoS slices) count like a kernel's: the sum of their children's
+CPU counters plus what pods that have left the node consumed while there (`DepartedCpu`), so they never go
+down when a pod goes (kubeops' rate maths would read that as a counter reset). Their memory does drop: the
+departed pod's pages are freed. A new pod is a new cgroup, so its own counters start at 0.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +36,7 @@ from kubeops.quantity import parse_quantity
 __all__ = [
     "ANN_CPU_USAGE",
     "ANN_MEMORY_USAGE",
+    "DepartedCpu",
     "go_float",
     "node_metrics",
     "pod_metrics",
@@ -128,18 +135,26 @@ def _qos(pod: Mapping[str, Any]) -> str:
     return "guaranteed" if guaranteed else "burstable"
 
 
+_KUBEPODS = "/kubepods.slice"
+_QOS_SLICES = ("besteffort", "burstable")  # guaranteed pods have no slice of their own
+
+
+def _qos_cgroup(qos: str) -> str:
+    return f"{_KUBEPODS}/kubepods-{qos}.slice"
+
+
 def _pod_cgroup(pod: Mapping[str, Any]) -> str:
     uid = pod["metadata"].get("uid", "").replace("-", "_")
     qos = _qos(pod)
     if qos == "guaranteed":
-        return f"/kubepods.slice/kubepods-pod{uid}.slice"
-    return f"/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{uid}.slice"
+        return f"{_KUBEPODS}/kubepods-pod{uid}.slice"
+    return f"{_qos_cgroup(qos)}/kubepods-{qos}-pod{uid}.slice"
 
 
 @dataclass(slots=True)
 class _Cgroup:
     labels: dict[str, str]
-    cpu: float  # cores
+    cpu_s: float  # cumulative CPU seconds at the scrape
     mem: float  # bytes
     start: float
     cpu_limit: float = 0.0
@@ -166,19 +181,70 @@ def _container_split(pod: Mapping[str, Any]) -> list[tuple[Obj, float, float]]:
     return [(c, cpu / n, mem / n) for c in containers]
 
 
-def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float) -> list[_Cgroup]:
+def _pod_start(pod: Mapping[str, Any], now: float) -> float:
+    return _epoch((pod.get("status") or {}).get("startTime"), now)
+
+
+def _pod_cpu_seconds(pod: Mapping[str, Any], now: float) -> float:
+    """The pod cgroup's CPU counter at ``now``: pause plus app containers, from the pod's start."""
+    cores = _PAUSE_CPU + sum(cpu for _, cpu, _ in _container_split(pod))
+    return cores * max(0.0, now - _pod_start(pod, now))
+
+
+class DepartedCpu:
+    """Per node and QoS class, the CPU seconds of pods that stopped running there (deleted, or finished).
+
+    Why: a departed pod's CPU time stays in its parent cgroups' counters on a real node; without this the
+    node's ``/`` counter would be the sum over the pods present and fall when one leaves. Fed by pod events
+    (under the store lock, as the scrape that reads it); a deleted Node forgets its history (a new machine)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._by_node: dict[str, dict[str, float]] = {}
+
+    def on_node(self, node: str) -> dict[str, float]:
+        """CPU seconds by QoS class (``besteffort``, ``burstable``, ``guaranteed``) of pods gone from ``node``."""
+        return dict(self._by_node.get(node) or {})
+
+    def pod_event(self, event: Any) -> None:
+        before = event.old if event.type != "DELETED" else (event.old or event.obj)
+        after = None if event.type == "DELETED" else event.obj
+        node = _running_on(before)
+        if node is None or _running_on(after) == node:
+            return
+        assert before is not None
+        qos = _qos(before)
+        spent = self._by_node.setdefault(node, {})
+        spent[qos] = spent.get(qos, 0.0) + _pod_cpu_seconds(before, self._clock())
+
+    def node_event(self, event: Any) -> None:
+        if event.type == "DELETED":
+            self._by_node.pop(event.name, None)
+
+
+def _running_on(pod: Mapping[str, Any] | None) -> str | None:
+    """The node whose cgroups the pod's CPU time counts in right now, if any."""
+    if pod is None or not _running(pod):
+        return None
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
+def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float,
+             departed: Mapping[str, float]) -> list[_Cgroup]:
     boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
     groups: list[_Cgroup] = []
-    kube_cpu = kube_mem = 0.0
+    qos_cpu_s = {q: float(departed.get(q, 0.0)) for q in (*_QOS_SLICES, "guaranteed")}
+    qos_mem = dict.fromkeys(_QOS_SLICES, 0.0)
+    kube_mem = 0.0
     for pod in pods:
         if not _running(pod):
             continue
         meta = pod["metadata"]
         ns, name, uid = meta.get("namespace", ""), meta["name"], meta.get("uid", "")
-        start = _epoch((pod.get("status") or {}).get("startTime"), now)
+        start = _pod_start(pod, now)
+        uptime = max(0.0, now - start)
         pod_id = _pod_cgroup(pod)
         statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or ()}
-        pod_cpu = _PAUSE_CPU
         pod_mem = float(_PAUSE_MEM)
         children: list[_Cgroup] = []
         pause_id = _container_id(uid, "POD")
@@ -186,7 +252,7 @@ def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: fl
             _Cgroup(
                 {"container": "POD", "id": f"{pod_id}/cri-containerd-{pause_id}.scope", "image": PAUSE_IMAGE,
                  "name": pause_id, "namespace": ns, "pod": name},
-                _PAUSE_CPU, _PAUSE_MEM, start, cpu_request=0.002, network=True,
+                _PAUSE_CPU * uptime, _PAUSE_MEM, start, cpu_request=0.002, network=True,
             )
         )
         for c, cpu, mem in _container_split(pod):
@@ -197,27 +263,34 @@ def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: fl
                 _Cgroup(
                     {"container": c["name"], "id": f"{pod_id}/cri-containerd-{cid}.scope", "image": image,
                      "name": cid, "namespace": ns, "pod": name},
-                    cpu, mem, start,
+                    cpu * uptime, mem, start,
                     cpu_limit=_quantity((res.get("limits") or {}).get("cpu")),
                     cpu_request=_quantity((res.get("requests") or {}).get("cpu")),
                     mem_limit=_quantity((res.get("limits") or {}).get("memory")),
                 )
             )
-            pod_cpu += cpu
             pod_mem += mem
+        pod_cpu_s = _pod_cpu_seconds(pod, now)
         groups.append(
             _Cgroup({"container": "", "id": pod_id, "image": "", "name": "", "namespace": ns, "pod": name},
-                    pod_cpu, pod_mem, start)
+                    pod_cpu_s, pod_mem, start)
         )
         groups.extend(children)
-        kube_cpu += pod_cpu
+        qos = _qos(pod)
+        qos_cpu_s[qos] += pod_cpu_s
+        if qos in qos_mem:
+            qos_mem[qos] += pod_mem
         kube_mem += pod_mem
+    kube_cpu_s = math.fsum(qos_cpu_s.values())
+    system_s = _SYSTEM_CPU * max(0.0, now - boot)
     empty = {"container": "", "image": "", "name": "", "namespace": "", "pod": ""}
-    groups.append(_Cgroup({**empty, "id": "/"}, kube_cpu + _SYSTEM_CPU, kube_mem + _SYSTEM_MEM, boot, network=True))
-    groups.append(_Cgroup({**empty, "id": "/kubepods.slice"}, kube_cpu, kube_mem, boot))
-    groups.append(_Cgroup({**empty, "id": "/system.slice"}, _SYSTEM_CPU, _SYSTEM_MEM, boot))
-    groups.append(_Cgroup({**empty, "id": "/system.slice/containerd.service"}, _SYSTEM_CPU / 2, _SYSTEM_MEM / 2, boot))
-    groups.append(_Cgroup({**empty, "id": "/system.slice/kubelet.service"}, _SYSTEM_CPU / 2, _SYSTEM_MEM / 2, boot))
+    groups.append(_Cgroup({**empty, "id": "/"}, kube_cpu_s + system_s, kube_mem + _SYSTEM_MEM, boot, network=True))
+    groups.append(_Cgroup({**empty, "id": _KUBEPODS}, kube_cpu_s, kube_mem, boot))
+    for qos in _QOS_SLICES:
+        groups.append(_Cgroup({**empty, "id": _qos_cgroup(qos)}, qos_cpu_s[qos], qos_mem[qos], boot))
+    groups.append(_Cgroup({**empty, "id": "/system.slice"}, system_s, _SYSTEM_MEM, boot))
+    for unit in ("containerd.service", "kubelet.service"):
+        groups.append(_Cgroup({**empty, "id": f"/system.slice/{unit}"}, system_s / 2, _SYSTEM_MEM / 2, boot))
     return groups
 
 
@@ -228,11 +301,15 @@ def _label_text(labels: Mapping[str, str]) -> str:
     return ",".join(f'{k}="{esc(labels[k])}"' for k in sorted(labels))
 
 
-def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None) -> str:
-    """The node's ``/metrics/cadvisor`` body for the pods bound to it."""
+def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None,
+                    departed: Mapping[str, float] | None = None) -> str:
+    """The node's ``/metrics/cadvisor`` body for the pods bound to it.
+
+    ``departed``: CPU seconds by QoS class of pods that have left the node (`DepartedCpu.on_node`), which the
+    parent cgroups' counters keep."""
     now = now if now is not None else datetime.now(UTC).timestamp()
     ts = str(int(now * 1000))
-    groups = _cgroups(node, pods, now)
+    groups = _cgroups(node, pods, now, departed or {})
     samples: dict[str, list[tuple[str, str, bool]]] = {name: [] for name in _FAMILIES}
 
     def add(family: str, labels: Mapping[str, str], value: float, *, stamped: bool = True) -> None:
@@ -240,7 +317,7 @@ def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], 
 
     for g in groups:
         uptime = max(0.0, now - g.start)
-        used = g.cpu * uptime
+        used = g.cpu_s
         add("container_cpu_usage_seconds_total", {**g.labels, "cpu": "total"}, round(used, 9))
         add("container_cpu_user_seconds_total", g.labels, round(used * 0.7, 9))
         add("container_cpu_system_seconds_total", g.labels, round(used * 0.3, 9))
@@ -360,6 +437,9 @@ def install(cluster: Any) -> None:
 
     tracker = tracker_for(cluster)
     store = cluster.store
+    departed = DepartedCpu(cluster.clock.now)
+    tracker.listeners["pods"].append(departed.pod_event)
+    tracker.listeners["nodes"].append(departed.node_event)
 
     def proxy(cluster: Any, namespace: str | None, name: str, path: str, query: dict[str, str]
               ) -> tuple[int, bytes, str]:
@@ -368,7 +448,10 @@ def install(cluster: Any) -> None:
             raise st.not_found("", "nodes", name)
         if path.strip("/") != "metrics/cadvisor":
             return 404, b"404 page not found\n", "text/plain; charset=utf-8"
-        text = render_cadvisor(node, tracker.pods_on(name), now=cluster.clock.now())
+        with store.lock:  # pods and the departed ledger from one instant, or a leaving pod counts twice
+            now = cluster.clock.now()
+            pods, gone = tracker.pods_on(name), departed.on_node(name)
+        text = render_cadvisor(node, pods, now=now, departed=gone)
         return 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8"
 
     def read(cluster: Any, info: Any, namespace: str | None, name: str | None, query: dict[str, str]) -> Obj:

@@ -1,10 +1,17 @@
-"""The cAdvisor text and metrics.k8s.io objects the sandbox kubelet serves (pure rendering)."""
+"""The cAdvisor text and metrics.k8s.io objects the sandbox kubelet serves (rendering, and over the wire)."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubeops.metrics.cadvisor import compute_usage, parse_cadvisor
 from kubeops.sandbox import metrics
+from kubeops.sandbox.store import WatchEvent
+from kubeops.sandbox.testing import SandboxProcess
 
 NODE = {
     "metadata": {"name": "ip-10-0-1-5.ec2.internal", "creationTimestamp": "2024-01-01T00:00:00Z"},
@@ -86,6 +93,35 @@ class TestCadvisorText:
         assert usage.split()[-1] == "1704068400000"
         assert len(spec.split()) == 2
 
+    def test_parent_counters_sum_their_children_plus_what_departed_pods_used(self):
+        guaranteed = running_pod("db-1", cpu="1")
+        for c in guaranteed["spec"]["containers"]:
+            c["resources"] = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+        pods = [running_pod("web-1", cpu="500m"), guaranteed]
+        fams = families(metrics.render_cadvisor(NODE, pods, now=NOW, departed={"burstable": 40.0, "guaranteed": 2}))
+
+        def cpu(cgroup_id):
+            return series(fams, "container_cpu_usage_seconds_total", id=cgroup_id)[0].value
+
+        web = series(fams, "container_cpu_usage_seconds_total", pod="web-1", container="")[0].value
+        db = series(fams, "container_cpu_usage_seconds_total", pod="db-1", container="")[0].value
+        assert cpu("/kubepods.slice/kubepods-burstable.slice") == pytest.approx(web + 40.0)
+        assert cpu("/kubepods.slice/kubepods-besteffort.slice") == 0
+        assert cpu("/kubepods.slice") == pytest.approx(web + 40.0 + db + 2)
+        assert cpu("/") == pytest.approx(cpu("/kubepods.slice") + cpu("/system.slice"))
+
+    def test_departed_cpu_keeps_a_pod_that_stopped_running_once(self):
+        gone = metrics.DepartedCpu(lambda: NOW)
+        pod = running_pod("job-1", cpu="500m")
+        pod["spec"]["nodeName"] = "n1"
+        done = copy.deepcopy(pod)
+        done["status"]["phase"] = "Succeeded"
+        gone.pod_event(WatchEvent(2, "MODIFIED", "pods", "shop", "job-1", done, pod))
+        gone.pod_event(WatchEvent(3, "DELETED", "pods", "shop", "job-1", done, done))
+        assert gone.on_node("n1") == {"burstable": pytest.approx(300.0 + 0.0001 * 600)}
+        gone.node_event(WatchEvent(4, "DELETED", "nodes", "", "n1", NODE, NODE))
+        assert gone.on_node("n1") == {}
+
     def test_pending_pods_have_no_series(self):
         pod = running_pod("web-1")
         pod["status"]["phase"] = "Pending"
@@ -111,3 +147,79 @@ class TestMetricsApi:
         cores = int(nm["usage"]["cpu"].removesuffix("n")) / 1e9
         assert 2.0 < cores < 2.2
         assert nm["metadata"]["name"] == NODE["metadata"]["name"]
+
+
+# -- over the wire: counters across a pod leaving the node ------------------------------------------------------
+
+def _pod(name, cpu, mem, resources=None):
+    return {"kind": "Pod", "name": name, "namespace": "shop", "node": "worker-1", "usage": {"cpu": cpu, "memory": mem},
+            **({"resources": resources} if resources else {})}
+
+
+LEAVING_SCENARIO = {
+    "name": "metrics-leaving",
+    "nodes": [{"name": "worker-1", "capacity": {"cpu": "4", "memory": "8Gi", "pods": "20"}}],
+    "workloads": [
+        _pod("idle", "200m", "100Mi"),  # BestEffort
+        _pod("busy", "500m", "300Mi", {"requests": {"cpu": "500m"}}),  # Burstable: the one that leaves
+        _pod("calm", "100m", "50Mi", {"requests": {"cpu": "100m"}}),  # Burstable: keeps the slice busy
+        _pod("steady", "300m", "100Mi", {"requests": {"cpu": "300m", "memory": "128Mi"},
+                                          "limits": {"cpu": "300m", "memory": "128Mi"}}),  # Guaranteed
+    ],
+}
+CADVISOR = "/api/v1/nodes/worker-1/proxy/metrics/cadvisor"
+
+
+@pytest.fixture(scope="module")
+def leaving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Scrape, delete ``busy`` with grace 0, scrape 10 sandbox seconds later."""
+    with SandboxProcess(LEAVING_SCENARIO, state_dir=tmp_path_factory.mktemp("metrics") / "sandbox") as sb:
+        code, pods = sb.request("GET", "/api/v1/namespaces/shop/pods")
+        assert code == 200, pods
+        busy = next(p["metadata"]["name"] for p in pods["items"] if p["metadata"]["name"].startswith("busy"))
+        sb.advance_clock(600)  # the pods have run a while: big counters, a big drop if they were not kept
+        code, before = sb.request("GET", CADVISOR)
+        assert code == 200, before
+        code, body = sb.request("DELETE", f"/api/v1/namespaces/shop/pods/{busy}", {"gracePeriodSeconds": 0})
+        assert code == 200, body
+        sb.tick()
+        assert sb.request("GET", f"/api/v1/namespaces/shop/pods/{busy}")[0] == 404
+        sb.advance_clock(10)
+        code, after = sb.request("GET", CADVISOR)
+        assert code == 200, after
+        yield {"busy": busy, "before": before, "after": after}
+
+
+def _parent_cpu(text):
+    """``container_cpu_usage_seconds_total`` of the root, kubepods and QoS cgroups, by cgroup id."""
+    return {s.labels["id"]: s.value for s in series(families(text), "container_cpu_usage_seconds_total")
+            if s.labels["pod"] == "" and (s.labels["id"] == "/" or s.labels["id"].startswith("/kubepods"))}
+
+
+class TestPodLeavingTheNode:
+    def test_parent_cgroup_cpu_counters_do_not_go_down(self, leaving):
+        before, after = _parent_cpu(leaving["before"]), _parent_cpu(leaving["after"])
+        assert set(before) == {"/", "/kubepods.slice", "/kubepods.slice/kubepods-burstable.slice",
+                               "/kubepods.slice/kubepods-besteffort.slice"}
+        assert set(after) == set(before)
+        assert {cid: after[cid] - before[cid] for cid in before if after[cid] < before[cid]} == {}
+
+    def test_the_departed_pods_own_series_are_gone(self, leaving):
+        busy = leaving["busy"]
+        assert f'pod="{busy}"' in leaving["before"]
+        assert f'pod="{busy}"' not in leaving["after"]
+
+    def test_parent_memory_drops_by_the_departed_pods_working_set(self, leaving):
+        def mem(text, cgroup_id):
+            return series(families(text), "container_memory_working_set_bytes", id=cgroup_id)[0].value
+
+        for cgroup_id in ("/", "/kubepods.slice", "/kubepods.slice/kubepods-burstable.slice"):
+            dropped = mem(leaving["before"], cgroup_id) - mem(leaving["after"], cgroup_id)
+            assert dropped == pytest.approx(300 * 1024 * 1024 + 450_000), cgroup_id
+
+    def test_kubeops_reads_the_node_cpu_of_the_pods_left_across_the_eviction(self, leaving):
+        usage = compute_usage(parse_cadvisor(leaving["before"]), parse_cadvisor(leaving["after"]), interval_s=10)
+        left = 0.2 + 0.1 + 0.3 + 3 * 0.0001 + 0.05  # remaining pods, their pause containers, system slices
+        # the busy pod ran for the instant between the first scrape and its deletion: a few ms of 0.5 cores
+        assert left - 0.001 < usage.cpu_cores < left + 0.02
+        assert leaving["busy"] not in {p.pod for p in usage.pods}
