@@ -102,20 +102,21 @@ def setup_logging(settings: Settings) -> None:
 @contextmanager
 def exit_codes() -> Iterator[None]:
     """Turn kubeops errors into `invoke.Exit(message, code)`: the one place exit codes are decided."""
+    from kubeops.engine.logging import redact_text
     from kubeops.errors import InputError, KubeopsError, LockHeld, OutsideWindow, StepFailed
 
     try:
         yield
     except OutsideWindow as exc:
-        raise Exit(f"outside window: {exc}", EXIT_OK) from None
+        raise Exit(f"outside window: {redact_text(str(exc))}", EXIT_OK) from None
     except LockHeld as exc:
-        raise Exit(f"error: {exc}", EXIT_LOCKED) from None
+        raise Exit(f"error: {redact_text(str(exc))}", EXIT_LOCKED) from None
     except StepFailed as exc:
-        raise Exit(f"error: {exc}", EXIT_STEP_FAILED) from None
+        raise Exit(f"error: {redact_text(str(exc))}", EXIT_STEP_FAILED) from None
     except InputError as exc:
-        raise Exit(f"error: {exc}", EXIT_INPUT) from None
-    except KubeopsError as exc:
-        raise Exit(f"error: {exc}", EXIT_STEP_FAILED) from None
+        raise Exit(f"error: {redact_text(str(exc))}", EXIT_INPUT) from None
+    except KubeopsError as exc:  # str(error) holds no secret by contract; masking here is the safety net
+        raise Exit(f"error: {redact_text(str(exc))}", EXIT_STEP_FAILED) from None
 
 
 def print_record_summary(record: RunRecord, *, out: Any = None) -> None:
