@@ -1,7 +1,7 @@
 """The run guard (issue 8): maintenance window + cluster lock + notifications + textfile metrics around a run.
 
 `build_guard(settings)` is what `kubeops.tasks` calls for every real (not dry) run and resume. Order matters:
-1. `acquire`: the window first (outside it nothing is touched, not even the lock: exit 0 "outside window"),
+1. `acquire`: the windows first (outside it nothing is touched, not even the lock: exit 0 "outside window"),
    then a read-only look at the cluster lock (busy: LockHeld, exit 3, and a notification);
    `before_change`: the lock is taken for real right before the first step that can change something, so
    a run rejected by its read-only checks (unknown node...) writes nothing to the cluster, not even the Lease;
@@ -13,6 +13,10 @@
 The lock lives in the cluster; when the inventory gives no usable Kubernetes configuration at all (no
 kubeconfig file), there is nothing to lock against and no Kubernetes step can run either, so the run goes on
 unlocked with a `lock.skipped` warning. Any other failure to take the lock stops the run (fail closed).
+
+Windows: the inventory's (the cluster owner's rule) and the playbook's own (`window:` in the playbook and in
+the playbooks it includes: the task's rule). When several are set a run must be inside all of them: the
+stricter wins, so neither the playbook nor the inventory can widen what the other allows.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from kubeops.engine.checkpoints import RunRecord
 from kubeops.engine.logging import get_logger
 from kubeops.engine.notify import Notifier, lock_message, resolve_url
 from kubeops.engine.textfile import TextfileWriter
-from kubeops.engine.windows import Window, WindowError
 from kubeops.errors import InputError, LockHeld, OutsideWindow, PlaybookError
 from kubeops.model.playbook import Playbook, Step
+from kubeops.model.windows import Window, WindowError
 
 if TYPE_CHECKING:
     from kubeops.engine.lock import ClusterLock
@@ -92,12 +96,15 @@ class Guard:
         self.lock: ClusterLock | None = None  # held
         self._pending_lock: ClusterLock | None = None  # checked free at start, taken by `before_change`
         self._playbook: str | None = None
+        self._windows: list[tuple[Window, str]] = [(window, "")] if window else []  # (window, where it was set)
         self._began: float | None = None
         self.log = get_logger()
 
     def acquire(self, *, run_id: str, playbook: Playbook, resumed: bool) -> None:
         self._playbook = playbook.name
         self._began = time.monotonic()
+        own = [(w, f"playbook {playbook.name}") for w in playbook.windows]
+        self._windows = ([(self.window, "inventory" if own else "")] if self.window else []) + own
         self._check_window(starting=True)
         if self.lock_factory is None:
             return
@@ -159,12 +166,14 @@ class Guard:
             self.lock = None
 
     def _check_window(self, *, starting: bool) -> None:
-        if self.window is None:
-            return
+        """Every window must be open (the stricter wins); the message names the first closed one and when
+        all of them are next open together."""
         now = self.clock()
-        if self.window.contains(now):
+        closed = next(((w, origin) for w, origin in self._windows if not w.contains(now)), None)
+        if closed is None:
             return
-        text = self.window.outside_message(now)
+        window, origin = closed
+        text = window.outside_message(now, origin=origin, others=[w for w, _ in self._windows if w is not window])
         raise OutsideWindow(text if starting else f"{text}; the run pauses and continues in the next window")
 
 

@@ -23,9 +23,11 @@ from kubeops.actions.registry import ActionSpec, Registry, check_value, type_nam
 from kubeops.errors import PlaybookError
 from kubeops.model import refs
 from kubeops.model.playbook import PARAM_TYPES, ParamDecl, Playbook, RetryPolicy, Source, Step
+from kubeops.model.windows import Window, WindowError
 from kubeops.model.yamlsource import PathKey, YamlDocument, load_yaml
 
-TOP_KEYS = ("name", "description", "params", "steps", "cleanup")
+TOP_KEYS = ("name", "description", "params", "window", "steps", "cleanup")
+WINDOW_KEYS = ("days", "start", "end", "timezone")
 PARAM_KEYS = ("type", "required", "default", "description")
 STEP_KEYS = (
     "name",
@@ -143,6 +145,7 @@ class _Visible:
     params: dict[str, ParamDecl]
     steps: dict[str, ActionSpec | None] = field(default_factory=dict)  # name -> spec (None: unknown outputs)
     all_names: dict[str, int] = field(default_factory=dict)  # every step name -> its index, for "later step"
+    windows: list[Window] = field(default_factory=list)  # of included playbooks: they bind the run too
 
 
 class _Loader:
@@ -165,6 +168,7 @@ class _Loader:
         if not isinstance(description, str):
             raise doc.error(("description",), "must be a string")
         params = self._params(doc, data.get("params"))
+        window = self._window(doc, data["window"]) if data.get("window") is not None else None
         steps_raw = data.get("steps")
         if not isinstance(steps_raw, list) or not steps_raw:
             raise doc.error(("steps",), "required: a non-empty list of steps")
@@ -197,7 +201,39 @@ class _Loader:
             params=tuple(params),
             steps=tuple(steps),
             cleanup=tuple(cleanup),
+            windows=tuple(dict.fromkeys([*([window] if window else []), *visible.windows])),
         )
+
+    # -- window ---------------------------------------------------------------------------------------------
+    def _window(self, doc: YamlDocument, raw: Any) -> Window:
+        """The playbook's maintenance window: the inventory's shape and rules (kubeops.model.windows)."""
+        if not isinstance(raw, dict):
+            raise doc.error(("window",), "must be a mapping with days, start, end and timezone")
+        for k in raw:
+            if k not in WINDOW_KEYS:
+                raise doc.error(("window", k), f"unknown field; expected one of: {', '.join(WINDOW_KEYS)}")
+        days = raw.get("days") or []
+        if isinstance(days, str):
+            days = [days]
+        if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
+            raise doc.error(("window", "days"), "must be a list of days like [mon-fri, sun]")
+        times: dict[str, str | None] = {}
+        for k in ("start", "end"):
+            value = raw.get(k)
+            if isinstance(value, int) and not isinstance(value, bool):
+                raise doc.error(
+                    ("window", k), f'must be a quoted time like "22:00" (unquoted, YAML reads 22:00 as {value!r})'
+                )
+            if value is not None and not isinstance(value, str):
+                raise doc.error(("window", k), f'must be a time like "22:00", got {value!r}')
+            times[k] = value
+        timezone = raw.get("timezone", "UTC")
+        if not isinstance(timezone, str):
+            raise doc.error(("window", "timezone"), f"must be an IANA name like Europe/Berlin, got {timezone!r}")
+        try:
+            return Window.parse(days=days, start=times["start"], end=times["end"], timezone=timezone)
+        except WindowError as exc:
+            raise doc.error(("window", exc.field), str(exc)) from None
 
     # -- params ---------------------------------------------------------------------------------------------
     def _params(self, doc: YamlDocument, raw: Any) -> list[ParamDecl]:
@@ -532,6 +568,7 @@ class _Loader:
         extra_cleanup = [inline(s, cleanup=True) for s in inner.cleanup]
         for s in main:
             visible.steps[s.name] = self.registry.get(s.action)
+        visible.windows.extend(inner.windows)
         return main, extra_cleanup
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, NewType
 
+from kubeops.model.windows import Window
+
 RunId = NewType("RunId", str)
 OnFailure = Literal["abort", "continue"]
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
@@ -108,6 +110,9 @@ class Playbook:
     params: tuple[ParamDecl, ...] = ()
     steps: tuple[Step, ...] = ()
     cleanup: tuple[Step, ...] = ()
+    # Maintenance windows a run must be inside (all of them): this playbook's `window:` first, then those of
+    # the playbooks it includes. The inventory's window applies on top (see kubeops.engine.guard).
+    windows: tuple[Window, ...] = ()
 
     def param(self, name: str) -> ParamDecl | None:
         return next((p for p in self.params if p.name == name), None)
@@ -125,11 +130,13 @@ class Playbook:
 
         Resume refuses to continue a run whose playbook hash changed, unless forced.
         """
-        doc = {
+        doc: dict[str, Any] = {
             "name": self.name,
             "params": [[p.name, p.type, p.required, p.default] for p in self.params],
             "steps": [s.canonical() for s in self.steps],
             "cleanup": [s.canonical() for s in self.cleanup],
         }
+        if self.windows:  # only when set, so the hashes of playbooks without a window stay what they were
+            doc["windows"] = [w.canonical() for w in self.windows]
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -175,7 +175,7 @@ def schedule(  # type: ignore[no-untyped-def]
             if install:
                 raise InputError("--install applies to crontab; apply the --kubernetes output with kubectl apply -f")
             if timezone:
-                from kubeops.engine.windows import Window, WindowError
+                from kubeops.model.windows import Window, WindowError
 
                 try:
                     Window.parse(days=(), start=None, end=None, timezone=timezone)

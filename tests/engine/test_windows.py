@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kubeops.engine.windows import Window, WindowError, parse_days
+from kubeops.model.windows import Window, WindowError, parse_days
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -21,6 +21,7 @@ Rules, chosen so a run never operates when a human would say the window is shut:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -157,11 +158,29 @@ class Window:
                     return opening
         return None
 
-    def outside_message(self, now: datetime) -> str:
-        """Why a run may not start now, with the next opening in the window's own time zone."""
-        nxt = self.next_opening(now)
-        when = f"; next opens {nxt.astimezone(self.zone).isoformat(timespec='minutes')}" if nxt else ""
-        return f"maintenance window {self.describe()} is closed{when}"
+    def outside_message(self, now: datetime, *, origin: str = "", others: Sequence[Window] = ()) -> str:
+        """Why a run may not start now, with the next opening in the window's own time zone; `origin` says where
+        the window was set (``playbook drain-node``); with `others` (windows that must be open too) the opening
+        is the next time all of them are open together."""
+        where = f" (set in {origin})" if origin else ""
+        if others:
+            nxt = next_opening_of_all([self, *others], now)
+            when = "; the windows are not open together in the next two weeks"
+            if nxt:
+                when = f"; next open together {nxt.astimezone(self.zone).isoformat(timespec='minutes')}"
+        else:
+            nxt = self.next_opening(now)
+            when = f"; next opens {nxt.astimezone(self.zone).isoformat(timespec='minutes')}" if nxt else ""
+        return f"maintenance window {self.describe()}{where} is closed{when}"
+
+    def canonical(self) -> dict[str, object]:
+        """The window's meaning, for a playbook's content hash."""
+        return {
+            "days": sorted(self.days),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "timezone": self.timezone,
+        }
 
 
 def first_instant(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -181,3 +200,21 @@ def first_instant(day: date, clock: time, zone: ZoneInfo) -> datetime:
     while back.astimezone(zone).replace(tzinfo=None) < naive and back < probe:
         back += timedelta(seconds=1)
     return back
+
+
+def next_opening_of_all(windows: Sequence[Window], now: datetime) -> datetime | None:
+    """The first instant after `now` (within two weeks) when every window is open at once, or None.
+
+    The common time of several windows starts where one of them opens, so only their openings are candidates.
+    """
+    candidates: set[datetime] = set()
+    moment = now.astimezone(UTC)
+    for window in windows:
+        local_day = moment.astimezone(window.zone).date()
+        for offset in range(-1, 15):
+            day = local_day + timedelta(days=offset)
+            if day.weekday() in window.days:
+                opening, closing = window.span(day)
+                if opening > moment and closing > opening:
+                    candidates.add(opening)
+    return next((c for c in sorted(candidates) if all(w.contains(c) for w in windows)), None)
