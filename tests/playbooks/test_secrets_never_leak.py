@@ -9,7 +9,9 @@ undeliverable webhook), and then nothing kubeops printed or wrote may contain th
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,6 +143,18 @@ def test_failures_never_print_or_record_a_secret(leaky: Leaky, cluster: str, arg
     assert_no_secret(leaky, done.stdout, done.stderr)
 
 
+def test_replace_with_aws_unreachable_skips_the_restore_instead_of_failing_it(leaky: Leaky):
+    """The restore cleanup needs what the `group` step read; when AWS never answered there is nothing to restore."""
+    done = leaky.kubeops("replace", f"--node={leaky.worker()}", cluster="aws-down")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "cannot reach the AWS endpoint" in done.stderr
+    run_id = re.search(r"invoke resume --run=([\w-]+)", done.stderr)[1]  # type: ignore[index]
+    shown = leaky.kubeops("show", f"--run={run_id}", "--json", cluster="aws-down")
+    steps = {s["name"]: s for s in json.loads(shown.stdout)["steps"]}
+    assert steps["restore"]["status"] == "skipped", steps["restore"]
+    assert_no_secret(leaky, done.stdout, done.stderr, shown.stdout, shown.stderr)
+
+
 def test_a_failed_ssh_step_its_resume_and_the_records_hold_no_secret(leaky: Leaky):
     """maintain: cordon and drain happen, SSH to an unreachable host fails the run; resume fails the same way."""
     node = leaky.worker()
@@ -151,9 +165,11 @@ def test_a_failed_ssh_step_its_resume_and_the_records_hold_no_secret(leaky: Leak
     done = leaky.kubeops("maintain", f"--node={node}", "--no-sudo", "--command=true")
     assert done.returncode == 1, done.stderr[-3000:]
     assert "cannot connect to root@127.0.0.1" in done.stderr, done.stderr[-3000:]  # the SSH step was reached
-    run_id = done.stderr.split("invoke resume --run=")[1].split()[0].strip("`'\".,")
-    for args in (("resume", f"--run={run_id}"), ("show", run_id, "--json"), ("show", run_id), ("runs",)):
+    run_id = re.search(r"invoke resume --run=([\w-]+)", done.stderr)[1]  # type: ignore[index]
+    for args in (("resume", f"--run={run_id}"), ("show", f"--run={run_id}", "--json"), ("show", f"--run={run_id}"),
+                 ("runs",)):
         more = leaky.kubeops(*args, log_format="console")
+        assert more.returncode == (1 if args[0] == "resume" else 0), more.stderr[-3000:]
         assert "Traceback" not in more.stderr, more.stderr[-3000:]
     assert_no_secret(leaky, *leaky.outputs)
 
