@@ -26,8 +26,9 @@ _WAIT = _common.WAIT_HELP
         "wait-for-lock": _WAIT,
     },
 )
-def run(c, playbook, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
+def run(c, playbook=None, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
     """Run a playbook (checkpointed; resumable with `resume`)."""
+    playbook = _common.required_flag(playbook, "playbook", "hello")
     with _common.exit_codes():
         from kubeops.tasks.schedule import parse_wait
 
@@ -39,8 +40,9 @@ def run(c, playbook, param=None, dry_run=False, cluster=None, log_format=None, w
 
 
 @task(help={"playbook": "playbook name (in playbooks/) or path to a YAML file"})
-def validate(c, playbook):  # type: ignore[no-untyped-def]
+def validate(c, playbook=None):  # type: ignore[no-untyped-def]
     """Check a playbook (actions, arguments, references, includes) without running anything."""
+    playbook = _common.required_flag(playbook, "playbook", "hello")
     with _common.exit_codes():
         from kubeops.engine.api import load_playbook
 
@@ -81,8 +83,9 @@ def runs(c, json_=False, cluster=None, all_=False):  # type: ignore[no-untyped-d
 
 
 @task(help={"run": "run id (see `runs`)", "json": "print the record as JSON", "cluster": _CLUSTER})
-def show(c, run, json_=False, cluster=None):  # type: ignore[no-untyped-def]
+def show(c, run=None, json_=False, cluster=None):  # type: ignore[no-untyped-def]
     """Show one run: steps, attempts, outputs, errors."""
+    run = _common.required_flag(run, "run", "ID (see `invoke runs`)")
     with _common.exit_codes():
         from kubeops.engine.api import get_run
 

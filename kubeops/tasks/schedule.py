@@ -47,9 +47,10 @@ def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
     },
 )
 def run_scheduled(  # type: ignore[no-untyped-def]
-    c, playbook, param=None, cluster=None, wait_for_lock=None, textfile_dir=None, log_format=None
+    c, playbook=None, param=None, cluster=None, wait_for_lock=None, textfile_dir=None, log_format=None
 ):
     """Run a playbook as a schedule does: resume this schedule's unfinished run if there is one, else start."""
+    playbook = _common.required_flag(playbook, "playbook", "drain-node")
     with _common.exit_codes():
         from kubeops.engine.api import load_playbook, raise_for_status, resume_run, run_playbook
         from kubeops.engine.checkpoints import UNFINISHED, store_for
@@ -155,10 +156,12 @@ def _program() -> list[str]:
     },
 )
 def schedule(  # type: ignore[no-untyped-def]
-    c, playbook, cron, param=None, cluster=None, install=False, kubernetes=False, log_file=None,
+    c, playbook=None, cron=None, param=None, cluster=None, install=False, kubernetes=False, log_file=None,
     image="kubeops:latest", namespace=None, timezone=None, wait_for_lock=None, output=None,
 ):
     """Print (or --install) a crontab entry running a playbook unattended; --kubernetes renders a CronJob."""
+    playbook = _common.required_flag(playbook, "playbook", "drain-node")
+    cron = _common.required_flag(cron, "cron", '"0 3 * * 1-5"')
     with _common.exit_codes():
         from kubeops.engine import cronjob
         from kubeops.engine.api import load_playbook

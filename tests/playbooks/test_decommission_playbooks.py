@@ -266,7 +266,7 @@ def test_maintain_with_reboot_waits_for_the_new_boot_then_uncordons(make_sandbox
     assert done.returncode == 0, done.stderr
     assert log.read_text().splitlines() == ["down boot-after-reboot", "up boot-after-reboot"]  # rebooted once
     run_id = next(json.loads(line)["run_id"] for line in done.stderr.splitlines() if line.startswith("{"))
-    shown = kubeops(sb, "show", run_id, "--json")
+    shown = kubeops(sb, "show", f"--run={run_id}", "--json")
     assert shown.returncode == 0, shown.stderr
     steps = {s["name"]: s for s in json.loads(shown.stdout)["steps"]}
     assert [s["status"] for s in steps.values()] == ["done"] * len(steps), steps
