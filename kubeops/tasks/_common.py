@@ -162,14 +162,21 @@ def run_playbook_task(
     dry_run: bool = False,
     cluster: str | None = None,
     log_format: str | None = None,
+    wait_for_lock: str | None = None,
     wait_for_lock_s: float = 0.0,
 ) -> RunRecord:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
 
     Domain tasks are one call: ``run_playbook_task(c, "decommission-node", params={"node": node},
-    dry_run=dry_run, cluster=cluster, log_format=log_format)``. `params` values may be typed or strings.
+    dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock=wait_for_lock)``. `params` values
+    may be typed or strings; `wait_for_lock` is the raw ``--wait-for-lock`` flag (``90s``, ``10m``), parsed
+    like `run`'s (a malformed one exits 2 before anything starts).
     """
     with exit_codes():
+        if wait_for_lock is not None:
+            from kubeops.tasks.schedule import parse_wait
+
+            wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)
         setup_logging(settings)
         from kubeops.engine.api import run_playbook

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from invoke import Context, task
 
+from kubeops.tasks._common import WAIT_HELP
+
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
     """The app's config for the selected cluster, read from the same inventory folder as the cluster's file.
@@ -60,6 +62,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         "step_timeout": "seconds each step's new pods get to become ready; default: rollout.step_timeout_s",
         "dry_run": "print the manifests and what would change; send creates/patches with dryRun=All only",
         "log_format": "auto (console on a terminal, JSON otherwise), console or json",
+        "wait_for_lock": WAIT_HELP,
     }
 )
 def deploy(
@@ -71,6 +74,7 @@ def deploy(
     step_timeout: int = 0,
     dry_run: bool = False,
     log_format: str | None = None,
+    wait_for_lock: str | None = None,
 ) -> None:
     """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure."""
     from kubeops.apps.render import resolve_version
@@ -91,4 +95,5 @@ def deploy(
         dry_run=dry_run,
         cluster=cluster,
         log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )

@@ -16,6 +16,7 @@ from kubeops.tasks import _common
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
 _CLUSTER = _common.CLUSTER_HELP
 _LOG = _common.LOG_HELP
+_WAIT = _common.WAIT_HELP
 _MAX = "raise the group's max size if the surge needs it (restored afterwards)"
 
 
@@ -40,16 +41,22 @@ def _positive(value: Any, flag: str) -> int:
         "dry-run": _DRY,
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     }
 )
-def scale_up(c, group=None, count=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+def scale_up(  # type: ignore[no-untyped-def]
+    c, group=None, count=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+):
     """Add instances to an Auto Scaling group and wait until their Nodes are Ready."""
     params = {
         "group": _common.required_flag(group, "group", "workers"),
         "count": _positive(count, "count"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(c, "scale-up", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+    _common.run_playbook_task(
+        c, "scale-up", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
+    )
 
 
 @task(
@@ -59,15 +66,21 @@ def scale_up(c, group=None, count=1, allow_raise_max=False, dry_run=False, clust
         "dry-run": _DRY,
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     }
 )
-def replace(c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+def replace(  # type: ignore[no-untyped-def]
+    c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+):
     """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
     params = {
         "node": _common.required_flag(node, "node", "ip-10-0-1-23.ec2.internal"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
+    _common.run_playbook_task(
+        c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
+    )
 
 
 @task(
@@ -78,9 +91,12 @@ def replace(c, node=None, allow_raise_max=False, dry_run=False, cluster=None, lo
         "dry-run": _DRY,
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     }
 )
-def replace_group(c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+def replace_group(  # type: ignore[no-untyped-def]
+    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
         "group": _common.required_flag(group, "group", "workers"),
@@ -88,5 +104,6 @@ def replace_group(c, group=None, batch=1, allow_raise_max=False, dry_run=False, 
         "allow_raise_max": bool(allow_raise_max),
     }
     _common.run_playbook_task(
-        c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+        c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )

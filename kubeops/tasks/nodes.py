@@ -17,6 +17,7 @@ _NODE = "the node's name (as `kubectl get nodes` shows it)"
 _DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
 _CLUSTER = _common.CLUSTER_HELP
 _LOG = _common.LOG_HELP
+_WAIT = _common.WAIT_HELP
 _DRAIN_HELP = {
     "ignore-daemonsets": "leave DaemonSet pods (default: yes; --no-ignore-daemonsets refuses them like kubectl)",
     "delete-emptydir-data": "allow evicting pods that use emptyDir (their data is lost)",
@@ -72,18 +73,20 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
         "dry-run": _DRY,
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     }
 )
 def decommission(  # type: ignore[no-untyped-def]
     c, node=None, delete_node=False, terminate=False, ignore_daemonsets=True, delete_emptydir_data=False,
-    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None,
+    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
 ):
     """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally terminate/delete."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params["delete_node"] = bool(delete_node)
     params["terminate_instance"] = bool(terminate)
     _common.run_playbook_task(
-        c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+        c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )
 
 
@@ -99,11 +102,12 @@ def decommission(  # type: ignore[no-untyped-def]
         "dry-run": _DRY,
         "cluster": _CLUSTER,
         "log-format": _LOG,
+        "wait-for-lock": _WAIT,
     },
 )
 def maintain(  # type: ignore[no-untyped-def]
     c, node=None, command=None, reboot=False, no_sudo=False, ignore_daemonsets=True, delete_emptydir_data=False,
-    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None,
+    force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
 ):
     """Cordon and drain a node, run maintenance over SSH, optionally reboot, wait Ready, uncordon."""
     with _common.exit_codes():
@@ -111,34 +115,42 @@ def maintain(  # type: ignore[no-untyped-def]
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params.update({"commands": commands, "reboot": bool(reboot), "sudo": not no_sudo})
     _common.run_playbook_task(
-        c, "maintain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+        c, "maintain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )
 
 
-@task(help={"node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
+@task(
+    help={
+        "node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT,
+    }
+)
 def drain(  # type: ignore[no-untyped-def]
     c, node=None, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1, timeout=None,
-    dry_run=False, cluster=None, log_format=None,
+    dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
 ):
     """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
-    _common.run_playbook_task(c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format)
-
-
-@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
-def cordon(c, node=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
-    """Mark a node unschedulable (idempotent)."""
     _common.run_playbook_task(
-        c, "cordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
-        log_format=log_format,
+        c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )
 
 
-@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG})
-def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None):  # type: ignore[no-untyped-def]
+@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT})
+def cordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
+    """Mark a node unschedulable (idempotent)."""
+    _common.run_playbook_task(
+        c, "cordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
+        log_format=log_format, wait_for_lock=wait_for_lock,
+    )
+
+
+@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT})
+def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
     """Make a node schedulable again (idempotent)."""
     _common.run_playbook_task(
         c, "uncordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
-        log_format=log_format,
+        log_format=log_format, wait_for_lock=wait_for_lock,
     )
 

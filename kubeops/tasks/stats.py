@@ -47,11 +47,12 @@ def stats(c, node=None, sort="cpu", output="table", interval=5.0, cluster=None):
         "interval": _INTERVAL,
         "cluster": _CLUSTER,
         "log-format": "auto, console or json",
+        "wait-for-lock": _common.WAIT_HELP,
     }
 )
 def redistribute(  # type: ignore[no-untyped-def]
     c, dry_run=False, high_cpu=None, high_memory=None, low_cpu=None, low_memory=None, max_evictions=None,
-    interval=None, cluster=None, log_format=None,
+    interval=None, cluster=None, log_format=None, wait_for_lock=None,
 ):
     """Evict pods from nodes above the high usage band so they land on nodes below the low band."""
     params = {
@@ -63,5 +64,6 @@ def redistribute(  # type: ignore[no-untyped-def]
         "interval_s": interval,
     }
     _common.run_playbook_task(
-        c, "redistribute", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format
+        c, "redistribute", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )
