@@ -60,20 +60,24 @@ def bind_params(
     for name in given:
         if name not in declared:
             raise InputError(
-                f"playbook {playbook.name!r} has no parameter {name!r}",
+                f"{playbook.path}: params: playbook {playbook.name!r} has no parameter {name!r}",
                 hint=f"it takes: {', '.join(declared) or '(no parameters)'}",
             )
     bound: dict[str, Any] = {}
     for name, decl in declared.items():
+        where = f"{decl.source or playbook.path}: params.{name}"  # the declaration a bad value is checked against
         if name in given and given[name] is not None:
-            bound[name] = coerce(decl, given[name])
+            try:
+                bound[name] = coerce(decl, given[name])
+            except InputError as exc:
+                raise InputError(f"{where}: {exc.message}", hint=exc.hint) from None
         elif defaults and name in defaults:
             bound[name] = coerce(decl, defaults[name])
         elif decl.default is not None:
             bound[name] = decl.default
         elif decl.required:
             raise InputError(
-                f"playbook {playbook.name!r} needs parameter {name!r}"
+                f"{where}: playbook {playbook.name!r} needs parameter {name!r}"
                 + (f" ({decl.description})" if decl.description else ""),
                 hint=f"pass --param {name}=...",
             )
