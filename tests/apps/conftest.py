@@ -45,10 +45,18 @@ class AppsSandbox:
             raise
 
     def send(self, method: str, path: str, body: Any) -> Any:
+        """Write through the API; returns once the request log holds the write too (the sandbox logs a request
+        just after answering it, so a `log_mark()` taken right after could otherwise count it as later)."""
+        before = self.log_mark()
         request = urllib.request.Request(self.url + path, method=method, data=json.dumps(body).encode())
         request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+            answer = json.loads(response.read())
+        deadline = time.monotonic() + 5
+        while not any(r["method"] == method and r["path"] == path for r in self.requests(before)):
+            assert time.monotonic() < deadline, f"{method} {path} never reached the request log"
+            time.sleep(0.01)
+        return answer
 
     def controllers(self, app: str) -> dict[str, dict[str, Any]]:
         """name -> object for the app's Deployments and ReplicationControllers."""
