@@ -98,8 +98,12 @@ class Conflict(ClusterError):
     """Stale resourceVersion or object already exists (409)."""
 
 
-class Forbidden(ClusterError):
-    """Credentials lack permission (401/403)."""
+class Forbidden(ClusterError, InputError):
+    """Bad credentials or missing permissions (401/403).
+
+    Also an InputError: retrying will not help, and when it happens before any change the run is rejected and
+    exits 2 like other bad configuration. After a change it fails the step like any other error (exit 1).
+    """
 
 
 class TooManyRequests(ClusterError):

@@ -129,6 +129,11 @@ class Settings:
     checkpoint_store: str = "file"  # "file" or "configmap" (in-cluster runs)
     params: dict[str, Any] = field(default_factory=dict)  # default playbook params for this cluster
     log_format: str = "auto"  # "auto" (console on a TTY, JSON otherwise), "console" or "json"
+    lines: dict[str, int] = field(default_factory=dict, repr=False)  # "kube.kubeconfig" -> its inventory line
+
+    def where(self, dotted_field: str) -> tuple[str, int | None]:
+        """(inventory file, line) of a setting, so errors about it can point at it."""
+        return self.inventory_path or "(inventory)", self.lines.get(dotted_field)
 
 
 _GROUPS: dict[str, type] = {
@@ -216,7 +221,9 @@ def load_settings(
     if store not in ("file", "configmap"):
         raise doc.error(("checkpoint_store",), f"must be 'file' or 'configmap', got {store!r}")
     groups.pop("window", None)
+    lines = {".".join(str(k) for k in key): line for key, line in doc.lines.items() if key}
     return Settings(
+        lines=lines,
         cluster=cluster,
         state_dir=state_dir or default_state_dir(),
         inventory_path=str(path),

@@ -22,8 +22,15 @@ class Clients:
     def kube(self) -> Any:
         if self._kube is None:
             from kubeops.clients.kube import KubeClient
+            from kubeops.errors import InputError, PlaybookError
 
-            self._kube = KubeClient.from_settings(self.settings.kube, dry_run=self.dry_run)
+            try:
+                self._kube = KubeClient.from_settings(self.settings.kube, dry_run=self.dry_run)
+            except InputError as exc:
+                if not self.settings.kube.kubeconfig or isinstance(exc, PlaybookError):
+                    raise
+                path, line = self.settings.where("kube.kubeconfig")
+                raise PlaybookError(exc.message, path=path, line=line, field="kube.kubeconfig", hint=exc.hint) from None
         return self._kube
 
     @property

@@ -104,6 +104,32 @@ def test_a_missing_kubeconfig_says_so_and_how_to_fix_it(cli) -> None:  # type: i
     assert f"kubeconfig {cli.root / 'state' / 'sandbox' / 'kubeconfig'} does not exist" in error
     assert "start the sandbox (`invoke sandbox --detach`)" in error
     assert "nothing was changed" in error
+    # and it points at the inventory line that named the file
+    assert f"{cli.root / 'inventory' / 'sandbox.yaml'}:3: kube.kubeconfig:" in error
+
+
+def test_bad_credentials_are_one_message_exit_2_and_no_change(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """The API server answers 401 to everything (as to a revoked token): exit 2, nothing written."""
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    (inventory / "sandbox.yaml").write_text(f"name: sandbox\nkube:\n  kubeconfig: {sandbox.kubeconfig}\n")
+    env = {**os.environ, "KUBEOPS_STATE_DIR": str(tmp_path / "state"), "KUBEOPS_INVENTORY_DIR": str(inventory),
+           "KUBEOPS_LOG_FORMAT": "json", "PYTHONPATH": str(REPO)}
+    mark = len(sandbox.requests())
+    sandbox.set_faults(error_401_rate=1.0)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-0"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        sandbox.set_faults(error_401_rate=0.0)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    error = proc.stderr[proc.stderr.index("error:"):]
+    assert "Unauthorized" in error and "check the credentials" in error
+    writes = [r for r in sandbox.requests()[mark:] if r["method"] != "GET" and not r["path"].startswith("/sandbox/")]
+    assert writes == []  # (the test's own fault switches go to /sandbox/v1/faults)
 
 
 @pytest.mark.parametrize("task", ["run", "validate", "show", "schedule", "run-scheduled", "drain", "replace"])
