@@ -6,8 +6,6 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,24 +16,12 @@ from kubeops.actions import k8s
 from kubeops.actions.context import StepContext
 from kubeops.clients.factory import Clients
 from kubeops.errors import ActionError, InputError
-from tests.k8s_sandbox import Sandbox
+from tests.k8s_sandbox import Sandbox, sandbox_maker  # noqa: F401 (fixture make_sandbox)
 
 WORKERS = [{"name_prefix": "worker-", "count": 2, "role": "worker",
             "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}]
 
 
-@pytest.fixture
-def make_sandbox(tmp_path: Path) -> Iterator[Any]:
-    started: list[Sandbox] = []
-
-    def make(scenario: dict[str, Any]) -> Sandbox:
-        sb = Sandbox({"name": "t", "settings": {"tick_ms": 50}, **scenario}, tmp_path / f"sb{len(started)}")
-        started.append(sb)
-        return sb
-
-    yield make
-    for sb in started:
-        sb.stop()
 
 
 def ctx_for(sb: Sandbox, *, dry_run: bool = False, intent: dict[str, Any] | None = None,
