@@ -26,7 +26,7 @@ class Sandbox:
         from kubeops.sandbox.cluster import build_cluster
         from kubeops.sandbox.faults import FaultConfig, Faults
         from kubeops.sandbox.requestlog import RequestLog
-        from kubeops.sandbox.server import SandboxServer
+        from kubeops.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -43,7 +43,7 @@ class Sandbox:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": {"server": self.server.url}}],
-            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "users": [{"name": "sandbox", "user": {"token": SANDBOX_TOKEN}}],
             "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox"}}],
             "current-context": "sandbox",
         }))

@@ -30,10 +30,10 @@ from typing import Any
 
 from kubeops.errors import KubeopsError
 from kubeops.processes import pid_alive
+from kubeops.sandbox.server import SANDBOX_TOKEN
 
 log = logging.getLogger("kubeops.sandbox")
 
-DUMMY_TOKEN = "kubeops-sandbox-token"  # not a secret: the sandbox accepts any token
 DUMMY_AWS_KEY = "testing"
 
 
@@ -87,7 +87,7 @@ def kubeconfig_text(api_url: str) -> str:
     return (
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- name: sandbox\n  cluster:\n    server: {api_url}\n"
-        f"users:\n- name: sandbox\n  user:\n    token: {DUMMY_TOKEN}\n"
+        f"users:\n- name: sandbox\n  user:\n    token: {SANDBOX_TOKEN}\n"
         "contexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: default\n"
         "current-context: sandbox\npreferences: {}\n"
     )

@@ -10,7 +10,8 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     ``join_delay_s`` (AWS instance -> Ready node, 5), ``kubelet_version`` ("v1.33.0"), ``region`` ("us-east-1"),
     ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone),
     ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
-    a server older than 1.22).
+    a server older than 1.22), ``tokens`` (bearer tokens accepted; default: only the one in the sandbox's own
+    kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one).
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).

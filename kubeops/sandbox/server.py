@@ -36,6 +36,7 @@ from kubeops.sandbox.selectors import fields_match, labels_match
 from kubeops.sandbox.store import Obj, WatchEvent, clone
 
 log = logging.getLogger("kubeops.sandbox.server")
+SANDBOX_TOKEN = "kubeops-sandbox-token"  # written into the sandbox kubeconfig; not a secret
 
 DEFAULT_WATCH_TIMEOUT_S = 1800
 BOOKMARK_INTERVAL_S = 10.0
@@ -156,6 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/sandbox/"):
                 self._rec["verb"] = "sandbox"
                 self._sandbox(method, path)
+            elif not self._authenticated():
+                self._rec["verb"] = "unauthorized"
+                self._send_json(401, st.failure(401, "Unauthorized", "Unauthorized"))
             else:
                 fault = self.server.faults.decide(method, path)
                 if fault is not None:
@@ -183,6 +187,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._rec["status"] = self._status_sent
             self._rec["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             self.server.request_log.write(self._rec)
+
+    def _authenticated(self) -> bool:
+        """A bearer token the sandbox does not know is refused with 401, as kube-apiserver refuses a bad one.
+
+        Known tokens: the scenario setting ``tokens`` (``["*"]`` accepts any), by default only the one the
+        sandbox writes into its kubeconfig.
+
+        No Authorization header at all is let through (a real server would treat it as system:anonymous), so
+        plain HTTP probes keep working; the token in the sandbox's kubeconfig is not a secret.
+        """
+        header = self.headers.get("Authorization")
+        if not header:
+            return True
+        tokens = self.server.cluster.settings.get("tokens") or [SANDBOX_TOKEN]
+        return "*" in tokens or header.removeprefix("Bearer ") in tokens
 
     # ---- plumbing -----------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from kubeops.actions.registry import default_registry
 from kubeops.clients.factory import Clients
 from kubeops.clients.ssh import SshCommandFailed
 from kubeops.errors import ActionError, InputError, NotFound
+from kubeops.sandbox.server import SANDBOX_TOKEN
 from kubeops.settings import KubeSettings, Settings
 from tests.ssh_fixture import Sshd, sshd_server  # noqa: F401  (provides the `sshd` fixture)
 
@@ -78,7 +79,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [{"name": "sandbox", "cluster": {"server": server.url}}],
-                "users": [{"name": "u", "user": {"token": "sandbox"}}],
+                "users": [{"name": "u", "user": {"token": SANDBOX_TOKEN}}],
                 "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "u"}}],
                 "current-context": "sandbox",
             }

@@ -106,7 +106,9 @@ class Leaky:
 @pytest.fixture(scope="module")
 def leaky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Leaky]:
     root = tmp_path_factory.mktemp("secrets")
-    sb = SandboxProcess(scenario(desired=2, max_size=4), state_dir=root / "sandbox", aws=True).start()
+    spec = scenario(desired=2, max_size=4)
+    spec["settings"]["tokens"] = [TOKEN]  # the recognisable token is a valid one here
+    sb = SandboxProcess(spec, state_dir=root / "sandbox", aws=True).start()
     try:
         yield Leaky(root, sb)
     finally:

@@ -126,3 +126,24 @@ def test_get_all_and_short_names(sb: SandboxProcess) -> None:
                    "poddisruptionbudget.policy/web", "service/web"):
         assert needle in out
 
+
+
+
+def test_a_token_the_server_does_not_know_is_refused_like_a_revoked_one(sb: SandboxProcess) -> None:
+    """kubectl sends no bearer token over plain HTTP, so this is checked with a raw request as a client would."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def get(token: str) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{sb.api_url}/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    code, body = get("revoked-token")
+    assert code == 401 and body["reason"] == "Unauthorized" and body["kind"] == "Status"
+    code, body = get("kubeops-sandbox-token")  # the token in the sandbox's own kubeconfig
+    assert code == 200 and body["kind"] == "NodeList"

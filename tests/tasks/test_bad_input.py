@@ -109,27 +109,29 @@ def test_a_missing_kubeconfig_says_so_and_how_to_fix_it(cli) -> None:  # type: i
 
 
 def test_bad_credentials_are_one_message_exit_2_and_no_change(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
-    """The API server answers 401 to everything (as to a revoked token): exit 2, nothing written."""
+    """A kubeconfig whose token the API server does not accept (revoked, or another cluster's): exit 2, no write."""
+    kubeconfig = tmp_path / "kubeconfig"
+    text = Path(sandbox.kubeconfig).read_text()
+    assert "kubeops-sandbox-token" in text
+    kubeconfig.write_text(text.replace("kubeops-sandbox-token", "revoked-token-123"))
     inventory = tmp_path / "inventory"
     inventory.mkdir()
-    (inventory / "sandbox.yaml").write_text(f"name: sandbox\nkube:\n  kubeconfig: {sandbox.kubeconfig}\n")
+    (inventory / "sandbox.yaml").write_text(f"name: sandbox\nkube:\n  kubeconfig: {kubeconfig}\n")
     env = {**os.environ, "KUBEOPS_STATE_DIR": str(tmp_path / "state"), "KUBEOPS_INVENTORY_DIR": str(inventory),
            "KUBEOPS_LOG_FORMAT": "json", "PYTHONPATH": str(REPO)}
     mark = len(sandbox.requests())
-    sandbox.set_faults(error_401_rate=1.0)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-0"],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        )
-    finally:
-        sandbox.set_faults(error_401_rate=0.0)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-0"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     error = proc.stderr[proc.stderr.index("error:"):]
     assert "Unauthorized" in error and "check the credentials" in error
-    writes = [r for r in sandbox.requests()[mark:] if r["method"] != "GET" and not r["path"].startswith("/sandbox/")]
-    assert writes == []  # (the test's own fault switches go to /sandbox/v1/faults)
+    assert "revoked-token-123" not in proc.stderr
+    seen = sandbox.requests()[mark:]
+    assert seen and all(r["status"] == 401 for r in seen)  # refused, and nothing else was even tried
+    assert [r for r in seen if r["method"] != "GET"] == []
 
 
 @pytest.mark.parametrize("task", ["run", "validate", "show", "schedule", "run-scheduled", "drain", "replace"])
