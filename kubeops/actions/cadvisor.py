@@ -153,9 +153,10 @@ def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
     exceeded: list[str] = []
     nodes: dict[str, dict[str, Any]] = {}
     for r in reports:
-        cpu = 100 * (r.node.cpu_share or 0.0)
-        mem = 100 * (r.node.memory_share or 0.0)
-        nodes[r.node.node] = {"cpu_pct": round(cpu, 2), "memory_pct": round(mem, 2), "source": r.node.source}
+        # one rounding for both the output and the message, so they never disagree (82.549 vs "82.6")
+        cpu = round(100 * (r.node.cpu_share or 0.0), 2)
+        mem = round(100 * (r.node.memory_share or 0.0), 2)
+        nodes[r.node.node] = {"cpu_pct": cpu, "memory_pct": mem, "source": r.node.source}
         if cpu > p.max_cpu_pct:
             exceeded.append(f"{r.node.node}: CPU {cpu:.1f}% > {p.max_cpu_pct:g}%")
         if mem > p.max_memory_pct:

@@ -152,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
             "subresource": "", "namespace": "", "name": "", "user_agent": self.headers.get("User-Agent", ""),
         }
         self._status_sent = 0
+        self._started = started
+        self._logged = False
         self._body_cache: bytes | None = None
         try:
             if path.startswith("/sandbox/"):
@@ -184,9 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, st.failure(500, "InternalError", f"Internal error occurred: {exc}",
                                             details={"causes": [{"message": str(exc)}]}))
         finally:
-            self._rec["status"] = self._status_sent
-            self._rec["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            self.server.request_log.write(self._rec)
+            self._log_request()
 
     def _authenticated(self) -> bool:
         """A bearer token the sandbox does not know is refused with 401, as kube-apiserver refuses a bad one.
@@ -238,8 +238,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, yaml.YAMLError) as exc:
             raise st.bad_request(f"error decoding request body: {exc}") from None
 
+    def _log_request(self) -> None:
+        """Write this request's line once. Plain answers log before their bytes go out, so a client that has its
+        answer always finds the request in requests.jsonl (tests count requests right after making them)."""
+        if self._logged:
+            return
+        self._logged = True
+        self._rec["status"] = self._status_sent
+        self._rec["duration_ms"] = round((time.perf_counter() - self._started) * 1000, 3)
+        self.server.request_log.write(self._rec)
+
     def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self._status_sent = code
+        self._log_request()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
