@@ -35,6 +35,6 @@ cat <<MSG
 
 The sandbox is still running, so you can look around:
   export KUBECONFIG=$state/kubeconfig; kubectl get pods -A -o wide
-  . .venv/bin/activate; invoke --list; invoke show
+  . .venv/bin/activate; invoke --list; invoke runs; invoke show --run=ID
 Stop it with: .venv/bin/invoke sandbox --stop
 MSG
