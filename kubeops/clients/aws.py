@@ -102,6 +102,17 @@ def instance_id_from_provider_id(provider_id: str | None) -> str | None:
     return last if last.startswith("i-") else None
 
 
+def _instance(raw: dict[str, Any], group: str) -> Instance:
+    """An instance entry of DescribeAutoScalingGroups or DescribeAutoScalingInstances (same fields)."""
+    return Instance(
+        id=raw["InstanceId"],
+        group=group,
+        zone=raw.get("AvailabilityZone", ""),
+        lifecycle_state=raw.get("LifecycleState", ""),
+        health_status=raw.get("HealthStatus", "Healthy"),
+    )
+
+
 def group_not_found(name: str) -> AwsInputError:
     return AwsInputError(
         f'Auto Scaling group "{name}" not found',
@@ -256,16 +267,7 @@ class AwsClient:
         if not groups:
             raise group_not_found(name)
         raw = groups[0]
-        instances = tuple(
-            Instance(
-                id=i["InstanceId"],
-                group=name,
-                zone=i.get("AvailabilityZone", ""),
-                lifecycle_state=i.get("LifecycleState", ""),
-                health_status=i.get("HealthStatus", "Healthy"),
-            )
-            for i in raw.get("Instances") or []
-        )
+        instances = tuple(_instance(i, name) for i in raw.get("Instances") or [])
         return Group(
             name=name,
             min_size=int(raw["MinSize"]),
@@ -284,13 +286,7 @@ class AwsClient:
         )
         for raw in answer.get("AutoScalingInstances") or []:
             if raw.get("InstanceId") == instance_id:
-                return Instance(
-                    id=instance_id,
-                    group=raw["AutoScalingGroupName"],
-                    zone=raw.get("AvailabilityZone", ""),
-                    lifecycle_state=raw.get("LifecycleState", ""),
-                    health_status=raw.get("HealthStatus", "Healthy"),
-                )
+                return _instance(raw, raw["AutoScalingGroupName"])
         return None
 
     def instance_state(self, instance_id: str) -> str | None:
@@ -378,21 +374,18 @@ class AwsClient:
         self._mutate("update_auto_scaling_group", what=f'update limits of group "{group}"', **kwargs)
 
     def suspend_processes(self, group: str, processes: Iterable[str]) -> None:
-        names = sorted(set(processes))
-        if names:
-            self._mutate(
-                "suspend_processes",
-                what=f'suspend {", ".join(names)} on group "{group}"',
-                AutoScalingGroupName=group,
-                ScalingProcesses=names,
-            )
+        self._processes("suspend", group, processes)
 
     def resume_processes(self, group: str, processes: Iterable[str]) -> None:
+        self._processes("resume", group, processes)
+
+    def _processes(self, verb: str, group: str, processes: Iterable[str]) -> None:
+        """suspend_processes / resume_processes: one sorted call, none at all for an empty list."""
         names = sorted(set(processes))
         if names:
             self._mutate(
-                "resume_processes",
-                what=f'resume {", ".join(names)} on group "{group}"',
+                f"{verb}_processes",
+                what=f'{verb} {", ".join(names)} on group "{group}"',
                 AutoScalingGroupName=group,
                 ScalingProcesses=names,
             )
