@@ -23,6 +23,8 @@ from kubeops.actions.context import StepContext
 from kubeops.actions.registry import Plan, action
 from kubeops.errors import ActionError, AwsInputError, InputError, NotFound
 
+# Scaling processes suspended while a node is replaced: they would otherwise fight the replacement
+# (rebalance across zones, replace the instance we just took out, act on alarms or schedules).
 DEFAULT_PROCESSES = ["AZRebalance", "ReplaceUnhealthy", "AlarmNotification", "ScheduledActions"]
 POLL_S = 0.25
 

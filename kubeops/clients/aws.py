@@ -23,10 +23,6 @@ from kubeops.errors import AwsError, AwsInputError, InputError
 if TYPE_CHECKING:
     from kubeops.settings import AwsSettings
 
-# Scaling processes suspended while a node is replaced: they would otherwise fight the replacement
-# (rebalance across zones, replace the instance we just took out, act on alarms or schedules).
-DEFAULT_SUSPEND = ("AZRebalance", "ReplaceUnhealthy", "AlarmNotification", "ScheduledActions")
-
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "RequestThrottled"}
 )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kubeops.clients.aws import instance_id_from_provider_id
 from kubeops.errors import ActionError, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -71,11 +72,7 @@ def node_address(node: Mapping[str, Any]) -> str | None:
 
 def node_instance_id(node: Mapping[str, Any]) -> str | None:
     """The EC2 instance id from ``spec.providerID`` (``aws:///us-east-1a/i-0abc``), or None off AWS."""
-    provider = str((node.get("spec") or {}).get("providerID") or "")
-    if not provider.startswith("aws://"):
-        return None
-    tail = provider.rstrip("/").rsplit("/", 1)[-1]
-    return tail if tail.startswith("i-") else None
+    return instance_id_from_provider_id(str((node.get("spec") or {}).get("providerID") or ""))
 
 
 def _merge_patch(kube: KubeClient, name: str, patch: Obj, *, what: str) -> Obj:
