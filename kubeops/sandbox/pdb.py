@@ -5,7 +5,7 @@ reads ``currentHealthy``/``desiredHealthy`` to explain a block, so the arithmeti
 ``pkg/controller/disruption``: minAvailable as an integer counts the matching pods; a percentage or
 maxUnavailable scales against the replicas of the pods' controllers, rounding up; pods terminating or
 recently evicted (``status.disruptedPods``, two minutes) are not healthy; a negative result is clamped
-to 0. Pure functions over dicts; the reconciler that writes status lives in ``semantics``.
+to 0. Pure functions over dicts, then `PdbController`, the reconciler that writes the status.
 """
 
 from __future__ import annotations
@@ -199,11 +199,6 @@ def _condition(
         "observedGeneration": generation,
         "lastTransitionTime": _format_time(now) if changed else previous["lastTransitionTime"],
     }
-
-
-def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Whether writing ``new`` would change anything a reader sees (ignores nothing: conditions keep times)."""
-    return dict(old or {}) != dict(new)
 
 
 PDB_RESOURCE = "poddisruptionbudgets.policy"

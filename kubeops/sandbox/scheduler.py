@@ -419,9 +419,6 @@ class SchedulingIndex:
             self._rerank(name)
 
     # -- decisions ----------------------------------------------------------------------------
-    def owner_pods_on(self, owner_uid: str, node: str) -> int:
-        return self._owner_on.get((owner_uid, node), 0)
-
     def choose(self, pod: Mapping[str, Any]) -> tuple[str | None, str]:
         """The best feasible node for the pod (see the class docstring), or (None, FitError message).
 

@@ -114,17 +114,6 @@ def labels_match(reqs: tuple[Requirement, ...], obj: Obj) -> bool:
     return all(r.matches(labels) for r in reqs)
 
 
-def selector_from_label_selector(sel: dict[str, Any] | None) -> tuple[Requirement, ...] | None:
-    """A metav1.LabelSelector (matchLabels/matchExpressions) as requirements; None selects nothing."""
-    if sel is None:
-        return None
-    reqs = [Requirement(k, "=", (str(v),)) for k, v in (sel.get("matchLabels") or {}).items()]
-    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
-    for expr in sel.get("matchExpressions") or []:
-        reqs.append(Requirement(expr["key"], ops[expr["operator"]], tuple(expr.get("values") or ())))
-    return tuple(reqs)
-
-
 # ---- field selectors ---------------------------------------------------------------------------------------
 
 

@@ -11,11 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def _resource_name(resource: str) -> str:
-    """Store key ``deployments.apps`` -> ``deployments.apps`` (real messages use group-qualified plurals)."""
-    return resource
-
-
 class ApiError(Exception):
     """An error response: HTTP code plus a Status body. Handlers raise it; the server serialises it."""
 
