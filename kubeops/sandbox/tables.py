@@ -125,6 +125,7 @@ def _deploy_row(o: Obj, now: float) -> list[Any]:
 
 
 def _rs_row(o: Obj, now: float) -> list[Any]:
+    """ReplicaSets and ReplicationControllers print the same columns."""
     spec, status = o.get("spec") or {}, o.get("status") or {}
     names, images = _containers(o)
     return [o["metadata"]["name"], spec.get("replicas", 0), status.get("replicas", 0),
@@ -167,13 +168,6 @@ def _pdb_row(o: Obj, now: float) -> list[Any]:
             status.get("disruptionsAllowed", 0), _age(o, now)]
 
 
-def _rc_row(o: Obj, now: float) -> list[Any]:
-    spec, status = o.get("spec") or {}, o.get("status") or {}
-    names, images = _containers(o)
-    return [o["metadata"]["name"], spec.get("replicas", 0), status.get("replicas", 0),
-            status.get("readyReplicas", 0), _age(o, now), names, images, _selector_text(spec.get("selector"))]
-
-
 def _event_row(o: Obj, now: float) -> list[Any]:
     inv = o.get("involvedObject") or {}
     last = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
@@ -205,6 +199,8 @@ def _c(name: str, priority: int = 0, typ: str = "string", fmt: str = "") -> Colu
 _NAME = _c("Name", fmt="name")
 _AGE = _c("Age", typ="string")
 _WIDE_WORKLOAD = (_c("Containers", 1), _c("Images", 1), _c("Selector", 1))
+_REPLICAS = ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"), _c("Ready", typ="integer"), _AGE,
+              *_WIDE_WORKLOAD), _rs_row)
 
 PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, float], list[Any]]]] = {
     "nodes": ((_NAME, _c("Status"), _c("Roles"), _AGE, _c("Version"), _c("Internal-IP", 1), _c("External-IP", 1),
@@ -213,10 +209,8 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, float], list[Any]]]
               _c("Nominated Node", 1), _c("Readiness Gates", 1)), _pod_row),
     "deployments.apps": ((_NAME, _c("Ready"), _c("Up-to-date", typ="integer"), _c("Available", typ="integer"),
                           _AGE, *_WIDE_WORKLOAD), _deploy_row),
-    "replicasets.apps": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
-                          _c("Ready", typ="integer"), _AGE, *_WIDE_WORKLOAD), _rs_row),
-    "replicationcontrollers": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
-                                _c("Ready", typ="integer"), _AGE, *_WIDE_WORKLOAD), _rc_row),
+    "replicasets.apps": _REPLICAS,
+    "replicationcontrollers": _REPLICAS,
     "statefulsets.apps": ((_NAME, _c("Ready"), _AGE, _c("Containers", 1), _c("Images", 1)), _sts_row),
     "daemonsets.apps": ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"),
                          _c("Ready", typ="integer"), _c("Up-to-date", typ="integer"),
