@@ -76,21 +76,11 @@ def registry() -> Registry:
     return reg
 
 
-def build_guard(settings: Settings, **options: Any) -> Any:
-    """The run guard (lock, windows, notifications) when `kubeops.engine.guard` provides `build_guard(settings)`.
+def build_guard(settings: Settings, *, wait_for_lock_s: float = 0.0) -> Any:
+    """The run guard (lock, windows, notifications) for a real (not dry) run or resume of `settings.cluster`."""
+    from kubeops.engine.guard import build_guard as engine_build_guard
 
-    `options` (e.g. ``wait_for_lock_s``) are passed through to it."""
-    try:
-        module = importlib.import_module("kubeops.engine.guard")
-    except ModuleNotFoundError as exc:
-        if exc.name != "kubeops.engine.guard":
-            raise
-        return None
-    return module.build_guard(settings, **options)
-
-
-def _wait_option(wait_for_lock_s: float) -> dict[str, float]:
-    return {"wait_for_lock_s": wait_for_lock_s} if wait_for_lock_s else {}
+    return engine_build_guard(settings, wait_for_lock_s=wait_for_lock_s)
 
 
 def setup_logging(settings: Settings) -> None:
@@ -163,7 +153,6 @@ def run_playbook_task(
     cluster: str | None = None,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-    wait_for_lock_s: float = 0.0,
 ) -> RunRecord:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
 
@@ -173,10 +162,9 @@ def run_playbook_task(
     like `run`'s (a malformed one exits 2 before anything starts).
     """
     with exit_codes():
-        if wait_for_lock is not None:
-            from kubeops.tasks.schedule import parse_wait
+        from kubeops.tasks.schedule import parse_wait
 
-            wait_for_lock_s = parse_wait(wait_for_lock)
+        wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)
         setup_logging(settings)
         from kubeops.engine.api import run_playbook
@@ -188,7 +176,7 @@ def run_playbook_task(
             params=given,
             dry_run=dry_run,
             registry=registry(),
-            guard=None if dry_run else build_guard(settings, **_wait_option(wait_for_lock_s)),
+            guard=None if dry_run else build_guard(settings, wait_for_lock_s=wait_for_lock_s),
         )
         print_record_summary(record)
         if record["status"] == "paused":

@@ -30,12 +30,10 @@ def run(c, playbook=None, param=None, dry_run=False, cluster=None, log_format=No
     """Run a playbook (checkpointed; resumable with `resume`)."""
     playbook = _common.required_flag(playbook, "playbook", "hello")
     with _common.exit_codes():
-        from kubeops.tasks.schedule import parse_wait
-
         params = _common.parse_params(param)
-        wait_s = parse_wait(wait_for_lock)
     _common.run_playbook_task(
-        c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock_s=wait_s
+        c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+        wait_for_lock=wait_for_lock,
     )
 
 
@@ -147,7 +145,7 @@ def resume(c, run=None, force=False, cluster=None, log_format=None, wait_for_loc
             settings=settings,
             force=force,
             registry=_common.registry(),
-            guard=_common.build_guard(settings, **({"wait_for_lock_s": wait_s} if wait_s else {})),
+            guard=_common.build_guard(settings, wait_for_lock_s=wait_s),
         )
         _common.print_record_summary(record)
         if record["status"] == "paused":
