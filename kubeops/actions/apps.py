@@ -91,6 +91,14 @@ def _load(ctx: StepContext, app: str, cluster: str) -> AppConfig:
     return load_app(app, inventory=inventory, cluster=cluster or ctx.settings.cluster)
 
 
+def _load_version(
+    ctx: StepContext, p: VersionParams | RollParams | VerifyParams | RollbackParams
+) -> tuple[AppConfig, str]:
+    """The app's config and the version the step names (empty: the config's own `version`)."""
+    config = _load(ctx, p.app, p.cluster)
+    return config, resolve_version(config, p.version)
+
+
 def _versions(ctx: StepContext, config: AppConfig, version: str) -> tuple[Controller | None, list[Controller]]:
     """(the controller of `version` or None, every other version's controller of this app)."""
     from kubeops.clients.workloads import list_controllers
@@ -175,8 +183,7 @@ def _new_manifest(config: AppConfig, version: str, others: list[Controller]) -> 
 def _plan_create(ctx: StepContext, p: VersionParams) -> Plan:
     from kubeops.clients.workloads import create_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     new, others = _versions(ctx, config, version)
     name = controller_name(config.name, version)
     outputs = {"name": name, "kind": config.controller, "created": new is None, "previous": [c.name for c in others]}
@@ -204,8 +211,7 @@ def create_version(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
     """Create the version's controller at zero replicas, recording the serving versions for a rollback."""
     from kubeops.clients.workloads import create_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     new, others = _versions(ctx, config, version)
     name = controller_name(config.name, version)
     created = False
@@ -226,8 +232,7 @@ def _rollout_settings(config: AppConfig, p: RollParams) -> tuple[int, float]:
 
 
 def _plan_roll(ctx: StepContext, p: RollParams) -> Plan:
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     surge, timeout = _rollout_settings(config, p)
     new, others = _versions(ctx, config, version)
     name = controller_name(config.name, version)
@@ -313,8 +318,7 @@ def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
     """Step the new version up and the old ones down by `surge`, waiting for readiness at each step."""
     from kubeops.clients.workloads import create_controller, scale_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     surge, timeout = _rollout_settings(config, p)
     target = config.replicas
     steps = 0
@@ -351,8 +355,7 @@ def verify_endpoints(ctx: StepContext, p: VerifyParams) -> dict[str, Any]:
     """Wait until the Service's endpoints are exactly the new version's ready pods; fail at the timeout."""
     from kubeops.clients.workloads import list_pods, read_endpoints
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     label = version_labels(config, version)[LABEL_VERSION]
     deadline = time.monotonic() + p.timeout_s
     while True:
@@ -378,8 +381,7 @@ def verify_endpoints(ctx: StepContext, p: VerifyParams) -> dict[str, Any]:
 
 # --- deleting ------------------------------------------------------------------------------------------------------
 def _plan_delete_old(ctx: StepContext, p: VersionParams) -> Plan:
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     _, others = _versions(ctx, config, version)
     outputs = {"deleted": [c.name for c in others]}
     if not others:
@@ -394,8 +396,7 @@ def delete_old_versions(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
     """Delete every other version's controller; refuses one that still has replicas (it may still serve)."""
     from kubeops.clients.workloads import delete_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     _, others = _versions(ctx, config, version)
     serving = [c for c in others if c.replicas > 0]
     if serving:
@@ -409,8 +410,7 @@ def delete_old_versions(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
 
 
 def _plan_delete_version(ctx: StepContext, p: VersionParams) -> Plan:
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     new, _ = _versions(ctx, config, version)
     name = controller_name(config.name, version)
     if new is None:
@@ -425,8 +425,7 @@ def delete_version(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
     """Delete one version's controller and its pods (already gone: nothing to do)."""
     from kubeops.clients.workloads import delete_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     deleted = delete_controller(ctx.kube, config.controller, config.namespace, controller_name(config.name, version))
     return {"deleted": deleted}
 
@@ -435,8 +434,7 @@ def delete_version(ctx: StepContext, p: VersionParams) -> dict[str, Any]:
 def _plan_rollback(ctx: StepContext, p: RollbackParams) -> Plan:
     from kubeops.clients.workloads import get_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     new, _ = _versions(ctx, config, version)
     if new is None:
         return Plan(summary="do nothing: the new version does not exist", outputs=_rollback_out(False))
@@ -464,8 +462,7 @@ def rollback(ctx: StepContext, p: RollbackParams) -> dict[str, Any]:
     """Scale the previous versions back to their recorded size, wait until they serve, then remove the new one."""
     from kubeops.clients.workloads import delete_controller, get_controller, scale_controller
 
-    config = _load(ctx, p.app, p.cluster)
-    version = resolve_version(config, p.version)
+    config, version = _load_version(ctx, p)
     new, _ = _versions(ctx, config, version)
     if new is None:
         ctx.log.info("apps.rollback.nothing", version=version)
