@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kubeops.sandbox import defaults
 from kubeops.sandbox.discovery import Catalog, ResourceInfo
+from kubeops.sandbox.selectors import selector_text
 from kubeops.sandbox.store import Obj, Store
 
 if TYPE_CHECKING:
@@ -152,27 +153,13 @@ class Cluster:
     def scale_of(self, resource: str, obj: Obj) -> dict[str, Any]:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         meta = obj["metadata"]
-        selector = spec.get("selector") or {}
-        if (isinstance(selector, dict) and "matchLabels" in selector) or "matchExpressions" in selector:
-            parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-            for e in selector.get("matchExpressions") or []:
-                op = e.get("operator")
-                if op in ("In", "NotIn"):
-                    parts.append(f"{e['key']} {op.lower()} ({','.join(e.get('values') or [])})")
-                elif op == "Exists":
-                    parts.append(e["key"])
-                else:
-                    parts.append("!" + e["key"])
-            sel_text = ",".join(parts)
-        else:
-            sel_text = ",".join(f"{k}={v}" for k, v in (selector or {}).items())
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
             "spec": {"replicas": int(spec.get("replicas", 0))},
-            "status": {"replicas": int(status.get("replicas", 0)), "selector": sel_text},
+            "status": {"replicas": int(status.get("replicas", 0)), "selector": selector_text(spec.get("selector"))},
         }
 
 

@@ -114,6 +114,26 @@ def labels_match(reqs: tuple[Requirement, ...], obj: Obj) -> bool:
     return all(r.matches(labels) for r in reqs)
 
 
+def selector_text(sel: Any) -> str:
+    """A LabelSelector (or a ReplicationController's plain map) as selector syntax, like
+    ``LabelSelectorAsSelector(...).String()``: the Scale subresource's ``status.selector`` and kubectl's
+    Selector column both show this ("" when it selects everything)."""
+    if not sel:
+        return ""
+    if "matchLabels" in sel or "matchExpressions" in sel:
+        parts = [f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+        for e in sel.get("matchExpressions") or []:
+            op = e.get("operator")
+            if op in ("In", "NotIn"):
+                parts.append(f"{e['key']} {op.lower()} ({','.join(e.get('values') or [])})")
+            elif op == "Exists":
+                parts.append(e["key"])
+            else:
+                parts.append("!" + e["key"])
+        return ",".join(parts)
+    return ",".join(f"{k}={v}" for k, v in sel.items())
+
+
 # ---- field selectors ---------------------------------------------------------------------------------------
 
 

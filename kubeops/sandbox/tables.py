@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kubeops.sandbox.selectors import selector_text
 from kubeops.sandbox.store import Obj, parse_time
 
 Column = tuple[str, str, int, str]  # name, type, priority, format
@@ -106,14 +107,7 @@ def _containers(o: Obj) -> tuple[str, str]:
 
 
 def _selector_text(sel: Any) -> str:
-    if not sel:
-        return "<none>"
-    if "matchLabels" in sel or "matchExpressions" in sel:
-        parts = [f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
-        for e in sel.get("matchExpressions") or []:
-            parts.append(f"{e['key']} {e['operator'].lower()} ({','.join(e.get('values') or [])})")
-        return ",".join(parts) or "<none>"
-    return ",".join(f"{k}={v}" for k, v in sel.items())
+    return selector_text(sel) or "<none>"
 
 
 def _deploy_row(o: Obj, now: float) -> list[Any]:
