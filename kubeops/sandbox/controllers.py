@@ -26,7 +26,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox import endpoints
-from kubeops.sandbox.pdb import is_pod_ready, scaled_value, selector_matches
+from kubeops.sandbox.pdb import is_pod_ready, scaled_value
 from kubeops.sandbox.scheduler import placement_reason
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import clone, parse_time, random_suffix, rfc3339
@@ -151,25 +151,25 @@ class Controllers:
         for key in t.take("__orphans__"):
             self._collect_orphans(key[1])
         for key in t.take("deployments.apps"):
-            self._guard(self._deployment, key, now)
+            self._guard("deployments.apps", self._deployment, key, now)
         for resource in ("replicasets.apps", "replicationcontrollers"):
             for key in t.take(resource):
-                self._guard(self._replicaset, key, now, resource)
+                self._guard(resource, self._replicaset, key, now, resource)
         for key in t.take("statefulsets.apps"):
-            self._guard(self._statefulset, key, now)
+            self._guard("statefulsets.apps", self._statefulset, key, now)
         for key in t.take("jobs.batch"):
-            self._guard(self._job, key, now)
+            self._guard("jobs.batch", self._job, key, now)
         ds_keys = t.take("daemonsets.apps")
         if t.take("__daemonsets__"):
             ds_keys |= {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.store.iter("daemonsets.apps")}
         for key in ds_keys:
-            self._guard(self._daemonset, key, now)
+            self._guard("daemonsets.apps", self._daemonset, key, now)
 
-    def _guard(self, fn: Any, key: Key, now: float, *args: Any) -> None:
+    def _guard(self, resource: str, fn: Any, key: Key, now: float, *args: Any) -> None:
         try:
             fn(key, now, *args)
         except ApiError:  # a concurrent change (deleted namespace, conflict): the next event retries
-            self.t.later(now + 0.5, _resource_of(fn), key)
+            self.t.later(now + 0.5, resource, key)
 
     def _set_status(self, resource: str, obj: Obj, status: Obj, annotations: dict[str, str] | None = None) -> None:
         meta = obj["metadata"]
@@ -738,21 +738,6 @@ def _equal_ignore_hash(a: Obj | None, b: Obj | None) -> bool:
         return t
 
     return strip(a) == strip(b)
-
-
-def _resource_of(fn: Any) -> str:
-    return {
-        "_deployment": "deployments.apps",
-        "_replicaset": "replicasets.apps",
-        "_statefulset": "statefulsets.apps",
-        "_daemonset": "daemonsets.apps",
-        "_job": "jobs.batch",
-    }.get(getattr(fn, "__name__", ""), "replicasets.apps")
-
-
-def selects(selector: Obj | None, pod: Obj) -> bool:
-    """Whether a workload's LabelSelector picks the pod (used by tests and the PDB reconciler)."""
-    return selector_matches(selector, pod["metadata"].get("labels") or {})
 
 
 def install(cluster: Cluster) -> None:
