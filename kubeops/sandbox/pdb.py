@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubeops.sandbox.tracker import OWNER_RESOURCES, controller_ref, tracker_for
+
 __all__ = [
     "DELETION_TIMEOUT",
     "compute_status",
@@ -90,20 +92,13 @@ def _parse_time(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def _controller_ref(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for ref in pod["metadata"].get("ownerReferences") or ():
-        if ref.get("controller"):
-            return ref
-    return None
-
-
 def _expected_from_controllers(
     pods: Iterable[Mapping[str, Any]], scale_of: ScaleLookup
 ) -> tuple[int | None, str]:
     """Sum of the desired replicas of the pods' distinct controllers, or (None, why) like the real one."""
     seen: dict[str, int] = {}
     for pod in pods:
-        ref = _controller_ref(pod)
+        ref = controller_ref(pod)
         ns = pod["metadata"].get("namespace") or ""
         if ref is None:
             return None, f"found no controller ref for pod {pod['metadata']['name']!r}"
@@ -259,8 +254,6 @@ class PdbController:
 
     def scale_of(self, kind: str, ns: str, name: str) -> tuple[str, int] | None:
         """Upstream's finders: a ReplicaSet owned by a Deployment answers with the Deployment's scale."""
-        from kubeops.sandbox.tracker import OWNER_RESOURCES, controller_ref
-
         resource = OWNER_RESOURCES.get(kind)
         if resource is None or kind == "DaemonSet":
             return None
@@ -312,6 +305,4 @@ class PdbController:
 
 def install(cluster: Any) -> None:
     """Register the disruption controller (PDB status) on the cluster."""
-    from kubeops.sandbox.tracker import tracker_for
-
     cluster.add_reconciler(PdbController(tracker_for(cluster)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox.scheduler import (
@@ -43,7 +43,7 @@ OWNER_RESOURCES: dict[str, str] = {
 _WORKLOADS = frozenset(OWNER_RESOURCES.values())
 
 
-def controller_ref(obj: Obj | None) -> dict[str, Any] | None:
+def controller_ref(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The ownerReference with ``controller: true``, if any."""
     if not obj:
         return None
