@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -204,7 +205,15 @@ def store_for(settings: Any) -> CheckpointStore:
     return configmap_store.ConfigMapCheckpointStore.from_settings(settings)  # type: ignore[no-any-return]
 
 
-def latest_unfinished(store: CheckpointStore, *, cluster: str) -> RunRecord | None:
-    """The newest run of `cluster` that is running, failed or paused (what a bare `resume` continues)."""
-    candidates = [r for r in store.list(cluster=cluster) if r.get("status") in UNFINISHED and not r.get("dry_run")]
+def latest_unfinished(
+    store: CheckpointStore, *, cluster: str, where: Callable[[RunRecord], bool] | None = None
+) -> RunRecord | None:
+    """The newest run of `cluster` that is running, failed or paused (what a bare `resume` continues).
+
+    `where` narrows the candidates further (a schedule continues only its own playbook and parameters)."""
+    candidates = [
+        r
+        for r in store.list(cluster=cluster)
+        if r.get("status") in UNFINISHED and not r.get("dry_run") and (where is None or where(r))
+    ]
     return max(candidates, key=lambda r: r["id"]) if candidates else None

@@ -53,7 +53,7 @@ def run_scheduled(  # type: ignore[no-untyped-def]
     playbook = _common.required_flag(playbook, "playbook", "drain-node")
     with _common.exit_codes():
         from kubeops.engine.api import load_playbook, raise_for_status, resume_run, run_playbook
-        from kubeops.engine.checkpoints import UNFINISHED, store_for
+        from kubeops.engine.checkpoints import latest_unfinished, store_for
         from kubeops.engine.guard import build_guard
         from kubeops.engine.logging import redact
         from kubeops.model.params import bind_params
@@ -68,16 +68,13 @@ def run_scheduled(  # type: ignore[no-untyped-def]
         key = json.loads(json.dumps(redact(dict(bound)), default=str))
         store = store_for(settings)
         guard = build_guard(settings, wait_for_lock_s=wait_s, textfile_dir=textfile_dir)
-        previous = [
-            r
-            for r in store.list(cluster=settings.cluster)
-            if r.get("status") in UNFINISHED
-            and not r.get("dry_run")
-            and (r.get("playbook") or {}).get("name") == pb.name
-            and r.get("params") == key
-        ]
-        if previous:
-            rid = max(previous, key=lambda r: r["id"])["id"]
+        previous = latest_unfinished(
+            store,
+            cluster=settings.cluster,
+            where=lambda r: (r.get("playbook") or {}).get("name") == pb.name and r.get("params") == key,
+        )
+        if previous is not None:
+            rid = previous["id"]
             print(f"resuming run {rid}: the previous invocation of this schedule did not finish")
             record = resume_run(rid, settings=settings, registry=reg, store=store, guard=guard, check=False)
         else:
