@@ -43,6 +43,11 @@ def _check_headroom(group: Any, need: int, allow_raise_max: bool) -> None:
         )
 
 
+def _wait_s(ctx: StepContext, timeout_s: float) -> float:
+    """The time a wait gets: what is left of the step timeout (if any and not spent), else `timeout_s`."""
+    return ctx.remaining_s(timeout_s) or timeout_s
+
+
 def _sleep(ctx: StepContext, seconds: float) -> None:
     ctx.check_deadline()
     remaining = ctx.remaining_s()
@@ -303,7 +308,7 @@ def wait_instances_in_service(ctx: StepContext, p: WaitInServiceParams) -> dict[
         new = [i for i in group.in_service if i not in p.exclude] + predicted
         return {"group": p.group, "in_service": group.in_service + predicted, "new_instances": new}
     group = ctx.aws.wait_in_service(
-        p.group, count=count, timeout_s=ctx.remaining_s(p.timeout_s) or p.timeout_s, check=ctx.check_deadline
+        p.group, count=count, timeout_s=_wait_s(ctx, p.timeout_s), check=ctx.check_deadline
     )
     in_service = group.in_service
     return {"group": p.group, "in_service": in_service, "new_instances": [i for i in in_service if i not in p.exclude]}
@@ -353,7 +358,7 @@ def wait_nodes_ready(ctx: StepContext, p: WaitNodesParams) -> dict[str, Any]:
         found = nodes_by_instance(ctx)
         names = [found[i]["metadata"]["name"] if i in found else f"(node of {i})" for i in p.instance_ids]
         return {"nodes": names, "instance_ids": list(p.instance_ids)}
-    timeout = ctx.remaining_s(p.timeout_s) or p.timeout_s
+    timeout = _wait_s(ctx, p.timeout_s)
     return {"nodes": wait_for_nodes(ctx, list(p.instance_ids), timeout), "instance_ids": list(p.instance_ids)}
 
 
@@ -406,7 +411,7 @@ def terminate_and_wait(ctx: StepContext, instance_id: str, p: TerminateParams, *
         state = ctx.aws.instance_state(instance_id)
         if state is None or state in ("shutting-down", "terminated"):
             if p.node and not ctx.dry_run and p.wait:
-                wait_node_gone(ctx, p.node, ctx.remaining_s(p.timeout_s) or p.timeout_s)
+                wait_node_gone(ctx, p.node, _wait_s(ctx, p.timeout_s))
             return {"instance_id": instance_id, "terminated": True, "already": True, "hooks_completed": []}
         raise ActionError(f"instance {instance_id} is {state} but belongs to no Auto Scaling group: not terminating it")
     already = member.leaving
@@ -414,7 +419,7 @@ def terminate_and_wait(ctx: StepContext, instance_id: str, p: TerminateParams, *
         ctx.aws.terminate_instance(instance_id, decrement=p.decrement)
     hooks: list[str] = []
     if not ctx.dry_run and p.wait:
-        deadline = time.monotonic() + (ctx.remaining_s(p.timeout_s) or p.timeout_s)
+        deadline = time.monotonic() + _wait_s(ctx, p.timeout_s)
         known = ctx.aws.termination_hooks(member.group)  # once: most groups have none
         while True:
             current = ctx.aws.find_instance(instance_id)
@@ -644,7 +649,7 @@ def validate_cluster(ctx: StepContext, timeout_s: float, namespace: str | None =
 )
 def validate(ctx: StepContext, p: ValidateParams) -> dict[str, Any]:
     """Every node Ready and no pod Pending (kops-style), waiting up to `timeout_s` for it to settle."""
-    return validate_cluster(ctx, ctx.remaining_s(p.timeout_s) or p.timeout_s, p.namespace)
+    return validate_cluster(ctx, _wait_s(ctx, p.timeout_s), p.namespace)
 
 
 # --- aws.replace_group -------------------------------------------------------------------------------------------
@@ -821,7 +826,7 @@ def verify_group(ctx: StepContext, p: VerifyGroupParams) -> dict[str, Any]:
     """After a replacement: desired is back, that many instances InService, each with a Ready Node."""
     from kubeops.clients import nodes as node_api
 
-    deadline = time.monotonic() + (ctx.remaining_s(p.timeout_s) or p.timeout_s)
+    deadline = time.monotonic() + _wait_s(ctx, p.timeout_s)
     while True:
         group = ctx.aws.describe_group(p.group)
         found = nodes_by_instance(ctx)
