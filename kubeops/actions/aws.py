@@ -44,8 +44,11 @@ def _check_headroom(group: Any, need: int, allow_raise_max: bool) -> None:
 
 
 def _wait_s(ctx: StepContext, timeout_s: float) -> float:
-    """The time a wait gets: what is left of the step timeout (if any and not spent), else `timeout_s`."""
-    return ctx.remaining_s(timeout_s) or timeout_s
+    """The time a wait gets: the action's own `timeout_s`, cut short by the step's timeout when that ends first
+    (as k8s.wait_node_ready does); a step already past its deadline fails here instead of waiting again."""
+    ctx.check_deadline()
+    remaining = ctx.remaining_s()
+    return timeout_s if remaining is None else min(timeout_s, remaining)
 
 
 def _sleep(ctx: StepContext, seconds: float) -> None:
