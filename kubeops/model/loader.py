@@ -573,14 +573,10 @@ class _Loader:
 
 
 def _dig(value: Any, path: tuple[str | int, ...], doc: YamlDocument, key: PathKey) -> Any:
-    for part in path:
-        if isinstance(value, dict) and str(part) in value:
-            value = value[str(part)]
-        elif isinstance(value, list) and isinstance(part, int) and -len(value) <= part < len(value):
-            value = value[part]
-        else:
-            raise doc.error(key, f"value has no {part!r}")
-    return value
+    try:
+        return refs.dig(value, path)
+    except refs.MissingKey as exc:
+        raise doc.error(key, f"value has no {exc.key!r}") from None
 
 
 def _describe(value: Any, visible: _Visible) -> str:

@@ -204,15 +204,32 @@ class Scope:
         return _descend(self.outputs[step], ref.path[2:], ref)
 
 
-def _descend(value: Any, path: tuple[str | int, ...], ref: Ref) -> Any:
+class MissingKey(LookupError):
+    """`dig` found no `key` in `value` (the mapping or list reached so far)."""
+
+    def __init__(self, key: str | int, value: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.value = value
+
+
+def dig(value: Any, path: tuple[str | int, ...]) -> Any:
+    """`value` followed along `path` (mapping keys as strings, list indexes); MissingKey where it stops."""
     for key in path:
         if isinstance(value, dict) and str(key) in value:
             value = value[str(key)]
         elif isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
             value = value[key]
         else:
-            raise RefError(f"${{{ref.text}}}: no {key!r} in {_stringify(value)[:200]}")
+            raise MissingKey(key, value)
     return value
+
+
+def _descend(value: Any, path: tuple[str | int, ...], ref: Ref) -> Any:
+    try:
+        return dig(value, path)
+    except MissingKey as exc:
+        raise RefError(f"${{{ref.text}}}: no {exc.key!r} in {_stringify(exc.value)[:200]}") from None
 
 
 def resolve(value: Any, scope: Scope) -> Any:
