@@ -126,6 +126,11 @@ def _step_entry(step: Step) -> StepRecord:
     }
 
 
+def _playbook_info(playbook: Playbook) -> dict[str, str]:
+    """What a record keeps of its playbook: the name and path to reload it, the hash that detects a change."""
+    return {"name": playbook.name, "path": playbook.path, "hash": playbook.content_hash}
+
+
 def _describe_error(exc: BaseException) -> str:
     text = (
         str(exc)
@@ -165,7 +170,7 @@ class Runner:
         record: RunRecord = {
             "version": 1,
             "id": rid,
-            "playbook": {"name": playbook.name, "path": playbook.path, "hash": playbook.content_hash},
+            "playbook": _playbook_info(playbook),
             "params": redact(dict(params)),
             "cluster": self.settings.cluster,
             "dry_run": dry_run,
@@ -226,7 +231,7 @@ class Runner:
             finished=None,
             host=socket.gethostname(),
             pid=os.getpid(),
-            playbook={"name": playbook.name, "path": playbook.path, "hash": playbook.content_hash},
+            playbook=_playbook_info(playbook),
         )
         record.setdefault("resumes", []).append(now_iso())  # type: ignore[typeddict-item]
         return self._guarded(record, playbook, resumed=True, running=running)
