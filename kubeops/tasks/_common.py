@@ -144,6 +144,19 @@ def _short(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
+    """Seconds from a `--wait-for-lock` value (0 when absent); InputError for a malformed one."""
+    from kubeops.errors import InputError
+    from kubeops.model.loader import parse_duration
+
+    if value in (None, "", "0"):
+        return 0.0
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise InputError(f"{flag} expects a duration like 30s, 10m or 1h, got {value!r}")
+    return seconds
+
+
 def run_playbook_task(
     c: Any,
     playbook: str,
@@ -162,8 +175,6 @@ def run_playbook_task(
     like `run`'s (a malformed one exits 2 before anything starts).
     """
     with exit_codes():
-        from kubeops.tasks.schedule import parse_wait
-
         wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)
         setup_logging(settings)

@@ -132,9 +132,7 @@ def resume(c, run=None, force=False, cluster=None, log_format=None, wait_for_loc
     """Continue a failed, paused or crashed run from its first step not done."""
     with _common.exit_codes():
         from kubeops.engine.api import get_run, resume_run
-        from kubeops.tasks.schedule import parse_wait
-
-        wait_s = parse_wait(wait_for_lock)
+        wait_s = _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
         if run is not None and get_run(run, settings=settings).get("status") == "done":

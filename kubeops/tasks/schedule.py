@@ -22,19 +22,6 @@ _CLUSTER = _common.CLUSTER_HELP
 _WAIT = _common.WAIT_HELP
 
 
-def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
-    """Seconds from a `--wait-for-lock` value (0 when absent); InputError for a malformed one."""
-    from kubeops.errors import InputError
-    from kubeops.model.loader import parse_duration
-
-    if value in (None, "", "0"):
-        return 0.0
-    seconds = parse_duration(value)
-    if seconds is None:
-        raise InputError(f"{flag} expects a duration like 30s, 10m or 1h, got {value!r}")
-    return seconds
-
-
 @task(
     iterable=["param"],
     help={
@@ -59,7 +46,7 @@ def run_scheduled(  # type: ignore[no-untyped-def]
         from kubeops.model.params import bind_params
 
         params = _common.parse_params(param)
-        wait_s = parse_wait(wait_for_lock)
+        wait_s = _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format or "json")
         _common.setup_logging(settings)
         reg = _common.registry()
@@ -166,7 +153,7 @@ def schedule(  # type: ignore[no-untyped-def]
         from kubeops.model.params import bind_params
 
         params = _common.parse_params(param)
-        parse_wait(wait_for_lock)
+        _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster)
         pb = load_playbook(playbook, registry=_common.registry())
         bind_params(pb, params, defaults=settings.params)  # bad parameters fail now, not at 3 a.m.
