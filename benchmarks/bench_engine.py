@@ -1,6 +1,6 @@
 """Engine speed: CLI start-up (`kubeops --help`, `invoke --list`) and per-step overhead with checkpoint fsync.
 
-Targets (issue 2): start-up < 0.35 s (median of several runs); < 5 ms per step for a no-op action with the
+Targets: start-up < 0.35 s (median of several runs); < 5 ms per step for a no-op action with the
 checkpoint written (temp file, fsync, rename, fsync folder) when the step starts and when it ends.
 
     python benchmarks/bench_engine.py [--runs 7] [--steps 200]
@@ -34,7 +34,7 @@ def wall(cmd: list[str], runs: int) -> float:
 def per_step(steps: int, *, fsync: bool) -> tuple[float, float]:
     """(ms per step, total s) for a playbook of `steps` no-op steps, file store with or without fsync."""
     from kubeops.actions.registry import default_registry
-    from kubeops.engine.checkpoints import FileCheckpointStore
+    from kubeops.engine.file_store import FileCheckpointStore
     from kubeops.engine.logging import configure_logging
     from kubeops.engine.runner import Runner
     from kubeops.model.loader import load_playbook

@@ -1,6 +1,6 @@
 """Sandbox speed: start-up of a large scenario, a paginated list of every pod, request latency.
 
-Targets (issue 3): a scenario of 2,000 nodes x 30 pods starts in < 10 s (process spawn to a healthy API, all
+Targets: a scenario of 2,000 nodes x 30 pods starts in < 10 s (process spawn to a healthy API, all
 pods served); a paginated list (limit 500) of all pods; p50/p99 latency of get and list requests over one
 keep-alive connection, as a client sees them.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeops.errors import InputError, PlaybookError
-from kubeops.model.yamlsource import YamlDocument, load_yaml
+from kubeops.yamlsource import YamlDocument, load_yaml
 
 DEFAULT_CLUSTER = "sandbox"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

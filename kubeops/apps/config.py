@@ -25,8 +25,8 @@ from typing import Any
 
 from kubeops.apps import naming
 from kubeops.errors import InputError, PlaybookError
-from kubeops.model.yamlsource import PathKey, YamlDocument, load_yaml
 from kubeops.quantity import parse_quantity
+from kubeops.yamlsource import PathKey, YamlDocument, load_yaml
 
 CONTROLLERS = ("Deployment", "ReplicationController")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")

@@ -23,9 +23,9 @@ from kubeops.engine.checkpoints import (
     MemoryCheckpointStore,
     RunRecord,
     latest_unfinished,
-    store_for,
 )
 from kubeops.engine.runner import NullGuard, RunGuard, Runner
+from kubeops.engine.stores import store_for
 from kubeops.errors import InputError, PlaybookError, StepFailed
 from kubeops.model import loader
 from kubeops.model.params import bind_params

@@ -1,4 +1,4 @@
-"""The run guard (issue 8): maintenance window + cluster lock + notifications + textfile metrics around a run.
+"""The run guard: maintenance window + cluster lock + notifications + textfile metrics around a run.
 
 `build_guard(settings)` is what `kubeops.tasks` calls for every real (not dry) run and resume. Order matters:
 1. `acquire`: the windows first (outside it nothing is touched, not even the lock: exit 0 "outside window"),
@@ -52,7 +52,7 @@ def window_from_settings(settings: Settings) -> Window | None:
         path = settings.inventory_path or "(inventory)"
         line = None
         if settings.inventory_path:
-            from kubeops.model.yamlsource import load_yaml
+            from kubeops.yamlsource import load_yaml
 
             try:
                 line = load_yaml(Path(settings.inventory_path)).line_of(("window", exc.field))

@@ -8,7 +8,7 @@ Semantics (documented in docs/engine.md):
   `always: true` run; a failing cleanup step is recorded and the remaining cleanup steps still run;
 - timeouts: the action gets `ctx.deadline`; if it returns after the deadline the attempt fails anyway;
 - dry run: read-only actions run for real, mutating ones only `plan` (plan outputs stand in for outputs);
-- a guard (issue 8: cluster lock, windows, notifications) wraps the run: `acquire` before the record is
+- a guard (cluster lock, windows, notifications) wraps the run: `acquire` before the record is
   written, `before_step` before each main step (OutsideWindow pauses the run: status `paused`, resumable),
   `on_finish` with the final record, `release` always;
 - an InputError before any mutating step started (e.g. node not found, detected by a read-only check) ends
@@ -42,7 +42,7 @@ from kubeops.settings import Settings
 
 
 class RunGuard(Protocol):
-    """Hooks around a run (issue 8). Every method is keyword-only; a guard may implement them as no-ops."""
+    """Hooks around a run (lock, windows, notifications); keyword-only, and a guard may make any of them a no-op."""
 
     def acquire(self, *, run_id: str, playbook: Playbook, resumed: bool) -> None:
         """Before anything is written: take the cluster lock (raise LockHeld) or refuse to start (OutsideWindow)."""

@@ -24,7 +24,7 @@ from kubeops.errors import PlaybookError
 from kubeops.model import refs
 from kubeops.model.playbook import PARAM_TYPES, ParamDecl, Playbook, RetryPolicy, Source, Step
 from kubeops.model.windows import Window, WindowError
-from kubeops.model.yamlsource import PathKey, YamlDocument, load_yaml
+from kubeops.yamlsource import PathKey, YamlDocument, load_yaml
 
 TOP_KEYS = ("name", "description", "params", "window", "steps", "cleanup")
 WINDOW_KEYS = ("days", "start", "end", "timezone")

@@ -43,20 +43,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from kubeops.sandbox import defaults
 from kubeops.sandbox.discovery import Catalog, ResourceInfo
 from kubeops.sandbox.selectors import selector_text
 from kubeops.sandbox.store import Obj, Store
 
-if TYPE_CHECKING:
-    from kubeops.sandbox.scenario import Scenario
-
 log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
-    "controllers", "scheduler", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
+    "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
 )
 
 
@@ -92,7 +89,8 @@ class Cluster:
         self.store = Store(self.catalog, clock=self.clock.now,
                            history=int((settings or {}).get("watch_history", 200_000)))
         self.settings: dict[str, Any] = dict(settings or {})
-        self.scenario: Scenario | None = None
+        # The loaded `kubeops.sandbox.scenario.Scenario`; typed loosely because scenarios sit above the cluster.
+        self.scenario: Any = None
         self.aws_url = aws_url
         self.region = region
         self.reconcilers: list[Reconciler] = []
@@ -163,7 +161,7 @@ class Cluster:
         }
 
 
-def build_cluster(*, scenario: Scenario | None = None, aws_url: str | None = None,
+def build_cluster(*, scenario: Any = None, aws_url: str | None = None,
                   plugins: tuple[str, ...] | None = None, region: str | None = None) -> Cluster:
     """A Cluster with the built-in semantics and every available plug-in installed.
 

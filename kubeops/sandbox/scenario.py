@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubeops.errors import PlaybookError
-from kubeops.model.yamlsource import PathKey, YamlDocument, load_yaml
+from kubeops.yamlsource import PathKey, YamlDocument, load_yaml
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster

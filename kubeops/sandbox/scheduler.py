@@ -1,9 +1,9 @@
-"""The sandbox scheduler: binds Pending pods to nodes the way kube-scheduler's filters would.
+"""The sandbox scheduler's pure half: which node a Pending pod fits on, the way kube-scheduler's filters decide.
 
 Why our own and why so small: the drain and capacity helpers need the same answer to "does this pod
 fit on that node" as the scheduler that later places its replacement, so the filters live here as pure
-functions over Kubernetes JSON dicts (``pod_fits``/``unfit_reason``), and the reconciler only keeps an
-index of free capacity per node so 60,000 pods bind in well under a second.
+functions over Kubernetes JSON dicts (``pod_fits``/``unfit_reason``), and `SchedulingIndex` keeps an
+index of free capacity per node so 60,000 pods bind in well under a second (the binding loop is `binder`).
 
 Filters, in kube-scheduler's order and with its wording in the Unschedulable message:
 ``spec.unschedulable`` (tolerable via ``node.kubernetes.io/unschedulable:NoSchedule``), NoSchedule and
@@ -460,88 +460,3 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
     if (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
         return False
     return ((pod.get("status") or {}).get("phase") or "Pending") == "Pending"
-
-
-_BIND_BATCH = 2000  # pods bound per store-lock hold, so API requests interleave with a big start-up
-
-
-class SchedulerReconciler:
-    """Binds pending pods each tick; pods that fit nowhere get ``PodScheduled=False/Unschedulable`` and are
-    retried when capacity changes (a node added, changed or freed)."""
-
-    def __init__(self, tracker: Any) -> None:
-        self.t = tracker
-        self.store = tracker.store
-
-    def reconcile(self, cluster: Any, now: float) -> None:
-        t = self.t
-        with self.store.lock:
-            keys = t.pending
-            t.pending = set()
-            if t.capacity_changed:
-                keys |= t.unschedulable
-                t.unschedulable = set()
-                t.capacity_changed = False
-        if not keys:
-            return
-        order = sorted(keys, key=lambda k: ((t.pods.get(k) or {}).get("metadata", {}).get("creationTimestamp") or "",
-                                            k))
-        for i in range(0, len(order), _BIND_BATCH):
-            with self.store.lock:
-                for key in order[i:i + _BIND_BATCH]:
-                    pod = t.pods.get(key)
-                    if pod is None or not needs_scheduling(pod):
-                        continue
-                    node, message = t.sched.choose(pod)
-                    if node is not None:
-                        self._bind(pod, node, now)
-                    else:
-                        t.unschedulable.add(key)
-                        self._unschedulable(pod, message, now)
-
-    def _bind(self, pod: Obj, node: str, now: float) -> None:
-        from kubeops.sandbox.store import rfc3339
-
-        uid = pod["metadata"]["uid"]
-
-        def write(o: Obj) -> Any:
-            if o["metadata"].get("uid") != uid or (o.get("spec") or {}).get("nodeName"):
-                return False
-            o["spec"]["nodeName"] = node
-            status = o.setdefault("status", {})
-            conds = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": rfc3339(now)})
-            status["conditions"] = conds
-            return None
-
-        self.store.modify("pods", pod["metadata"].get("namespace"), pod["metadata"]["name"], write)
-
-    def _unschedulable(self, pod: Obj, message: str, now: float) -> None:
-        from kubeops.sandbox.store import rfc3339
-
-        current = next((c for c in (pod.get("status") or {}).get("conditions") or ()
-                        if c.get("type") == "PodScheduled"), None)
-        if current is not None and current.get("status") == "False" and current.get("message") == message:
-            return
-        uid = pod["metadata"]["uid"]
-
-        def write(o: Obj) -> Any:
-            if o["metadata"].get("uid") != uid:
-                return False
-            status = o.setdefault("status", {})
-            conds = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "False", "lastProbeTime": None,
-                          "lastTransitionTime": rfc3339(now), "reason": "Unschedulable", "message": message})
-            status["conditions"] = conds
-            status.setdefault("phase", "Pending")
-            return None
-
-        self.store.modify("pods", pod["metadata"].get("namespace"), pod["metadata"]["name"], write)
-
-
-def install(cluster: Any) -> None:
-    """Register the scheduler on the cluster (after the controllers, so new pods bind in the same tick)."""
-    from kubeops.sandbox.tracker import tracker_for
-
-    cluster.add_reconciler(SchedulerReconciler(tracker_for(cluster)))

@@ -40,9 +40,10 @@ def run_scheduled(  # type: ignore[no-untyped-def]
     playbook = _common.required_flag(playbook, "playbook", "drain-node")
     with _common.exit_codes():
         from kubeops.engine.api import load_playbook, raise_for_status, resume_run, run_playbook
-        from kubeops.engine.checkpoints import latest_unfinished, store_for
+        from kubeops.engine.checkpoints import latest_unfinished
         from kubeops.engine.guard import build_guard
         from kubeops.engine.logging import redact
+        from kubeops.engine.stores import store_for
         from kubeops.model.params import bind_params
 
         params = _common.parse_params(param)

@@ -9,7 +9,7 @@ import pytest
 
 from kubeops.apps.config import load_app, parse_app
 from kubeops.errors import InputError, PlaybookError
-from kubeops.model.yamlsource import parse_yaml
+from kubeops.yamlsource import parse_yaml
 
 BASE = """\
 name: web

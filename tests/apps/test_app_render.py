@@ -12,7 +12,7 @@ from kubeops.apps.config import parse_app
 from kubeops.apps.naming import controller_name, sanitise_version
 from kubeops.apps.render import controller_manifest, image_for, render, service_manifest, to_yaml
 from kubeops.errors import PlaybookError
-from kubeops.model.yamlsource import parse_yaml
+from kubeops.yamlsource import parse_yaml
 
 APP = """\
 name: my-component

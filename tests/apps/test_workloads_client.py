@@ -12,8 +12,8 @@ from kubeops.apps.render import controller_manifest, service_manifest
 from kubeops.clients import workloads
 from kubeops.clients.kube import KubeClient
 from kubeops.errors import ActionError
-from kubeops.model.yamlsource import parse_yaml
 from kubeops.settings import KubeSettings
+from kubeops.yamlsource import parse_yaml
 from tests.apps.conftest import AppsSandbox
 
 APP = parse_app(

@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from kubeops.engine.api import get_run, list_runs, resume_run, run_playbook
-from kubeops.engine.checkpoints import FileCheckpointStore
+from kubeops.engine.file_store import FileCheckpointStore
 from kubeops.errors import InputError, LockHeld, OutsideWindow, StepFailed
 from kubeops.model.playbook import Step
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeops.engine.checkpoints import FileCheckpointStore, latest_unfinished
+from kubeops.engine.checkpoints import latest_unfinished
+from kubeops.engine.file_store import FileCheckpointStore
 from kubeops.errors import InputError
 from kubeops.model import refs
 from kubeops.model.loader import load_playbook, parse_duration

@@ -12,7 +12,7 @@ import pytest
 from kubeops.errors import PlaybookError
 from kubeops.model.loader import load_playbook
 from kubeops.model.schema import base_schema
-from kubeops.model.yamlsource import load_yaml
+from kubeops.yamlsource import load_yaml
 from tests.engine.toy_actions import make_registry
 
 STEPS = "steps:\n  - {name: a, action: noop}\n"

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from kubeops.model.schema import base_schema, build_schema
-from kubeops.model.yamlsource import load_yaml
+from kubeops.yamlsource import load_yaml
 from tests.engine.toy_actions import make_registry
 
 PLAYBOOKS = sorted((Path(__file__).resolve().parents[2] / "playbooks").glob("*.yaml"))
