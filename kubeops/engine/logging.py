@@ -86,6 +86,8 @@ def compact_for_console(
         return event_dict  # the progress line draws itself from `step`
     if not event.startswith("run."):
         event_dict.pop("run_id", None)
+    if not event.startswith("fleet."):
+        event_dict.pop("fleet_id", None)  # a fleet's runs keep `cluster=`, which tells the lines apart
     event_dict.pop("playbook", None)
     step = event_dict.pop("step", None)
     action = event_dict.pop("action", None)

@@ -36,8 +36,8 @@ def member_message(record: FleetRecord, member: MemberRecord) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
-def summary_lines(record: FleetRecord) -> list[str]:
-    """The title line and the aligned table."""
+def summary_lines(record: FleetRecord, *, dry_run: bool = False) -> list[str]:
+    """The title line and the aligned table (a dry run's says nothing changed and keeps no fleet record)."""
     rows = [HEADER]
     for cluster in record["clusters"]:
         member = record["members"][cluster]
@@ -52,7 +52,8 @@ def summary_lines(record: FleetRecord) -> list[str]:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
     title = (
-        f"fleet {record['id']}: {record.get('task', 'run')} ({record['playbook']}) on {len(record['clusters'])} "
+        ("dry run (nothing changed): fleet" if dry_run else f"fleet {record['id']}:")
+        + f" {record.get('task', 'run')} ({record['playbook']}) on {len(record['clusters'])} "
         f"clusters, canary {record.get('canary', 0)}, parallel {record.get('parallel', 1)}: {record.get('status')}"
     )
     body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -295,15 +295,11 @@ def run_fleet_task(
     """Run `playbook` on every named cluster as a fleet: checks, runs, the summary table, the fleet exit code."""
     with exit_codes():
         from kubeops.engine.logging import configure_logging
+        from kubeops.errors import InputError
         from kubeops.fleet.runner import FleetPlan
 
-        names = cluster_names(cluster, clusters)
-        wait_s = parse_wait(wait_for_lock)
-        fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
-        build_settings(names[0], fmt)  # a bad --log-format exits 2 here
-        configure_logging(log_format=fmt)
-        plan = FleetPlan(
-            clusters=tuple(names),
+        plan = FleetPlan(  # flags first: a malformed one exits 2 before any inventory is read
+            clusters=tuple(cluster_names(cluster, clusters)),
             playbook=playbook,
             params={k: v for k, v in (params or {}).items() if v is not None},
             task=task,
@@ -311,6 +307,11 @@ def run_fleet_task(
             parallel=whole_number(parallel, "--parallel", default=1),
             dry_run=dry_run,
         )
+        wait_s = parse_wait(wait_for_lock)
+        fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
+        if fmt not in ("auto", "console", "json"):
+            raise InputError(f"--log-format must be auto, console or json, got {fmt!r}")
+        configure_logging(log_format=fmt)
         result = _fleet_runner(fmt, wait_s).start(plan)
     finish_fleet(result, dry_run=dry_run)
 
@@ -356,7 +357,7 @@ def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
                 print_record_summary(result.runs[name], out=out)
             else:
                 print(f"  {record['members'][name].get('status')}: {record['members'][name].get('error')}", file=out)
-    for line in summary_lines(record):
+    for line in summary_lines(record, dry_run=dry_run):
         print(line, file=out)
     code = fleet_exit_code(m["status"] for m in record["members"].values())
     if code != EXIT_OK:

@@ -160,7 +160,9 @@ def test_dry_run_prints_each_clusters_plan_and_changes_nothing(fleet: Fleet) -> 
     result = fleet.kubeops("deploy", "--app=peek", "--version=1", "--cluster=c1,c3", "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "== cluster c1 ==" in result.stdout and "== cluster c3 ==" in result.stdout
-    assert result.stdout.count("dry run (nothing changed)") == 2
+    assert result.stdout.count("dry run (nothing changed): playbook rolling-deploy on cluster") == 2
+    assert "dry run (nothing changed): fleet deploy (rolling-deploy) on 2 clusters" in result.stdout
+    assert "would roll peek-v1 0->2" in result.stdout
     assert all(c.mutations(marks[n]) == [] for n, c in fleet.clusters.items())
     assert [r for r in fleet.fleet_records() if r["params"].get("app") == "peek"] == []
 
@@ -172,3 +174,33 @@ def test_an_unknown_cluster_exits_2_before_any_cluster_is_touched(fleet: Fleet) 
     assert result.returncode == 2
     assert "unknown cluster 'c9'" in result.stderr
     assert all(c.mutations(marks[n]) == [] for n, c in fleet.clusters.items())
+
+
+def _unschedulable(fleet: Fleet, cluster: str, node: str) -> bool:
+    return bool(fleet.clusters[cluster].get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"))
+
+
+def test_run_over_a_glob_runs_each_cluster_with_logs_bound_to_it(fleet: Fleet) -> None:
+    result = fleet.kubeops("run", "--playbook=cordon-node", "--param", "node=w-1", "--clusters=c*", "--parallel=3")
+    try:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert all(_unschedulable(fleet, c, "w-1") for c in CLUSTERS)
+        rows = table_rows(result.stdout)
+        assert list(rows) == list(CLUSTERS)
+        run_of = {row[1]: name for name, row in rows.items()}
+        events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+        in_runs = [e for e in events if e.get("run_id") in run_of]
+        assert {e["run_id"] for e in in_runs} == set(run_of)
+        assert all(e.get("cluster") == run_of[e["run_id"]] for e in in_runs)  # three threads, no crossed lines
+    finally:
+        fleet.kubeops("run", "--playbook=uncordon-node", "--param", "node=w-1", "--cluster=c1,c2,c3", "--parallel=3")
+    assert not any(_unschedulable(fleet, c, "w-1") for c in CLUSTERS)
+
+
+def test_malformed_fleet_flags_exit_2_naming_the_flag(fleet: Fleet) -> None:
+    bad = fleet.kubeops("run", "--playbook=hello", "--cluster=c1,c2", "--parallel=two")
+    assert bad.returncode == 2 and "--parallel expects a whole number, got 'two'" in bad.stderr
+    bad = fleet.kubeops("run", "--playbook=hello", "--cluster=c1,c2", "--canary=3")
+    assert bad.returncode == 2 and "--canary must be between 0 and the number of clusters (2)" in bad.stderr
+    bad = fleet.kubeops("resume", "--fleet=fleet-nope")
+    assert bad.returncode == 2 and "no fleet 'fleet-nope'" in bad.stderr
