@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,7 @@ class FleetResult:
 
     record: FleetRecord
     runs: dict[str, RunRecord] = field(default_factory=dict)
+    interrupted: bool = False  # Ctrl-C: no further cluster was started
 
 
 class FleetRunner:
@@ -184,29 +185,45 @@ class FleetRunner:
                 fleet_id=fid, clusters=order, canary=record["canary"], parallel=record["parallel"], dry_run=dry_run,
             )
             stopped_by = None
-            for cluster in canaries:  # one after another: each canary must be done before the next starts
-                self._member_run(result, cluster, params=params, dry_run=dry_run, force=force)
-                if record["members"][cluster]["status"] != "done" and not dry_run:
-                    stopped_by = cluster
-                    break
-            if stopped_by is None:
-                todo = [c for c in rest if record["members"][c]["status"] != "done"]
-                if todo:
-                    workers = min(record["parallel"], len(todo))
-                    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet") as pool:
-                        futures = [
-                            pool.submit(self._member_run, result, c, params=params, dry_run=dry_run, force=force)
-                            for c in todo
-                        ]
-                        for future in futures:
+            pool: ThreadPoolExecutor | None = None
+            futures: list[Future[None]] = []
+            try:
+                for cluster in canaries:  # one after another: each canary must be done before the next starts
+                    self._member_run(result, cluster, params=params, dry_run=dry_run, force=force)
+                    if record["members"][cluster]["status"] != "done" and not dry_run:
+                        stopped_by = cluster
+                        break
+                todo = [c for c in rest if record["members"][c]["status"] != "done"] if stopped_by is None else []
+                if stopped_by is not None:
+                    self.log.warning(
+                        "fleet.stopped", canary=stopped_by, status=record["members"][stopped_by]["status"]
+                    )
+                elif todo:
+                    pool = ThreadPoolExecutor(max_workers=min(record["parallel"], len(todo)),
+                                              thread_name_prefix="fleet")
+                    futures = [
+                        pool.submit(self._member_run, result, c, params=params, dry_run=dry_run, force=force)
+                        for c in todo
+                    ]
+                    for future in futures:
+                        future.result()
+            except KeyboardInterrupt:
+                # Ctrl-C: start no further cluster and let the runs in flight finish (a canary, run in this
+                # thread, is interrupted like a crash). A second Ctrl-C leaves at once; every run stays resumable.
+                result.interrupted = True
+                self.log.warning("fleet.interrupted", note="runs in flight finish; no further cluster starts")
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for future in futures:
+                        if not future.cancelled():
                             future.result()
-            else:
-                self.log.warning("fleet.stopped", canary=stopped_by, status=record["members"][stopped_by]["status"])
-            with self._mutex:
-                record["stopped_by"] = stopped_by
-                record["status"] = fleet_status(record["members"])
-                record["finished"] = now_iso()
-                self._save(record, dry_run)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=False)
+                with self._mutex:
+                    record["stopped_by"] = stopped_by
+                    record["finished"] = now_iso()
+                    self._save(record, dry_run)
             self.log.info("fleet.finished", status=record["status"],
                           members={c: m["status"] for c, m in record["members"].items()})
 
@@ -282,8 +299,29 @@ class FleetRunner:
         self.log.info("fleet.member.finished", run_id=member.get("run_id"), status=status, error=member["error"])
 
     def _save(self, record: FleetRecord, dry_run: bool) -> None:
+        """Persist the record (never for a dry run); once the fleet is over, its status follows its members (a run
+        still in flight after Ctrl-C finishes later and updates it)."""
+        if record.get("finished"):
+            record["status"] = fleet_status(record["members"])
         if not dry_run:
             self.store.save(record)
+
+
+def refresh_members(record: FleetRecord, settings_for: Callable[[str], Settings]) -> FleetRecord:
+    """The record with each member's status read from its run record (for display: a member resumed on its own
+    with `invoke resume --run=ID` is done although the fleet record, written by the fleet, still says failed)."""
+    for cluster, member in record["members"].items():
+        if not member.get("run_id") or member.get("status") in ("done", "pending"):
+            continue
+        try:
+            run = store_for(settings_for(cluster)).load(run_id=str(member["run_id"]))
+        except KubeopsError:
+            continue  # an inventory gone or unreadable: show what the fleet last wrote
+        if run is not None and run.get("status") == "done":
+            member.update(status="done", error=None, failed_step=None, finished=run.get("finished"))
+    if record.get("finished"):
+        record["status"] = fleet_status(record["members"])
+    return record
 
 
 def _member(cluster: str) -> MemberRecord:

@@ -5,7 +5,8 @@ Exit codes are decided here and nowhere else:
 how); 2 invalid input, nothing changed (bad flags, bad playbook, unknown node found by read-only checks);
 3 another run holds the cluster's lock.
 Fleets (several clusters): 1 when any cluster failed, else 2 when any was rejected, else 3 when any found its
-lock held, else 0 (a failure needs a person more than a busy lock, which only needs a later `resume --fleet`).
+lock held, else 0 (a failure needs a person more than a busy lock, which only needs a later `resume --fleet`);
+130 when Ctrl-C stopped the fleet and no cluster failed.
 
 Imports of the engine happen inside functions so that listing tasks stays fast.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from kubeops.settings import Settings
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # a fleet stopped by Ctrl-C (128 + SIGINT, as shells report it)
 
 # Flag help shared by the task modules, so `--help` says the same thing everywhere.
 CLUSTER_HELP = "cluster from inventory/<name>.yaml (default: sandbox); a,b,c runs a fleet in that order"
@@ -360,6 +362,13 @@ def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
     for line in summary_lines(record, dry_run=dry_run):
         print(line, file=out)
     code = fleet_exit_code(m["status"] for m in record["members"].values())
+    if getattr(result, "interrupted", False):
+        what = (
+            "the runs in flight finished and every cluster is done"
+            if record["status"] == "done"
+            else f"no further cluster was started; continue with `invoke resume --fleet={record['id']}`"
+        )
+        raise Exit(f"interrupted: fleet {record['id']}: {what}", EXIT_INTERRUPTED if code == EXIT_OK else code)
     if code != EXIT_OK:
         bad = [f"{c} {m['status']}" for c, m in record["members"].items() if m["status"] not in ("done", "pending")]
         hint = "" if dry_run else f"; fix the cause, then `invoke resume --fleet={record['id']}`"

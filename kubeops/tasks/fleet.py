@@ -17,10 +17,11 @@ def show_fleet(fleet_id: str, *, as_json: bool = False) -> None:
     """One fleet's summary table (or record as JSON)."""
     with _common.exit_codes():
         from kubeops.fleet.record import FleetStore
+        from kubeops.fleet.runner import refresh_members
         from kubeops.fleet.table import summary_lines
         from kubeops.settings import default_state_dir
 
-        record = FleetStore(default_state_dir()).get(fleet_id)
+        record = refresh_members(FleetStore(default_state_dir()).get(fleet_id), _common.build_settings)
         if as_json:
             print(json.dumps(record, indent=1))
             return

@@ -69,13 +69,21 @@ def test_a_failing_canary_stops_the_fleet_and_resume_finishes_it_once_fixed(flee
     assert f"resume --fleet={record['id']}" in result.stderr
 
     fleet.write_app("api", app_yaml("api", timeout_s=10))  # the fix: c1 no longer overrides the pods
+    c1_run = record["members"]["c1"]["run_id"]
+    alone = fleet.kubeops("resume", f"--run={c1_run}", "--cluster=c1")  # one cluster's run resumes on its own
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert fleet.clusters["c1"].ready_version("api") == "1"
+    shown = fleet.kubeops("fleets", f"--fleet={record['id']}")
+    assert [table_rows(shown.stdout)[c][2] for c in CLUSTERS] == ["done", "pending", "pending"]
+
     resumed = fleet.kubeops("resume", f"--fleet={record['id']}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all(row[2] == "done" for row in table_rows(resumed.stdout).values()), resumed.stdout
     for cluster in fleet.clusters.values():
         assert cluster.ready_version("api") == "1"
     after = fleet.fleet_of("api")
-    assert after["members"]["c1"]["run_id"] == record["members"]["c1"]["run_id"]  # the same run, resumed
+    assert after["members"]["c1"]["run_id"] == c1_run and after["members"]["c1"]["attempts"] == 1  # not run again
+    assert fleet.kubeops("resume", f"--fleet={record['id']}").returncode == 0  # a done fleet: nothing to do
 
 
 def _hold_lock(fleet: Fleet, cluster: str) -> None:
@@ -204,3 +212,27 @@ def test_malformed_fleet_flags_exit_2_naming_the_flag(fleet: Fleet) -> None:
     assert bad.returncode == 2 and "--canary must be between 0 and the number of clusters (2)" in bad.stderr
     bad = fleet.kubeops("resume", "--fleet=fleet-nope")
     assert bad.returncode == 2 and "no fleet 'fleet-nope'" in bad.stderr
+
+
+def test_ctrl_c_starts_no_further_cluster_and_lets_the_one_in_flight_finish(fleet: Fleet) -> None:
+    fleet.write_app("cache", app_yaml("cache", annotations="sandbox.kubeops.io/readiness-delay-s: '0.6'"))
+    mark = fleet.clusters["c3"].mark()
+    process = fleet.spawn("deploy", "--app=cache", "--version=1", "--cluster=c1,c2,c3", "--parallel=1")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        if "cache-v1" in fleet.clusters["c2"].controllers("cache"):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130
+    assert "no further cluster was started; continue with `invoke resume --fleet=" in err
+    assert fleet.clusters["c2"].ready_version("cache") == "1", err[-3000:]  # the run in flight finished
+    assert fleet.clusters["c3"].mutations(mark) == []  # and no further cluster started
+    record = fleet.fleet_of("cache")
+    assert [record["members"][c]["status"] for c in CLUSTERS] == ["done", "done", "pending"]
+    resumed = fleet.kubeops("resume", f"--fleet={record['id']}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert fleet.clusters["c3"].ready_version("cache") == "1"
