@@ -41,7 +41,8 @@ class MemberRecord(TypedDict, total=False):
 class FleetRecord(TypedDict, total=False):
     version: int
     id: str
-    playbook: str  # what the fleet started: a playbook name or path (resolved again for unstarted clusters)
+    playbook: str  # what the fleet started: a playbook name or absolute path (loaded again for unstarted clusters)
+    playbook_hash: str  # its content hash: a resume refuses to start clusters on a changed playbook unless forced
     task: str  # the task that started it ("deploy", "run", "decommission", ...), for people reading `fleets`
     params: dict[str, Any]
     params_redacted: bool  # a parameter looked like a secret and was masked: unstarted clusters cannot start

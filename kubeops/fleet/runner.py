@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -120,10 +121,13 @@ class FleetRunner:
             except InputError as exc:
                 raise InputError(f"cluster {cluster!r}: {exc.message}", hint=exc.hint) from None
         stored = redact(dict(plan.params))
+        by_path = "/" in plan.playbook or plan.playbook.endswith((".yaml", ".yml"))
         record: FleetRecord = {
             "version": FLEET_RECORD_VERSION,
             "id": new_fleet_id(),
-            "playbook": plan.playbook,
+            # a path is kept absolute, so a resume from another folder starts the same file
+            "playbook": str(Path(playbook.path).resolve()) if by_path and playbook.path else plan.playbook,
+            "playbook_hash": playbook.content_hash,
             "task": plan.task,
             "params": stored,
             "params_redacted": stored != dict(plan.params),
@@ -166,6 +170,14 @@ class FleetRunner:
         result = FleetResult(record=record)
         if fleet_status(record["members"]) == "done":
             return result
+        if unstarted and not force:
+            current = load_playbook(record["playbook"], registry=self.registry).content_hash
+            if record.get("playbook_hash") not in (None, current):
+                raise InputError(
+                    f"playbook {record['playbook']!r} changed since fleet {fleet_id} started; clusters "
+                    f"{', '.join(unstarted)} would run another version than the canaries did",
+                    hint=f"review the change, then `invoke resume --fleet={fleet_id} --force`",
+                )
         record.update(status="running", finished=None, host=socket.gethostname(), pid=os.getpid(), stopped_by=None)
         self._drive(result, params=dict(record.get("params") or {}), dry_run=False, force=force, resumed=True)
         return result

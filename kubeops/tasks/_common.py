@@ -329,8 +329,8 @@ def resume_fleet_task(
         wait_s = parse_wait(wait_for_lock)
         fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
         configure_logging(log_format=fmt)
-        count = whole_number(parallel, "--parallel", default=0) or None
-        result = _fleet_runner(fmt, wait_s).resume(fleet_id, parallel=count, force=force)
+        count = whole_number(parallel, "--parallel", default=-1)  # -1: not given, keep the fleet's
+        result = _fleet_runner(fmt, wait_s).resume(fleet_id, parallel=None if count == -1 else count, force=force)
     finish_fleet(result, dry_run=False)
 
 

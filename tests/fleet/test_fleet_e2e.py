@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -236,3 +237,30 @@ def test_ctrl_c_starts_no_further_cluster_and_lets_the_one_in_flight_finish(flee
     resumed = fleet.kubeops("resume", f"--fleet={record['id']}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert fleet.clusters["c3"].ready_version("cache") == "1"
+
+
+def test_a_rejected_canary_exits_2_and_a_changed_playbook_is_not_started_on_the_rest(fleet: Fleet, tmp_path) -> None:
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "playbooks" / "cordon-node.yaml"
+    playbook = fleet.root / "my-cordon.yaml"
+    playbook.write_text(source.read_text())
+    marks = {name: c.mark() for name, c in fleet.clusters.items()}
+
+    result = fleet.kubeops("run", "--playbook=my-cordon.yaml", "--param", "node=w-9", "--cluster=c1,c2",
+                           "--canary=1")
+
+    assert result.returncode == 2, result.stderr[-3000:]  # no such node on the canary: nothing changed there
+    rows = table_rows(result.stdout)
+    assert [rows["c1"][2], rows["c2"][2]] == ["rejected", "pending"]
+    (record,) = [r for r in fleet.fleet_records() if r["playbook"] == str(playbook)]  # kept as an absolute path
+    assert all(c.mutations(marks[n]) == [] for n, c in fleet.clusters.items())
+
+    playbook.write_text(source.read_text() + "    timeout: 5m\n")  # the cordon step changed
+    refused = subprocess.run(fleet.argv("resume", f"--fleet={record['id']}"), env=fleet.env(), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "changed since fleet" in refused.stderr and "--force" in refused.stderr
+    forced = subprocess.run(fleet.argv("resume", f"--fleet={record['id']}", "--force"), env=fleet.env(),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert forced.returncode == 2 and "w-9" in forced.stdout  # it ran again (and the node is still missing)
