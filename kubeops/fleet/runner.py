@@ -160,6 +160,9 @@ class FleetRunner:
             if parallel < 1:
                 raise InputError(f"--parallel must be at least 1, got {parallel}")
             record["parallel"] = parallel
+        result = FleetResult(record=record)
+        if fleet_status(record["members"]) == "done":
+            return result
         unstarted = [c for c, m in record["members"].items() if not m.get("run_id")]
         if unstarted and record.get("params_redacted"):
             raise InputError(
@@ -167,9 +170,6 @@ class FleetRunner:
                 "a secret, which is never stored",
                 hint="start those clusters with a new command (`--cluster=" + ",".join(unstarted) + "`)",
             )
-        result = FleetResult(record=record)
-        if fleet_status(record["members"]) == "done":
-            return result
         if unstarted and not force:
             current = load_playbook(record["playbook"], registry=self.registry).content_hash
             if record.get("playbook_hash") not in (None, current):
@@ -255,6 +255,12 @@ class FleetRunner:
                     self._finish(record, member, existing, began, dry_run, count=False)
                     return
                 resuming = existing is not None and existing.get("status") in UNFINISHED
+                if not resuming and member.get("attempts") and record.get("params_redacted"):
+                    raise InputError(
+                        "this cluster's run must start afresh, but the fleet's parameters held a secret, which is "
+                        "never stored",
+                        hint=f"start it with a new command (`--cluster={cluster}`)",
+                    )
                 with self._mutex:
                     if not resuming and not (member.get("run_id") and existing is None):
                         member["run_id"] = new_run_id()  # written before the run starts: a crash finds it

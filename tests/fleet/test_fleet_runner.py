@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kubeops.actions.registry import default_registry
 from kubeops.engine.file_store import FileCheckpointStore
 from kubeops.engine.runner import NullGuard
+from kubeops.errors import InputError
 from kubeops.fleet.record import FleetStore
 from kubeops.fleet.runner import FleetPlan, FleetRunner
 from kubeops.settings import Settings
@@ -54,3 +57,30 @@ def test_a_dry_fleet_keeps_no_record_anywhere(tmp_path: Path) -> None:
     assert [m["status"] for m in result.record["members"].values()] == ["done", "done"]
     assert set(result.runs) == {"a", "b"} and all(r["dry_run"] for r in result.runs.values())
     assert FleetStore(tmp_path).list() == [] and FileCheckpointStore(tmp_path).list() == []
+
+
+GATE = """\
+name: gate
+params:
+  ok: {type: boolean, default: false}
+  api_token: {type: string, default: ""}
+steps:
+  - name: check
+    action: assert
+    args: {that: "${params.ok}"}
+"""
+
+
+def test_a_secret_parameter_is_never_stored_so_unstarted_clusters_are_not_started_blind(tmp_path: Path) -> None:
+    playbook = tmp_path / "gate.yaml"
+    playbook.write_text(GATE)
+    plan = FleetPlan(clusters=("a", "b"), playbook=str(playbook), params={"api_token": "s3cr3t-value"}, canary=1)
+
+    result = _runner(tmp_path).start(plan)
+
+    record = result.record
+    assert [record["members"][c]["status"] for c in ("a", "b")] == ["failed", "pending"]
+    stored = (tmp_path / "fleets" / f"{record['id']}.json").read_text()
+    assert "s3cr3t-value" not in stored and record["params_redacted"] is True
+    with pytest.raises(InputError, match="clusters b never started and the fleet's parameters held a secret"):
+        _runner(tmp_path).resume(record["id"])
