@@ -124,6 +124,8 @@ class _ProgressConsole:
         event = str(event_dict.get("event", ""))
         if event.endswith(".progress"):
             step = event_dict.get("step", "")
+            if event_dict.get("cluster"):  # a fleet: several clusters take turns on the one line
+                step = f"{event_dict['cluster']}/{step}"
             done = event_dict.get("elapsed_s")
             total = event_dict.get("timeout_s")
             what = event_dict.get("message", event)
