@@ -9,6 +9,7 @@ same keys: ``message``, ``elapsed_s`` and ``timeout_s``.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,7 +60,8 @@ def ticking(progress: Progress, message: Callable[[], str], *, every_s: float = 
         while not stop.wait(every_s):
             progress.emit(message())
 
-    thread = threading.Thread(target=tick, name="progress", daemon=True)
+    # The helper thread logs with the caller's bound context (run, step and, in a fleet, the cluster).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(tick,), name="progress", daemon=True)
     thread.start()
     try:
         yield

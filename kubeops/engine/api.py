@@ -77,8 +77,12 @@ def run_playbook(
     guard: RunGuard | None = None,
     clients: Clients | None = None,
     check: bool = True,
+    run_id: str | None = None,
 ) -> RunRecord:
     """Load, bind parameters (inventory defaults apply), and run. Returns the final record.
+
+    `run_id` lets a caller name the run before it starts (the fleet writes it into its own record first, so a
+    crash between the two still finds the run); None: a fresh id.
 
     With ``check=True`` (default) a failed run raises StepFailed and a rejected one InputError (the exception
     has `.record`). Dry runs use an in-memory store and no guard (no lock, no window): they change nothing.
@@ -95,7 +99,7 @@ def run_playbook(
         guard=guard,
         clients=clients,
     )
-    record = runner.start(playbook, params=bound, dry_run=dry_run)
+    record = runner.start(playbook, params=bound, dry_run=dry_run, run_id=run_id)
     return raise_for_status(record) if check else record
 
 

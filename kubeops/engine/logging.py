@@ -86,6 +86,8 @@ def compact_for_console(
         return event_dict  # the progress line draws itself from `step`
     if not event.startswith("run."):
         event_dict.pop("run_id", None)
+    if not event.startswith("fleet."):
+        event_dict.pop("fleet_id", None)  # a fleet's runs keep `cluster=`, which tells the lines apart
     event_dict.pop("playbook", None)
     step = event_dict.pop("step", None)
     action = event_dict.pop("action", None)
@@ -122,6 +124,8 @@ class _ProgressConsole:
         event = str(event_dict.get("event", ""))
         if event.endswith(".progress"):
             step = event_dict.get("step", "")
+            if event_dict.get("cluster"):  # a fleet: several clusters take turns on the one line
+                step = f"{event_dict['cluster']}/{step}"
             done = event_dict.get("elapsed_s")
             total = event_dict.get("timeout_s")
             what = event_dict.get("message", event)

@@ -4,6 +4,9 @@ Exit codes are decided here and nowhere else:
 0 success (also: outside the maintenance window, nothing done); 1 a step failed (resumable; the message says
 how); 2 invalid input, nothing changed (bad flags, bad playbook, unknown node found by read-only checks);
 3 another run holds the cluster's lock.
+Fleets (several clusters): 1 when any cluster failed, else 2 when any was rejected, else 3 when any found its
+lock held, else 0 (a failure needs a person more than a busy lock, which only needs a later `resume --fleet`);
+130 when Ctrl-C stopped the fleet and no cluster failed.
 
 Imports of the engine happen inside functions so that listing tasks stays fast.
 """
@@ -25,9 +28,14 @@ if TYPE_CHECKING:
     from kubeops.settings import Settings
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # a fleet stopped by Ctrl-C (128 + SIGINT, as shells report it)
 
 # Flag help shared by the task modules, so `--help` says the same thing everywhere.
-CLUSTER_HELP = "cluster from inventory/<name>.yaml (default: sandbox)"
+CLUSTER_HELP = "cluster from inventory/<name>.yaml (default: sandbox); a,b,c runs a fleet in that order"
+CLUSTERS_HELP = "a fleet of every inventory cluster matching GLOB (e.g. 'prod-*'; comma-separated globs in order)"
+PARALLEL_HELP = "fleet: clusters run at once after the canaries (default 1)"
+CANARY_HELP = "fleet: the first K clusters run alone, one after another; one not done stops the fleet"
+FLEET_HELP = {"clusters": CLUSTERS_HELP, "parallel": PARALLEL_HELP, "canary": CANARY_HELP}
 LOG_HELP = "auto (console on a terminal, JSON otherwise), console or json"
 WAIT_HELP = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
 
@@ -41,6 +49,55 @@ def build_settings(cluster: str | None = None, log_format: str | None = None) ->
     if fmt not in ("auto", "console", "json"):
         raise InputError(f"--log-format must be auto, console or json, got {fmt!r}")
     return load_settings(cluster or os.environ.get("KUBEOPS_CLUSTER") or DEFAULT_CLUSTER, log_format=fmt)
+
+
+def cluster_names(cluster: str | None, clusters: str | None) -> list[str]:
+    """The clusters a task names: ``--cluster=a,b,c`` in that order, or ``--clusters=GLOB[,GLOB]`` over the
+    inventory (each glob's matches sorted, globs in the order given); neither: the default cluster."""
+    import fnmatch
+
+    from kubeops.errors import InputError
+    from kubeops.settings import DEFAULT_CLUSTER, inventory_dir
+
+    if cluster and clusters:
+        raise InputError("give --cluster or --clusters, not both")
+    if clusters:
+        folder = inventory_dir()
+        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        names: list[str] = []
+        for pattern in filter(None, (g.strip() for g in clusters.split(","))):
+            matched = [n for n in fnmatch.filter(known, pattern) if n not in names]
+            if not matched and not any(fnmatch.fnmatch(n, pattern) for n in names):
+                raise InputError(
+                    f"--clusters={pattern} matches no inventory file in {folder}",
+                    hint=f"known clusters: {', '.join(known) or '(none)'}",
+                )
+            names += matched
+        return names
+    names = [n.strip() for n in (cluster or os.environ.get("KUBEOPS_CLUSTER") or DEFAULT_CLUSTER).split(",")]
+    if "" in names:
+        raise InputError(f"--cluster has an empty name: {cluster!r}", hint="e.g. --cluster=staging,prod-eu")
+    for name in names:
+        if names.count(name) > 1:
+            raise InputError(f"--cluster names {name!r} twice")
+    return names
+
+
+def whole_number(value: Any, flag: str, *, default: int) -> int:
+    """A flag's whole number (invoke hands strings for flags without a typed default); exit 2 otherwise."""
+    from kubeops.errors import InputError
+
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InputError(f"{flag} expects a whole number, got {value!r}") from None
+
+
+def is_fleet(cluster: str | None, clusters: str | None) -> bool:
+    """A fleet when --clusters is given or --cluster names more than one cluster."""
+    return bool(clusters) or "," in (cluster or "")
 
 
 def required_flag(value: Any, flag: str, example: str) -> Any:
@@ -166,14 +223,27 @@ def run_playbook_task(
     cluster: str | None = None,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-) -> RunRecord:
+    clusters: str | None = None,
+    parallel: int | None = None,
+    canary: int | None = None,
+    task: str = "run",
+) -> RunRecord | None:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
+
+    Several clusters (`cluster` = ``a,b,c`` or a `clusters` glob) make a fleet: `run_fleet_task` runs it and
+    None is returned (there is no single record).
 
     Domain tasks are one call: ``run_playbook_task(c, "decommission-node", params={"node": node},
     dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock=wait_for_lock)``. `params` values
     may be typed or strings; `wait_for_lock` is the raw ``--wait-for-lock`` flag (``90s``, ``10m``), parsed
     like `run`'s (a malformed one exits 2 before anything starts).
     """
+    if is_fleet(cluster, clusters):
+        run_fleet_task(
+            playbook, params=params, dry_run=dry_run, cluster=cluster, clusters=clusters, log_format=log_format,
+            wait_for_lock=wait_for_lock, parallel=parallel, canary=canary, task=task,
+        )
+        return None
     with exit_codes():
         wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)
@@ -197,3 +267,112 @@ def run_playbook_task(
                 EXIT_OK,
             )
         return record
+
+
+def _fleet_runner(log_format: str | None, wait_for_lock_s: float) -> Any:
+    from kubeops.fleet.runner import FleetRunner
+    from kubeops.settings import default_state_dir
+
+    return FleetRunner(
+        state_dir=default_state_dir(),
+        registry=registry(),  # loaded once here, before any cluster's thread starts
+        settings_for=lambda name: build_settings(name, log_format),
+        guard_for=lambda settings: build_guard(settings, wait_for_lock_s=wait_for_lock_s),
+    )
+
+
+def run_fleet_task(
+    playbook: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    cluster: str | None = None,
+    clusters: str | None = None,
+    log_format: str | None = None,
+    wait_for_lock: str | None = None,
+    parallel: int | None = None,
+    canary: int | None = None,
+    task: str = "run",
+) -> None:
+    """Run `playbook` on every named cluster as a fleet: checks, runs, the summary table, the fleet exit code."""
+    with exit_codes():
+        from kubeops.engine.logging import configure_logging
+        from kubeops.errors import InputError
+        from kubeops.fleet.runner import FleetPlan
+
+        plan = FleetPlan(  # flags first: a malformed one exits 2 before any inventory is read
+            clusters=tuple(cluster_names(cluster, clusters)),
+            playbook=playbook,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            task=task,
+            canary=whole_number(canary, "--canary", default=0),
+            parallel=whole_number(parallel, "--parallel", default=1),
+            dry_run=dry_run,
+        )
+        wait_s = parse_wait(wait_for_lock)
+        fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
+        if fmt not in ("auto", "console", "json"):
+            raise InputError(f"--log-format must be auto, console or json, got {fmt!r}")
+        configure_logging(log_format=fmt)
+        result = _fleet_runner(fmt, wait_s).start(plan)
+    finish_fleet(result, dry_run=dry_run)
+
+
+def resume_fleet_task(
+    fleet_id: str, *, parallel: int | None = None, force: bool = False, log_format: str | None = None,
+    wait_for_lock: str | None = None,
+) -> None:
+    """`invoke resume --fleet=ID`: continue every cluster of the fleet that is not done."""
+    with exit_codes():
+        from kubeops.engine.logging import configure_logging
+
+        wait_s = parse_wait(wait_for_lock)
+        fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
+        configure_logging(log_format=fmt)
+        count = whole_number(parallel, "--parallel", default=-1)  # -1: not given, keep the fleet's
+        result = _fleet_runner(fmt, wait_s).resume(fleet_id, parallel=None if count == -1 else count, force=force)
+    finish_fleet(result, dry_run=False)
+
+
+def fleet_exit_code(statuses: Iterable[str]) -> int:
+    """1 any failed (resumable), else 2 any rejected (nothing changed there), else 3 any locked, else 0.
+
+    Paused (outside the window) and not-started clusters alone exit 0, like a single run outside its window.
+    """
+    seen = set(statuses)
+    for status, code in (("failed", EXIT_STEP_FAILED), ("rejected", EXIT_INPUT), ("locked", EXIT_LOCKED)):
+        if status in seen:
+            return code
+    return EXIT_OK
+
+
+def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
+    """Print each cluster's plan (dry run) and the summary table; exit with the fleet's code."""
+    from kubeops.fleet.table import summary_lines
+
+    out = out or sys.stdout
+    record = result.record
+    if dry_run:
+        for name in record["clusters"]:
+            print(f"== cluster {name} ==", file=out)
+            if name in result.runs:
+                print_record_summary(result.runs[name], out=out)
+            else:
+                print(f"  {record['members'][name].get('status')}: {record['members'][name].get('error')}", file=out)
+    for line in summary_lines(record, dry_run=dry_run):
+        print(line, file=out)
+    code = fleet_exit_code(m["status"] for m in record["members"].values())
+    if getattr(result, "interrupted", False):
+        what = (
+            "the runs in flight finished and every cluster is done"
+            if record["status"] == "done"
+            else f"no further cluster was started; continue with `invoke resume --fleet={record['id']}`"
+        )
+        raise Exit(f"interrupted: fleet {record['id']}: {what}", EXIT_INTERRUPTED if code == EXIT_OK else code)
+    if code != EXIT_OK:
+        bad = [f"{c} {m['status']}" for c, m in record["members"].items() if m["status"] not in ("done", "pending")]
+        hint = "" if dry_run else f"; fix the cause, then `invoke resume --fleet={record['id']}`"
+        raise Exit(f"error: fleet {record['id']}: {', '.join(bad)}{hint}", code)
+    if not dry_run and record["status"] != "done":
+        print(f"fleet {record['id']} is not finished ({record['status']}): `invoke resume --fleet={record['id']}`",
+              file=out)

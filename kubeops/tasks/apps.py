@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Context, task
 
-from kubeops.tasks._common import WAIT_HELP
+from kubeops.tasks._common import FLEET_HELP, WAIT_HELP
 
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
@@ -63,6 +63,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         "dry_run": "print the manifests and what would change; send creates/patches with dryRun=All only",
         "log_format": "auto (console on a terminal, JSON otherwise), console or json",
         "wait_for_lock": WAIT_HELP,
+        **FLEET_HELP,
     }
 )
 def deploy(
@@ -75,14 +76,23 @@ def deploy(
     dry_run: bool = False,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
+    clusters: str | None = None,
+    parallel: str | None = None,
+    canary: str | None = None,
 ) -> None:
-    """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure."""
+    """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure.
+
+    Several clusters (``--cluster=staging,prod-eu,prod-us`` or ``--clusters='prod-*'``) deploy as a fleet, in
+    that order (docs/fleet.md); every cluster's app config is checked before the first one starts.
+    """
     from kubeops.apps.render import resolve_version
-    from kubeops.tasks._common import exit_codes, run_playbook_task
+    from kubeops.tasks._common import cluster_names, exit_codes, is_fleet, run_playbook_task
 
     with exit_codes():
-        config = _load(app, cluster)
-        resolve_version(config, version or None)  # no version anywhere: exit 2 before the run starts
+        names = cluster_names(cluster, clusters) if is_fleet(cluster, clusters) else [cluster]
+        for name in names:
+            config = _load(app, name)
+            resolve_version(config, version or None)  # no version anywhere: exit 2 before any run starts
     run_playbook_task(
         c,
         "rolling-deploy",
@@ -96,4 +106,8 @@ def deploy(
         cluster=cluster,
         log_format=log_format,
         wait_for_lock=wait_for_lock,
+        clusters=clusters,
+        parallel=parallel,
+        canary=canary,
+        task="deploy",
     )

@@ -92,10 +92,12 @@ def replace(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.FLEET_HELP,
     }
 )
 def replace_group(  # type: ignore[no-untyped-def]
-    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    clusters=None, parallel=None, canary=None,
 ):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
@@ -105,5 +107,5 @@ def replace_group(  # type: ignore[no-untyped-def]
     }
     _common.run_playbook_task(
         c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, clusters=clusters, parallel=parallel, canary=canary, task="replace-group",
     )

@@ -24,16 +24,20 @@ _WAIT = _common.WAIT_HELP
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.FLEET_HELP,
     },
 )
-def run(c, playbook=None, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    c, playbook=None, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, clusters=None,
+    parallel=None, canary=None,
+):
     """Run a playbook (checkpointed; resumable with `resume`)."""
     playbook = _common.required_flag(playbook, "playbook", "hello")
     with _common.exit_codes():
         params = _common.parse_params(param)
     _common.run_playbook_task(
         c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, clusters=clusters, parallel=parallel, canary=canary,
     )
 
 
@@ -61,9 +65,21 @@ def _current_step(record: dict[str, Any]) -> str:
     return "-"
 
 
-@task(help={"json": "print records as JSON", "cluster": _CLUSTER, "all": "runs of every cluster"})
-def runs(c, json_=False, cluster=None, all_=False):  # type: ignore[no-untyped-def]
+@task(
+    help={
+        "json": "print records as JSON",
+        "cluster": _CLUSTER,
+        "all": "runs of every cluster",
+        "fleet": "the runs of one fleet, one row per cluster (same as `invoke fleets --fleet=ID`)",
+    }
+)
+def runs(c, json_=False, cluster=None, all_=False, fleet=None):  # type: ignore[no-untyped-def]
     """List runs: id, playbook, cluster, status, started, current step."""
+    if fleet:
+        from kubeops.tasks.fleet import show_fleet
+
+        show_fleet(fleet, as_json=json_)
+        return
     with _common.exit_codes():
         from kubeops.engine.api import list_runs
 
@@ -126,10 +142,26 @@ def _print_run(record: dict[str, Any], out: Any = None) -> None:
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        "fleet": "continue every unfinished or unstarted cluster of fleet ID (see `invoke fleets`)",
+        "parallel": "with --fleet: clusters at once after the canaries (default: as the fleet started)",
     }
 )
-def resume(c, run=None, force=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
-    """Continue a failed, paused or crashed run from its first step not done."""
+def resume(  # type: ignore[no-untyped-def]
+    c, run=None, force=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None, parallel=None
+):
+    """Continue a failed, paused or crashed run from its first step not done (or every cluster of a fleet)."""
+    if fleet:
+        if run or cluster:
+            with _common.exit_codes():
+                from kubeops.errors import InputError
+
+                raise InputError(
+                    "--fleet resumes every cluster of the fleet; give --run/--cluster for one run instead"
+                )
+        _common.resume_fleet_task(
+            fleet, parallel=parallel, force=force, log_format=log_format, wait_for_lock=wait_for_lock
+        )
+        return
     with _common.exit_codes():
         from kubeops.engine.api import get_run, resume_run
         wait_s = _common.parse_wait(wait_for_lock)

@@ -1,0 +1,129 @@
+"""The fleet's pure parts: naming clusters, plan checks, exit-code precedence, the summary table, the record file."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from kubeops.errors import InputError
+from kubeops.fleet.record import FleetStore, fleet_status, new_fleet_id
+from kubeops.fleet.runner import FleetPlan
+from kubeops.fleet.table import duration_text, summary_lines
+from kubeops.tasks._common import cluster_names, fleet_exit_code, is_fleet, whole_number
+
+
+@pytest.fixture
+def inventory(tmp_path, monkeypatch):
+    folder = tmp_path / "inventory"
+    (folder / "apps").mkdir(parents=True)
+    for name in ("staging", "prod-eu", "prod-us", "prod-ap", "dev"):
+        (folder / f"{name}.yaml").write_text(f"name: {name}\n")
+    (folder / "apps" / "prod-x.yaml").write_text("name: app\n")  # apps are not clusters
+    monkeypatch.setenv("KUBEOPS_INVENTORY_DIR", str(folder))
+    return folder
+
+
+class TestClusterNames:
+    def test_a_list_keeps_the_order_given(self, inventory) -> None:
+        assert cluster_names("staging,prod-eu,prod-us", None) == ["staging", "prod-eu", "prod-us"]
+        assert is_fleet("staging,prod-eu", None) and not is_fleet("staging", None)
+
+    def test_globs_match_inventory_files_sorted_each_in_the_order_given(self, inventory) -> None:
+        assert cluster_names(None, "prod-*") == ["prod-ap", "prod-eu", "prod-us"]
+        assert cluster_names(None, "staging,prod-*") == ["staging", "prod-ap", "prod-eu", "prod-us"]
+        assert cluster_names(None, "prod-eu,prod-*") == ["prod-eu", "prod-ap", "prod-us"]  # no cluster twice
+        assert is_fleet(None, "dev")
+
+    def test_a_glob_matching_nothing_names_the_known_clusters(self, inventory) -> None:
+        with pytest.raises(InputError, match=r"--clusters=qa-\* matches no inventory file") as info:
+            cluster_names(None, "qa-*")
+        assert "dev, prod-ap, prod-eu, prod-us, staging" in str(info.value)
+
+    @pytest.mark.parametrize(
+        ("cluster", "clusters", "message"),
+        [
+            ("a,,b", None, "empty name"),
+            ("a,b,a", None, "names 'a' twice"),
+            ("a", "prod-*", "not both"),
+        ],
+    )
+    def test_bad_names_are_input_errors(self, inventory, cluster, clusters, message) -> None:
+        with pytest.raises(InputError, match=message):
+            cluster_names(cluster, clusters)
+
+
+class TestPlan:
+    def test_canary_and_parallel_are_checked(self) -> None:
+        with pytest.raises(InputError, match="--canary must be between 0 and the number of clusters"):
+            FleetPlan(clusters=("a", "b"), playbook="hello", canary=3)
+        with pytest.raises(InputError, match="--parallel must be at least 1"):
+            FleetPlan(clusters=("a", "b"), playbook="hello", parallel=0)
+        with pytest.raises(InputError, match="--parallel expects a whole number, got 'two'"):
+            whole_number("two", "--parallel", default=1)
+        assert whole_number("4", "--parallel", default=1) == 4 and whole_number(None, "--canary", default=0) == 0
+
+
+class TestExitCodes:
+    @pytest.mark.parametrize(
+        ("statuses", "code"),
+        [
+            (["done", "done"], 0),
+            (["done", "paused"], 0),
+            (["done", "locked"], 3),
+            (["rejected", "locked"], 2),
+            (["locked", "failed", "rejected"], 1),
+            (["failed", "pending", "pending"], 1),
+        ],
+    )
+    def test_failed_over_rejected_over_locked(self, statuses, code) -> None:
+        assert fleet_exit_code(statuses) == code
+
+    def test_the_fleet_status_is_its_worst_member(self) -> None:
+        assert fleet_status({"a": {"status": "done"}, "b": {"status": "locked"}}) == "locked"
+        assert fleet_status({"a": {"status": "failed"}, "b": {"status": "pending"}}) == "failed"
+        assert fleet_status({"a": {"status": "done"}}) == "done"
+
+
+def _record(**members):
+    return {
+        "id": "fleet-x",
+        "playbook": "rolling-deploy",
+        "task": "deploy",
+        "clusters": list(members),
+        "canary": 1,
+        "parallel": 2,
+        "status": "failed",
+        "stopped_by": "staging",
+        "members": members,
+    }
+
+
+def test_the_table_has_a_row_per_cluster_in_fleet_order() -> None:
+    record = _record(
+        staging={"run_id": "r1", "status": "failed", "duration_s": 125.0, "failed_step": "roll",
+                 "error": "web-v2 not ready in time\n  hint: rolled back"},
+        **{"prod-eu": {"run_id": None, "status": "pending", "duration_s": 0.0}},
+    )
+    title, header, first, second = summary_lines(record)
+    assert title.startswith("fleet fleet-x: deploy (rolling-deploy) on 2 clusters, canary 1, parallel 2: failed")
+    assert header.split() == ["CLUSTER", "RUN", "STATUS", "DURATION", "STEP", "/", "MESSAGE"]
+    assert first.split()[:5] == ["staging", "r1", "failed", "2m05s", "roll:"]
+    assert "web-v2 not ready in time hint: rolled back" in first
+    assert second.split()[:4] == ["prod-eu", "-", "pending", "-"]
+    assert "not started: canary staging did not finish" in second
+    assert duration_text(4.25) == "4.2s" and duration_text(3725) == "1h02m"
+
+
+def test_the_record_file_round_trips_privately(tmp_path) -> None:
+    store = FleetStore(tmp_path)
+    record = _record(a={"run_id": "r1", "status": "done"})
+    record["id"] = new_fleet_id()
+    store.save(record)
+    assert store.get(record["id"]) == record
+    assert [r["id"] for r in store.list()] == [record["id"]]
+    path = tmp_path / "fleets" / f"{record['id']}.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert list((tmp_path / "fleets").glob(".*")) == []  # no temp file left behind
+    with pytest.raises(InputError, match="no fleet 'fleet-nope'"):
+        store.get("fleet-nope")
