@@ -96,6 +96,19 @@ def _template_default(tmpl: dict[str, Any]) -> None:
     tmpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
 
 
+def _strategy(spec: dict[str, Any], key: str, rolling: dict[str, Any]) -> None:
+    """Default an update strategy field by field: kubectl sends ``strategy: {}`` (a Go struct is never omitted),
+    and the API server still makes it RollingUpdate with the kind's default parameters."""
+    strategy = spec.get(key)
+    if not isinstance(strategy, dict):
+        strategy = spec[key] = {}
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        params = strategy.setdefault("rollingUpdate", {})
+        for name, value in rolling.items():
+            params.setdefault(name, value)
+
+
 def default_workload(kind: str):  # type: ignore[no-untyped-def]
     def fn(obj: Obj, old: Obj | None) -> None:
         spec = obj.setdefault("spec", {})
@@ -105,14 +118,12 @@ def default_workload(kind: str):  # type: ignore[no-untyped-def]
             spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault("strategy", {"type": "RollingUpdate",
-                                         "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+            _strategy(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
         if kind == "DaemonSet":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate",
-                                               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            _strategy(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
         if kind == "StatefulSet":
             spec.setdefault("podManagementPolicy", "OrderedReady")
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+            _strategy(spec, "updateStrategy", {"partition": 0})
             spec.setdefault("persistentVolumeClaimRetentionPolicy",
                             {"whenDeleted": "Retain", "whenScaled": "Retain"})
         if kind == "ReplicationController":
@@ -179,7 +190,8 @@ def default_service(obj: Obj, old: Obj | None) -> None:
         spec["clusterIPs"] = [spec["clusterIP"]]
     for p in spec.get("ports") or []:
         p.setdefault("protocol", "TCP")
-        p.setdefault("targetPort", p.get("port"))
+        if p.get("targetPort") in (None, 0, ""):  # protobuf bodies carry an unset IntOrString as 0
+            p["targetPort"] = p.get("port")
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
@@ -195,6 +207,10 @@ def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
         return [("FieldValueInvalid", "spec", "Invalid value: ...: minAvailable and maxUnavailable cannot be both "
                  "set")]
     return []
+
+
+def default_secret(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("type", "Opaque")
 
 
 def default_node(obj: Obj, old: Obj | None) -> None:
@@ -217,3 +233,4 @@ def install(store: Store) -> None:
     store.defaulters["poddisruptionbudgets.policy"].append(default_pdb)
     store.validators["poddisruptionbudgets.policy"].append(validate_pdb)
     store.defaulters["nodes"].append(default_node)
+    store.defaulters["secrets"].append(default_secret)

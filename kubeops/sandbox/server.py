@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from kubeops.sandbox import openapi, tables
+from kubeops.sandbox import openapi, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -232,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
+            if wire.is_protobuf(ctype):
+                return wire.decode_protobuf(raw)
             if allow_yaml and "yaml" in ctype:
                 return yaml.safe_load(raw)
             return json.loads(raw)
@@ -266,7 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Drain an unread request body so keep-alive stays in sync.
         if self._body_cache is None and self.headers.get("Content-Length"):
             self._read_body()
-        self._send(code, _dumps(body), content_type, headers)
+        data, content_type = wire.encode(body, accept=self.headers.get("Accept"), content_type=content_type,
+                                         dumps=_dumps)
+        self._send(code, data, content_type, headers)
 
     def _inject(self, kind: str, method: str, path: str) -> None:
         if kind == "drop":
