@@ -4,7 +4,9 @@ kubectl 1.33 (client-go typed clients) sends built-in kinds as ``application/vnd
 ``k8s\\0`` then a ``runtime.Unknown`` whose ``typeMeta`` names apiVersion/kind and whose ``raw`` is the object's own
 message. One generic converter walks the message descriptors (kubeops/sandbox/proto/k8s-api.binpb, compiled from
 k8s.io/api + k8s.io/apimachinery v0.33.9 by scripts/build_k8s_proto.py), so every kind with a .proto is covered
-without per-kind code. Proto field names are the JSON names already (go-to-protobuf names fields by their json tag).
+without per-kind code. Proto field names are the JSON names nearly everywhere (go-to-protobuf names fields by their
+json tag); the exceptions, inline-embedded structs (`_INLINE`) and a few Go-named fields (`_RENAMED`), are listed
+and checked against the upstream OpenAPI schemas by tests/sandbox/test_protobuf.py.
 
 The JSON shapes that are not "a message is an object" are handled by type, as the Go types marshal them:
 Time (RFC 3339 seconds), MicroTime (microseconds), Duration (Go duration text), IntOrString (number or string),
@@ -48,6 +50,26 @@ _STRING_LISTS = frozenset({f"{_META}.Verbs", "k8s.io.api.authentication.v1.Extra
 # writes them all); Go's JSON would leave them out, and so do we. Pointer fields (replicas, runAsUser, ...) keep 0.
 _OMIT_ZERO = frozenset({"generation", "hostPort", "nodePort", "stdin", "stdinOnce", "tty", "hostNetwork", "hostPID",
                         "hostIPC", "minReadySeconds", "paused", "unschedulable"})
+# Where the Go type embeds a struct inline (``json:",inline"``), the .proto has one field holding it, e.g.
+# Probe.handler (ProbeHandler: exec/httpGet/tcpSocket/grpc) or Volume.volumeSource: JSON flattens it.
+_INLINE = frozenset({
+    "k8s.io.api.core.v1.Probe.handler", "k8s.io.api.core.v1.Volume.volumeSource",
+    "k8s.io.api.core.v1.PersistentVolumeSpec.persistentVolumeSource",
+    "k8s.io.api.core.v1.EphemeralContainer.ephemeralContainerCommon",
+    *(f"k8s.io.api.core.v1.{m}.localObjectReference" for m in (
+        "ConfigMapEnvSource", "ConfigMapKeySelector", "ConfigMapProjection", "ConfigMapVolumeSource",
+        "SecretEnvSource", "SecretKeySelector", "SecretProjection")),
+    "k8s.io.api.networking.v1.IngressRule.ingressRuleValue",
+    *(f"k8s.io.api.admissionregistration.{v}.NamedRuleWithOperations.ruleWithOperations"
+      for v in ("v1", "v1alpha1", "v1beta1")),
+    "k8s.io.api.admissionregistration.v1.RuleWithOperations.rule",
+    *(f"k8s.io.api.resource.{v}.{m}.deviceConfiguration" for v in ("v1alpha3", "v1beta1", "v1beta2")
+      for m in ("DeviceAllocationConfiguration", "DeviceClaimConfiguration", "DeviceClassConfiguration")),
+})
+# The few .proto field names that are not the JSON name (go-to-protobuf used the Go name where the json tag did
+# not lowerCamel it).
+_RENAMED = {"Webhooks": "webhooks", "Expression": "expression", "Name": "name", "uID": "uid",
+            "aPIGroup": "apiGroup"}
 _EPOCH_YEAR1 = -62135596800  # Go's zero time.Time in Unix seconds: means "no time"
 
 
@@ -161,20 +183,48 @@ def encode(obj: dict[str, Any]) -> bytes | None:
 def to_dict(msg: Any) -> dict[str, Any]:
     """A message's JSON object (fields set on the wire only)."""
     out: dict[str, Any] = {}
+    owner = msg.DESCRIPTOR.full_name
     for field, value in msg.ListFields():
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        name = _RENAMED.get(field.name, field.name)
+        if f"{owner}.{field.name}" in _INLINE:
+            out.update(to_dict(value))
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
-            out[field.name] = {k: _value_to_json(value_field, v) for k, v in value.items()}
-        elif field.is_repeated:
-            out[field.name] = [_value_to_json(field, v) for v in value]
+            out[name] = {k: _value_to_json(value_field, v) for k, v in value.items()}
+        elif _is_repeated(field):
+            out[name] = [_value_to_json(field, v) for v in value]
         else:
             converted = _value_to_json(field, value)
             if converted is None or (converted == "" and field.type == field.TYPE_STRING):
                 continue
-            if field.name in _OMIT_ZERO and converted in (0, False):
+            if name in _OMIT_ZERO and converted in (0, False):
                 continue
-            out[field.name] = converted
+            out[name] = converted
     return out
+
+
+_JSON_FIELDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def json_fields(desc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(JSON key -> field, JSON key -> the inline field holding it) of a message type, cached."""
+    cached = _JSON_FIELDS.get(desc.full_name)
+    if cached is None:
+        direct: dict[str, Any] = {}
+        inline: dict[str, Any] = {}
+        for field in desc.fields:
+            if f"{desc.full_name}.{field.name}" in _INLINE:
+                sub_direct, sub_inline = json_fields(field.message_type)
+                inline.update(dict.fromkeys([*sub_direct, *sub_inline], field))
+            else:
+                direct[_RENAMED.get(field.name, field.name)] = field
+        cached = _JSON_FIELDS[desc.full_name] = (direct, inline)
+    return cached
+
+
+def _is_repeated(field: Any) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 6 (where `label` is deprecated)
+    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
 
 
 def _value_to_json(field: Any, value: Any) -> Any:
@@ -243,12 +293,18 @@ def _trim(number: float) -> str:
 
 def from_dict(msg: Any, data: dict[str, Any]) -> None:
     """Fill `msg` from a JSON object; keys without a field (kind, apiVersion, unknown ones) are skipped."""
-    fields = msg.DESCRIPTOR.fields_by_name
+    direct, inline = json_fields(msg.DESCRIPTOR)
+    nested: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
-        field = fields.get(key)
-        if field is None or value is None:
+        field = direct.get(key)
+        if field is None:
+            holder = inline.get(key)
+            if holder is not None and value is not None:
+                nested.setdefault(holder.name, {})[key] = value
             continue
-        target = getattr(msg, key)
+        if value is None:
+            continue
+        target = getattr(msg, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
             for k, v in (value or {}).items():
@@ -258,18 +314,20 @@ def from_dict(msg: Any, data: dict[str, Any]) -> None:
                     target[k] = _scalar(value_field, v)
                 else:
                     _message_from_json(target[k], v)
-        elif field.is_repeated:
+        elif _is_repeated(field):
             for item in value or ():
                 if field.message_type is None:
                     target.append(_scalar(field, item))
                 else:
                     _message_from_json(target.add(), item)
         elif field.message_type is None:
-            setattr(msg, key, _scalar(field, value))
+            setattr(msg, field.name, _scalar(field, value))
         else:
             _message_from_json(target, value)
             if not target.ListFields():
                 target.SetInParent()
+    for name, sub in nested.items():
+        from_dict(getattr(msg, name), sub)
 
 
 def _scalar(field: Any, value: Any) -> Any:

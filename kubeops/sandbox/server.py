@@ -150,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             "ts": round(time.time(), 6), "method": method, "path": path, "query": query, "status": 0,
             "dry_run": query.get("dryRun") == "All", "verb": "", "resource": "", "group": "",
             "subresource": "", "namespace": "", "name": "", "user_agent": self.headers.get("User-Agent", ""),
+            "content_type": wire.media_type(self.headers.get("Content-Type")),
         }
         self._status_sent = 0
         self._started = started
