@@ -132,9 +132,22 @@ def default_workload(kind: str):  # type: ignore[no-untyped-def]
                 spec["selector"] = dict(tmpl_labels)
         if isinstance(spec.get("template"), dict):
             _template_default(spec["template"])
-        if old is None:
-            obj.setdefault("status", {})
+        status = obj.setdefault("status", {}) if old is None else obj.get("status")
+        if isinstance(status, dict):
+            for name in _STATUS_COUNTS.get(kind, ()):
+                status.setdefault(name, 0)
     return fn
+
+
+# Status counters without `omitempty` in the Go types: the API server shows them as 0 on a fresh object (before
+# any controller ran), and the official clients refuse the object when they are missing (the OpenAPI marks them
+# required).
+_STATUS_COUNTS: dict[str, tuple[str, ...]] = {
+    "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+    "ReplicaSet": ("replicas",),
+    "ReplicationController": ("replicas",),
+    "StatefulSet": ("replicas", "availableReplicas"),
+}
 
 
 def validate_workload(kind: str):  # type: ignore[no-untyped-def]

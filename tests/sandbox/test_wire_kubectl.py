@@ -125,3 +125,18 @@ def test_protobuf_only_client_gets_protobuf_and_json_clients_json(sb: SandboxPro
     assert ctype == "application/json" and raw.endswith(b"}\n")
     assert node == json.loads(raw)
     assert node["metadata"]["name"] == "worker-0" and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.0"
+
+
+def test_error_bodies_are_the_api_servers_bytes(sb: SandboxProcess) -> None:
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(sb.api_url + "/api/v1/namespaces/default/pods/x", timeout=10)
+    assert caught.value.code == 404 and caught.value.headers["Content-Type"] == "application/json"
+    assert caught.value.read() == (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+                                   b'"pods \\"x\\" not found","reason":"NotFound","details":{"name":"x","kind":"pods"},'
+                                   b'"code":404}\n')
+    r = sb.kubectl("get", "deployment", "nope", "-n", "default")
+    assert r.returncode == 1
+    assert r.stderr.strip() == 'Error from server (NotFound): deployments.apps "nope" not found'
