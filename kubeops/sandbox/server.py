@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from kubeops.sandbox import openapi, tables, wire
+from kubeops.sandbox import openapi, openapi_v2, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -343,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/version":
             self._rec["verb"] = "discovery"
             self._send_json(200, VERSION_INFO)
+            return
+        if method == "GET" and path == "/openapi/v2":
+            self._rec["verb"] = "discovery"
+            self._send(200, *openapi_v2.render(catalog, self.headers.get("Accept")))
             return
         if method == "GET" and parts[:2] == ["openapi", "v3"]:
             self._rec["verb"] = "discovery"

@@ -140,3 +140,35 @@ def test_error_bodies_are_the_api_servers_bytes(sb: SandboxProcess) -> None:
     r = sb.kubectl("get", "deployment", "nope", "-n", "default")
     assert r.returncode == 1
     assert r.stderr.strip() == 'Error from server (NotFound): deployments.apps "nope" not found'
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_kubectl_explain_reads_the_upstream_schemas(sb: SandboxProcess, version: str) -> None:
+    # 1.33 reads OpenAPI v3, 1.27 OpenAPI v2 (protobuf).
+    out = sb.kubectl("explain", "pods.spec.containers", version=version)
+    assert out.returncode == 0, out.stderr
+    assert "FIELD: containers <[]Container>" in out.stdout
+    assert "List of containers belonging to the pod." in out.stdout
+    assert "image\t<string>" in out.stdout and "livenessProbe\t<Probe>" in out.stdout
+    out = sb.kubectl("explain", "deployment.spec.strategy", version=version)
+    assert out.returncode == 0, out.stderr
+    assert "GROUP:      apps" in out.stdout and "FIELD: strategy <DeploymentStrategy>" in out.stdout
+    assert "rollingUpdate\t<RollingUpdateDeployment>" in out.stdout
+    assert 'Type of deployment. Can be "Recreate" or "RollingUpdate".' in out.stdout
+
+
+def test_get_raw_openapi_v3(sb: SandboxProcess) -> None:
+    index = json.loads(sb.kubectl("get", "--raw", "/openapi/v3", check=True).stdout)
+    url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
+    doc = json.loads(sb.kubectl("get", "--raw", url, check=True).stdout)
+    schemas = doc["components"]["schemas"]
+    deployment = schemas["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment",
+                                                              "version": "v1"}]
+    assert deployment["properties"]["spec"]["allOf"] == [
+        {"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"}]
+    assert schemas["io.k8s.api.apps.v1.DeploymentSpec"]["required"] == ["selector", "template"]
+    assert "io.k8s.api.core.v1.PodSpec" in schemas and "io.k8s.api.core.v1.Node" not in schemas
+    post = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"]
+    assert any(p["name"] == "fieldValidation" for p in post["parameters"])
