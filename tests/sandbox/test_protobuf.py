@@ -160,3 +160,22 @@ def test_json_names_match_the_upstream_openapi_for_every_message() -> None:
             wrong.append(name)
         checked += 1
     assert checked > 600 and wrong == []
+
+
+def test_shipped_descriptors_are_the_compiled_protos() -> None:
+    """kubeops/sandbox/proto/k8s-api.binpb is what scripts/build_k8s_proto.py makes of the shared .proto files."""
+    import importlib.util
+    from pathlib import Path
+
+    from google.protobuf import descriptor_pb2
+
+    proto_root = Path("/work/shared/k8s-proto")
+    if not proto_root.is_dir() or importlib.util.find_spec("grpc_tools") is None:
+        pytest.skip("the k8s .proto files or grpcio-tools are not here")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build_k8s_proto.py"
+    spec = importlib.util.spec_from_file_location("build_k8s_proto", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fresh = descriptor_pb2.FileDescriptorSet.FromString(module.compile_descriptor_set(proto_root))
+    shipped = descriptor_pb2.FileDescriptorSet.FromString(module.OUT.read_bytes())
+    assert {f.name: f for f in fresh.file} == {f.name: f for f in shipped.file}
