@@ -44,7 +44,8 @@ def decode_protobuf(raw: bytes) -> dict[str, Any]:
 def encode(body: Any, *, accept: str | None, content_type: str,
            dumps: Callable[[Any], bytes]) -> tuple[bytes, str]:
     """The bytes and Content-Type of an answer (`dumps` is the server's fast JSON encoder)."""
-    if (content_type == "application/json" and isinstance(body, dict) and accepts_only_protobuf(accept)):
+    if (accept and "protobuf" in accept and content_type == "application/json" and isinstance(body, dict)
+            and accepts_only_protobuf(accept)):
         data = protobuf.encode(body)
         if data is not None:
             return data, PROTOBUF
