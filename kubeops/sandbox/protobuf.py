@@ -49,7 +49,7 @@ _STRING_LISTS = frozenset({f"{_META}.Verbs", "k8s.io.api.authentication.v1.Extra
 # Non-pointer `omitempty` numbers and flags that every object kubectl builds carries as 0/false on the wire (gogo
 # writes them all); Go's JSON would leave them out, and so do we. Pointer fields (replicas, runAsUser, ...) keep 0.
 _OMIT_ZERO = frozenset({"generation", "hostPort", "nodePort", "stdin", "stdinOnce", "tty", "hostNetwork", "hostPID",
-                        "hostIPC", "minReadySeconds", "paused", "unschedulable"})
+                        "hostIPC", "minReadySeconds", "paused", "unschedulable", "readOnly"})
 # Where the Go type embeds a struct inline (``json:",inline"``), the .proto has one field holding it, e.g.
 # Probe.handler (ProbeHandler: exec/httpGet/tcpSocket/grpc) or Volume.volumeSource: JSON flattens it.
 _INLINE = frozenset({
@@ -195,6 +195,10 @@ def to_dict(msg: Any) -> dict[str, Any]:
             out[name] = [_value_to_json(field, v) for v in value]
         else:
             converted = _value_to_json(field, value)
+            if converted is None and field.message_type is not None and field.message_type.full_name in (
+                    _TIME, _MICRO_TIME):
+                out[name] = None  # a zero time.Time on the wire: Go's JSON writes null (creationTimestamp: null)
+                continue
             if converted is None or (converted == "" and field.type == field.TYPE_STRING):
                 continue
             if name in _OMIT_ZERO and converted in (0, False):

@@ -50,15 +50,25 @@ def _get(sb: SandboxProcess, path: str) -> dict:
     return body
 
 
+@pytest.fixture(scope="module")
+def created(sb: SandboxProcess) -> dict[str, list[dict]]:
+    """Both kubectl versions run every command, each in its own namespace; the POSTs each one made."""
+    posts: dict[str, list[dict]] = {}
+    for version in VERSIONS:
+        tag = version.replace(".", "")
+        mark = len(sb.requests())
+        for cmd in _commands(f"team-{tag}", tag):
+            r = sb.kubectl(*cmd, version=version)
+            assert r.returncode == 0, f"kubectl {version} {' '.join(cmd)}: {r.stderr}"
+        posts[version] = [r for r in sb.requests()[mark:] if r["method"] == "POST"]
+    return posts
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-def test_kubectl_create_run_expose_debug(sb: SandboxProcess, version: str) -> None:
+def test_kubectl_create_run_expose_debug(sb: SandboxProcess, created: dict[str, list[dict]], version: str) -> None:
     tag = version.replace(".", "")
     ns = f"team-{tag}"
-    mark = len(sb.requests())
-    for cmd in _commands(ns, tag):
-        r = sb.kubectl(*cmd, version=version)
-        assert r.returncode == 0, f"kubectl {version} {' '.join(cmd)}: {r.stderr}"
-    posts = [r for r in sb.requests()[mark:] if r["method"] == "POST"]
+    posts = created[version]
     sent = {r["content_type"] for r in posts}
     # 1.33 sends built-in kinds as protobuf, 1.27 as JSON: both must land.
     assert ("application/vnd.kubernetes.protobuf" in sent) == (version == "1.33"), sent
@@ -104,8 +114,49 @@ def test_kubectl_create_run_expose_debug(sb: SandboxProcess, version: str) -> No
     pods = _get(sb, f"/api/v1/namespaces/{ns}/pods")["items"]
     debug = [p for p in pods if p["metadata"]["name"].startswith("node-debugger-worker-1-")]
     assert len(debug) == 1, [p["metadata"]["name"] for p in pods]
-    assert debug[0]["spec"]["nodeName"] == "worker-1"
-    assert debug[0]["spec"]["containers"][0]["image"] == "busybox"
+    spec = debug[0]["spec"]
+    assert spec["nodeName"] == "worker-1" and spec["containers"][0]["image"] == "busybox"
+    # the legacy profile: the node's namespaces and its root filesystem (an inline VolumeSource in protobuf)
+    assert spec["hostNetwork"] is True and spec["hostPID"] is True
+    assert {"name": "host-root", "hostPath": {"path": "/"}} in spec["volumes"]
+    assert {"name": "host-root", "mountPath": "/host"} in spec["containers"][0]["volumeMounts"]
+
+
+def _comparable(obj: dict, ns: str) -> dict:
+    out = json.loads(json.dumps(obj).replace(ns, "NS"))
+    for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
+        out["metadata"].pop(key, None)
+    out.pop("status", None)
+    if out["metadata"]["name"].startswith("node-debugger-"):
+        out["metadata"]["name"] = "node-debugger"
+    if out.get("kind") == "Service":
+        out["spec"].pop("clusterIP"), out["spec"].pop("clusterIPs")
+    return out
+
+
+def test_protobuf_and_json_bodies_store_the_same_objects(sb: SandboxProcess, created: dict) -> None:
+    """What kubectl 1.33 sent as protobuf reads back exactly like what 1.27 sent as JSON."""
+    compared = 0
+    for base, plural in (("/api/v1", "configmaps"), ("/api/v1", "secrets"), ("/api/v1", "serviceaccounts"),
+                         ("/api/v1", "services"), ("/apis/apps/v1", "deployments"), ("/apis/batch/v1", "jobs"),
+                         ("/apis/batch/v1", "cronjobs"), ("/apis/policy/v1", "poddisruptionbudgets"),
+                         ("/apis/rbac.authorization.k8s.io/v1", "roles"),
+                         ("/apis/rbac.authorization.k8s.io/v1", "rolebindings")):
+        objects = {}
+        for version in VERSIONS:
+            ns = f"team-{version.replace('.', '')}"
+            items = _get(sb, f"{base}/namespaces/{ns}/{plural}")["items"]
+            objects[version] = {o["metadata"]["name"]: _comparable(o, ns) for o in items}
+        assert objects["1.33"] == objects["1.27"], plural
+        compared += len(objects["1.33"])
+    pods = {}
+    for version in VERSIONS:
+        ns = f"team-{version.replace('.', '')}"
+        pods[version] = [_comparable(_get(sb, f"/api/v1/namespaces/{ns}/pods/shell"), ns)] + [
+            _comparable(p, ns) for p in _get(sb, f"/api/v1/namespaces/{ns}/pods")["items"]
+            if p["metadata"]["name"].startswith("node-debugger-")]
+    assert pods["1.33"] == pods["1.27"]
+    assert compared >= 10
 
 
 def test_protobuf_only_client_gets_protobuf_and_json_clients_json(sb: SandboxProcess) -> None:
@@ -125,6 +176,24 @@ def test_protobuf_only_client_gets_protobuf_and_json_clients_json(sb: SandboxPro
     assert ctype == "application/json" and raw.endswith(b"}\n")
     assert node == json.loads(raw)
     assert node["metadata"]["name"] == "worker-0" and node["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.0"
+
+
+def test_a_protobuf_only_client_gets_errors_as_protobuf_status(sb: SandboxProcess) -> None:
+    import urllib.error
+    import urllib.request
+
+    from kubeops.sandbox import protobuf
+
+    req = urllib.request.Request(sb.api_url + "/apis/apps/v1/namespaces/default/deployments/nope",
+                                 headers={"Accept": "application/vnd.kubernetes.protobuf"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req, timeout=10)
+    assert caught.value.code == 404
+    assert caught.value.headers["Content-Type"] == "application/vnd.kubernetes.protobuf"
+    assert protobuf.decode(caught.value.read()) == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": 'deployments.apps "nope" not found', "reason": "NotFound",
+        "details": {"name": "nope", "group": "apps", "kind": "deployments"}, "code": 404}
 
 
 def test_error_bodies_are_the_api_servers_bytes(sb: SandboxProcess) -> None:
