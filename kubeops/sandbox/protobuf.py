@@ -48,8 +48,11 @@ _STRING_LISTS = frozenset({f"{_META}.Verbs", "k8s.io.api.authentication.v1.Extra
                            "k8s.io.api.certificates.v1beta1.ExtraValue"})
 # Non-pointer `omitempty` numbers and flags that every object kubectl builds carries as 0/false on the wire (gogo
 # writes them all); Go's JSON would leave them out, and so do we. Pointer fields (replicas, runAsUser, ...) keep 0.
-_OMIT_ZERO = frozenset({"generation", "hostPort", "nodePort", "stdin", "stdinOnce", "tty", "hostNetwork", "hostPID",
-                        "hostIPC", "minReadySeconds", "paused", "unschedulable", "readOnly"})
+_OMIT_ZERO = frozenset({"generation", "hostPort", "nodePort", "healthCheckNodePort", "stdin", "stdinOnce", "tty",
+                        "hostNetwork", "hostPID", "hostIPC", "minReadySeconds", "paused", "unschedulable", "readOnly",
+                        # Probe's plain int32s (the API server defaults 0 to 1, 10, 1, 3)
+                        "initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+                        "failureThreshold"})
 # Where the Go type embeds a struct inline (``json:",inline"``), the .proto has one field holding it, e.g.
 # Probe.handler (ProbeHandler: exec/httpGet/tcpSocket/grpc) or Volume.volumeSource: JSON flattens it.
 _INLINE = frozenset({
