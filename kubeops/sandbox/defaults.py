@@ -13,6 +13,7 @@ from typing import Any
 from kubeops.sandbox.store import Cause, Obj, Store
 
 _ip_counter = itertools.count(1)
+_node_port_counter = itertools.count(0)
 
 
 def _pod_spec(spec: dict[str, Any], *, pod: bool = True) -> None:
@@ -191,7 +192,16 @@ def default_service(obj: Obj, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    if spec["type"] == "ExternalName":  # a DNS alias: no cluster IP, no ports allocated
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        return
     spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+        old_ports = {p.get("port"): p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+        for p in spec.get("ports") or []:
+            if not p.get("nodePort"):
+                p["nodePort"] = old_ports.get(p.get("port")) or 30000 + next(_node_port_counter) % 2768
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
     if not spec.get("clusterIP") and old is None:

@@ -50,6 +50,7 @@ _STRING_LISTS = frozenset({f"{_META}.Verbs", "k8s.io.api.authentication.v1.Extra
 # writes them all); Go's JSON would leave them out, and so do we. Pointer fields (replicas, runAsUser, ...) keep 0.
 _OMIT_ZERO = frozenset({"generation", "hostPort", "nodePort", "healthCheckNodePort", "stdin", "stdinOnce", "tty",
                         "hostNetwork", "hostPID", "hostIPC", "minReadySeconds", "paused", "unschedulable", "readOnly",
+                        "publishNotReadyAddresses",
                         # Probe's plain int32s (the API server defaults 0 to 1, 10, 1, 3)
                         "initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
                         "failureThreshold"})

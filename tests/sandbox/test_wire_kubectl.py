@@ -3,6 +3,7 @@ objects read back as the API server would have stored them."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -37,6 +38,14 @@ def _commands(ns: str, tag: str) -> list[list[str]]:
         ["create", "job", "once", "-n", ns, "--image=busybox", "--", "echo", "hi"],
         ["create", "poddisruptionbudget", "web-pdb", "-n", ns, "--selector=app=web", "--min-available=1"],
         ["create", "clusterrole", f"viewer-{tag}", "--verb=get,list", "--resource=nodes"],
+        ["create", "clusterrolebinding", f"viewer-{tag}", f"--clusterrole=viewer-{tag}",
+         f"--serviceaccount={ns}:bot"],
+        ["create", "priorityclass", f"batch-{tag}", "--value=1000", "--description=batch work"],
+        ["create", "secret", "docker-registry", "pull", "-n", ns, "--docker-server=registry.example.com",
+         "--docker-username=ops", "--docker-password=hunter2"],
+        ["create", "service", "clusterip", "api", "-n", ns, "--tcp=80:8080"],
+        ["create", "service", "nodeport", "edge", "-n", ns, "--tcp=443:8443"],
+        ["create", "service", "externalname", "db", "-n", ns, "--external-name=db.example.com"],
         ["create", "cronjob", "nightly", "-n", ns, "--image=busybox", "--schedule=0 3 * * *"],
         ["run", "shell", "-n", ns, "--image=busybox", "--labels=app=shell", "--", "sleep", "3600"],
         ["expose", "deployment", "web", "-n", ns, "--port=8080", "--target-port=80"],
@@ -96,6 +105,23 @@ def test_kubectl_create_run_expose_debug(sb: SandboxProcess, created: dict[str, 
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "bot", "namespace": ns}]
     clusterrole = _get(sb, f"/apis/rbac.authorization.k8s.io/v1/clusterroles/viewer-{tag}")
     assert clusterrole["rules"][0]["resources"] == ["nodes"]
+    crb = _get(sb, f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/viewer-{tag}")
+    assert crb["roleRef"]["kind"] == "ClusterRole" and crb["subjects"][0]["namespace"] == ns
+    priority = _get(sb, f"/apis/scheduling.k8s.io/v1/priorityclasses/batch-{tag}")
+    assert priority["value"] == 1000 and priority["description"] == "batch work"
+    pull = _get(sb, f"/api/v1/namespaces/{ns}/secrets/pull")
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))["auths"]
+    assert auths["registry.example.com"]["username"] == "ops"
+    api = _get(sb, f"/api/v1/namespaces/{ns}/services/api")
+    assert api["spec"]["type"] == "ClusterIP" and api["spec"]["selector"] == {"app": "api"}
+    assert api["spec"]["ports"] == [{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}]
+    edge = _get(sb, f"/api/v1/namespaces/{ns}/services/edge")
+    assert edge["spec"]["type"] == "NodePort" and edge["spec"]["ports"][0]["targetPort"] == 8443
+    assert 30000 <= edge["spec"]["ports"][0]["nodePort"] <= 32767
+    external = _get(sb, f"/api/v1/namespaces/{ns}/services/db")
+    assert external["spec"]["type"] == "ExternalName" and external["spec"]["externalName"] == "db.example.com"
+    assert "clusterIP" not in external["spec"]
 
     job = _get(sb, f"/apis/batch/v1/namespaces/{ns}/jobs/once")
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
@@ -129,8 +155,10 @@ def _comparable(obj: dict, ns: str) -> dict:
     out.pop("status", None)
     if out["metadata"]["name"].startswith("node-debugger-"):
         out["metadata"]["name"] = "node-debugger"
-    if out.get("kind") == "Service":
-        out["spec"].pop("clusterIP"), out["spec"].pop("clusterIPs")
+    if out.get("kind") == "Service":  # allocated per object
+        out["spec"].pop("clusterIP", None), out["spec"].pop("clusterIPs", None)
+        for port in out["spec"].get("ports") or []:
+            port.pop("nodePort", None)
     return out
 
 
