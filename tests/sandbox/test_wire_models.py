@@ -183,3 +183,46 @@ def test_a_fresh_object_deserializes_before_any_controller_ran(sb: SandboxProces
     package = "core" if not group else group.split(".")[0]
     schema = definitions[f"io.k8s.api.{package}.{version}.{obj['kind']}"]
     assert _missing_required(obj, schema, definitions, "") == []
+
+
+def _as_protobuf_carries_it(value: Any, key: str = "") -> Any:
+    """The JSON a protobuf round trip keeps: no nulls, no singular "" and no plain omitempty zeros."""
+    from kubeops.sandbox import protobuf
+
+    if isinstance(value, dict):
+        keep_empty = key in ("labels", "annotations", "data", "stringData", "selector", "nodeSelector",
+                             "matchLabels")
+        return {k: v if keep_empty else _as_protobuf_carries_it(v, k) for k, v in value.items()
+                if v is not None and (keep_empty or v != "")
+                and not (k in protobuf._OMIT_ZERO and v in (0, False))}
+    if isinstance(value, list):
+        return [_as_protobuf_carries_it(v) for v in value]
+    return value
+
+
+def test_every_served_object_reads_the_same_in_protobuf(sb: SandboxProcess) -> None:
+    import urllib.request
+
+    from kubeops.sandbox import protobuf
+
+    checked, different = 0, []
+    for group, _version, base, res in _served(sb):
+        if group in NO_MODEL_GROUPS:
+            continue
+        _code, listed = sb.request("GET", f"{base}/{res['name']}")
+        for item in listed["items"]:
+            meta = item["metadata"]
+            where = f"namespaces/{meta['namespace']}/" if res["namespaced"] else ""
+            path = f"{base}/{where}{res['name']}/{meta['name']}"
+            for _attempt in range(5):  # controllers keep writing (heartbeats): compare one resourceVersion
+                req = urllib.request.Request(sb.api_url + path, headers={"Accept": protobuf.MEDIA_TYPE})
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    assert resp.headers["Content-Type"] == protobuf.MEDIA_TYPE
+                    decoded = protobuf.decode(resp.read())
+                _code, as_json = sb.request("GET", path)
+                if decoded["metadata"]["resourceVersion"] == as_json["metadata"]["resourceVersion"]:
+                    break
+            if decoded != _as_protobuf_carries_it(as_json):
+                different.append(path)
+            checked += 1
+    assert different == [] and checked > 40
