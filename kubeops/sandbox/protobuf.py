@@ -181,6 +181,30 @@ def encode(obj: dict[str, Any]) -> bytes | None:
     return MAGIC + unknown.SerializeToString()
 
 
+def watch_frame(event_type: str, obj: dict[str, Any]) -> bytes:
+    """One event of a ``application/vnd.kubernetes.protobuf;stream=watch`` stream: a 4-byte big-endian length,
+    then a bare ``meta.v1.WatchEvent`` (no envelope) whose ``object.raw`` is the object's full envelope."""
+    reg = _Registry.get()
+    event = reg.message_class(f"{_META}.WatchEvent")()
+    event.type = event_type
+    event.object.raw = encode(obj) or b""
+    data = event.SerializeToString()
+    return len(data).to_bytes(4, "big") + data
+
+
+def read_watch_frames(data: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """The (type, object) events of a protobuf watch stream body (what client-go's stream decoder does)."""
+    reg = _Registry.get()
+    out = []
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        event = reg.message_class(f"{_META}.WatchEvent")()
+        event.ParseFromString(data[4:4 + size])
+        out.append((event.type, decode(event.object.raw)))
+        data = data[4 + size:]
+    return out
+
+
 # ---- message -> JSON -----------------------------------------------------------------------------------------
 
 

@@ -760,9 +760,10 @@ class _Handler(BaseHTTPRequestHandler):
                 too_old = None
                 if pos < store.oldest_resource_version:
                     too_old = st.gone(f"too old resource version: {pos} ({store.oldest_resource_version})")
+        as_protobuf = not table and wire.watch_in_protobuf(self.headers.get("Accept"), api_version, info.kind)
         self._status_sent = 200
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", wire.PROTOBUF_WATCH if as_protobuf else "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
@@ -776,7 +777,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 payload = dict(obj)
                 payload["apiVersion"] = api_version
-            data = _dumps({"type": etype, "object": payload}) + b"\n"
+            data = wire.watch_event(etype, payload, as_protobuf=as_protobuf, dumps=_dumps)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 

@@ -3,10 +3,11 @@
 Request bodies: JSON (and YAML for patches) as before, plus ``application/vnd.kubernetes.protobuf``, which
 kubectl 1.33 sends for built-in kinds (see `kubeops.sandbox.protobuf`).
 
-Answers: protobuf only when the client accepts nothing else (``Accept: application/vnd.kubernetes.protobuf``),
-otherwise JSON, which every client that lists protobuf first (kubectl, client-go) also takes. JSON ends with a
-newline as the API server's Go encoder writes it; Status bodies are encoded byte for byte like kube-apiserver's
-(keys in Go struct order, compact, ``<``, ``>``, ``&`` escaped as ``\\u003c`` and friends).
+Answers: protobuf only when the client accepts nothing else (``Accept: application/vnd.kubernetes.protobuf``;
+watch streams then go out as length-delimited frames), otherwise JSON, which every client that lists protobuf
+first (kubectl, client-go) also takes. JSON ends with a newline as the API server's Go encoder writes it; Status
+bodies are encoded byte for byte like kube-apiserver's (keys in Go struct order, compact, ``<``, ``>``, ``&``
+escaped as ``\\u003c`` and friends).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from kubeops.sandbox import protobuf
 
 PROTOBUF = protobuf.MEDIA_TYPE
+PROTOBUF_WATCH = f"{PROTOBUF};stream=watch"
 _STATUS_ORDER = ("kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code")
 _DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
 _CAUSE_ORDER = ("reason", "message", "field")
@@ -79,3 +81,16 @@ def go_json(value: Any) -> bytes:
                           ("\u2029", "\\u2029")):
         text = text.replace(char, escaped)
     return text.encode()
+
+
+def watch_in_protobuf(accept: str | None, api_version: str, kind: str) -> bool:
+    """Whether a watch stream goes out as length-delimited protobuf frames (the client accepts nothing else)."""
+    return bool(accept and "protobuf" in accept and accepts_only_protobuf(accept)
+                and protobuf.has_message(api_version, kind))
+
+
+def watch_event(event_type: str, obj: Any, *, as_protobuf: bool, dumps: Callable[[Any], bytes]) -> bytes:
+    """One watch event's bytes: a JSON line, or a protobuf frame."""
+    if as_protobuf:
+        return protobuf.watch_frame(event_type, obj)
+    return dumps({"type": event_type, "object": obj}) + b"\n"

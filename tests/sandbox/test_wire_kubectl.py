@@ -269,3 +269,18 @@ def test_get_raw_openapi_v3(sb: SandboxProcess) -> None:
     assert "io.k8s.api.core.v1.PodSpec" in schemas and "io.k8s.api.core.v1.Node" not in schemas
     post = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"]
     assert any(p["name"] == "fieldValidation" for p in post["parameters"])
+
+
+def test_a_protobuf_only_watch_streams_length_delimited_frames(sb: SandboxProcess) -> None:
+    import urllib.request
+
+    from kubeops.sandbox import protobuf
+
+    req = urllib.request.Request(sb.api_url + "/api/v1/nodes?watch=1&timeoutSeconds=1",
+                                 headers={"Accept": "application/vnd.kubernetes.protobuf;stream=watch"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "application/vnd.kubernetes.protobuf;stream=watch"
+        events = protobuf.read_watch_frames(resp.read())
+    added = {obj["metadata"]["name"] for kind, obj in events if kind == "ADDED"}
+    assert added == {"control-plane-0", "worker-0", "worker-1", "worker-2"}
+    assert all(obj["kind"] == "Node" and obj["apiVersion"] == "v1" for _, obj in events)
