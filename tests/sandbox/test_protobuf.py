@@ -46,6 +46,13 @@ OBJECTS = [
                                                      "template": {"metadata": {"labels": {"a": "b"}}}}}]},
     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": 'pods "x" not found',
      "reason": "NotFound", "details": {"name": "x", "kind": "pods"}, "code": 404},
+    {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
+     "spec": {"resourceAttributes": {"namespace": "apps", "verb": "patch", "resource": "deployments",
+                                     "group": "apps", "subresource": "scale"}},
+     "status": {"allowed": True, "reason": "RBAC: allowed by RoleBinding"}},
+    {"kind": "Eviction", "apiVersion": "policy/v1", "metadata": {"name": "web-1", "namespace": "shop"},
+     "deleteOptions": {"gracePeriodSeconds": 0, "dryRun": ["All"], "preconditions": {"uid": "u-1"}}},
+    {"kind": "DeleteOptions", "apiVersion": "apps/v1", "propagationPolicy": "Foreground", "gracePeriodSeconds": 30},
     {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "r"},
      "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}]},
 ]
