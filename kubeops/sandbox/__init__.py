@@ -2,10 +2,11 @@
 
 Layout (core): `store` (objects, resourceVersion, watch log, deletion), `cluster` (the `Cluster` and its plug-in
 points: reconcilers, subresource/proxy handlers, extra API groups; read its docstring before plugging in),
-`server` (HTTP), `discovery`, `selectors`, `patch`, `status`, `defaults`, `tables`, `openapi`, `faults`,
-`requestlog`, `scenario` (+ `scenarios/*.yaml`), `process` (flags, state folder, detach/stop) and `testing`
-(`SandboxProcess` for tests). Cluster behaviour (controllers, scheduler, kubelet, PDBs, eviction, AWS link,
-metrics) lives in the semantics modules that `cluster.PLUGIN_MODULES` names.
+`server` (HTTP), `wire` (content negotiation) with `protobuf` (+ `proto/k8s-api.binpb`), `discovery`, `selectors`,
+`patch`, `status`, `defaults`, `tables`, `openapi` and `openapi_v2`, `faults`, `requestlog`, `scenario`
+(+ `scenarios/*.yaml`), `process` (flags, state folder, detach/stop) and `testing` (`SandboxProcess` for tests).
+Cluster behaviour (controllers, scheduler, kubelet, PDBs, eviction, AWS link, metrics) lives in the semantics
+modules that `cluster.PLUGIN_MODULES` names.
 
 Importing this package is cheap: the functions below import the machinery lazily.
 """

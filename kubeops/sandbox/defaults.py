@@ -13,6 +13,7 @@ from typing import Any
 from kubeops.sandbox.store import Cause, Obj, Store
 
 _ip_counter = itertools.count(1)
+_node_port_counter = itertools.count(0)
 
 
 def _pod_spec(spec: dict[str, Any], *, pod: bool = True) -> None:
@@ -96,6 +97,19 @@ def _template_default(tmpl: dict[str, Any]) -> None:
     tmpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
 
 
+def _strategy(spec: dict[str, Any], key: str, rolling: dict[str, Any]) -> None:
+    """Default an update strategy field by field: kubectl sends ``strategy: {}`` (a Go struct is never omitted),
+    and the API server still makes it RollingUpdate with the kind's default parameters."""
+    strategy = spec.get(key)
+    if not isinstance(strategy, dict):
+        strategy = spec[key] = {}
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        params = strategy.setdefault("rollingUpdate", {})
+        for name, value in rolling.items():
+            params.setdefault(name, value)
+
+
 def default_workload(kind: str):  # type: ignore[no-untyped-def]
     def fn(obj: Obj, old: Obj | None) -> None:
         spec = obj.setdefault("spec", {})
@@ -105,14 +119,12 @@ def default_workload(kind: str):  # type: ignore[no-untyped-def]
             spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault("strategy", {"type": "RollingUpdate",
-                                         "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+            _strategy(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
         if kind == "DaemonSet":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate",
-                                               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            _strategy(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
         if kind == "StatefulSet":
             spec.setdefault("podManagementPolicy", "OrderedReady")
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+            _strategy(spec, "updateStrategy", {"partition": 0})
             spec.setdefault("persistentVolumeClaimRetentionPolicy",
                             {"whenDeleted": "Retain", "whenScaled": "Retain"})
         if kind == "ReplicationController":
@@ -121,9 +133,22 @@ def default_workload(kind: str):  # type: ignore[no-untyped-def]
                 spec["selector"] = dict(tmpl_labels)
         if isinstance(spec.get("template"), dict):
             _template_default(spec["template"])
-        if old is None:
-            obj.setdefault("status", {})
+        status = obj.setdefault("status", {}) if old is None else obj.get("status")
+        if isinstance(status, dict):
+            for name in _STATUS_COUNTS.get(kind, ()):
+                status.setdefault(name, 0)
     return fn
+
+
+# Status counters without `omitempty` in the Go types: the API server shows them as 0 on a fresh object (before
+# any controller ran), and the official clients refuse the object when they are missing (the OpenAPI marks them
+# required).
+_STATUS_COUNTS: dict[str, tuple[str, ...]] = {
+    "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+    "ReplicaSet": ("replicas",),
+    "ReplicationController": ("replicas",),
+    "StatefulSet": ("replicas", "availableReplicas"),
+}
 
 
 def validate_workload(kind: str):  # type: ignore[no-untyped-def]
@@ -167,7 +192,16 @@ def default_service(obj: Obj, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    if spec["type"] == "ExternalName":  # a DNS alias: no cluster IP, no ports allocated
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        return
     spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+        old_ports = {p.get("port"): p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+        for p in spec.get("ports") or []:
+            if not p.get("nodePort"):
+                p["nodePort"] = old_ports.get(p.get("port")) or 30000 + next(_node_port_counter) % 2768
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
     if not spec.get("clusterIP") and old is None:
@@ -179,7 +213,8 @@ def default_service(obj: Obj, old: Obj | None) -> None:
         spec["clusterIPs"] = [spec["clusterIP"]]
     for p in spec.get("ports") or []:
         p.setdefault("protocol", "TCP")
-        p.setdefault("targetPort", p.get("port"))
+        if p.get("targetPort") in (None, 0, ""):  # protobuf bodies carry an unset IntOrString as 0
+            p["targetPort"] = p.get("port")
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
@@ -195,6 +230,10 @@ def validate_pdb(obj: Obj, old: Obj | None) -> list[Cause]:
         return [("FieldValueInvalid", "spec", "Invalid value: ...: minAvailable and maxUnavailable cannot be both "
                  "set")]
     return []
+
+
+def default_secret(obj: Obj, old: Obj | None) -> None:
+    obj.setdefault("type", "Opaque")
 
 
 def default_node(obj: Obj, old: Obj | None) -> None:
@@ -217,3 +256,4 @@ def install(store: Store) -> None:
     store.defaulters["poddisruptionbudgets.policy"].append(default_pdb)
     store.validators["poddisruptionbudgets.policy"].append(validate_pdb)
     store.defaulters["nodes"].append(default_node)
+    store.defaulters["secrets"].append(default_secret)

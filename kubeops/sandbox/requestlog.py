@@ -2,7 +2,8 @@
 
 Fields: ts (epoch seconds), method, path, query (dict of first values), status, dry_run, verb (get, list, watch,
 create, update, patch, delete, deletecollection, proxy, discovery, sandbox), resource (plural), group,
-subresource, namespace, name, user_agent, duration_ms, and fault when one was injected.
+subresource, namespace, name, user_agent, content_type (of the request body), duration_ms, and fault when one was
+injected.
 """
 
 from __future__ import annotations

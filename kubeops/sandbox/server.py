@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from kubeops.sandbox import openapi, tables
+from kubeops.sandbox import openapi, openapi_v2, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -150,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             "ts": round(time.time(), 6), "method": method, "path": path, "query": query, "status": 0,
             "dry_run": query.get("dryRun") == "All", "verb": "", "resource": "", "group": "",
             "subresource": "", "namespace": "", "name": "", "user_agent": self.headers.get("User-Agent", ""),
+            "content_type": wire.media_type(self.headers.get("Content-Type")),
         }
         self._status_sent = 0
         self._started = started
@@ -232,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
+            if wire.is_protobuf(ctype):
+                return wire.decode_protobuf(raw)
             if allow_yaml and "yaml" in ctype:
                 return yaml.safe_load(raw)
             return json.loads(raw)
@@ -266,7 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
         # Drain an unread request body so keep-alive stays in sync.
         if self._body_cache is None and self.headers.get("Content-Length"):
             self._read_body()
-        self._send(code, _dumps(body), content_type, headers)
+        data, content_type = wire.encode(body, accept=self.headers.get("Accept"), content_type=content_type,
+                                         dumps=_dumps)
+        self._send(code, data, content_type, headers)
 
     def _inject(self, kind: str, method: str, path: str) -> None:
         if kind == "drop":
@@ -338,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/version":
             self._rec["verb"] = "discovery"
             self._send_json(200, VERSION_INFO)
+            return
+        if method == "GET" and path == "/openapi/v2":
+            self._rec["verb"] = "discovery"
+            self._send(200, *openapi_v2.render(catalog, self.headers.get("Accept")))
             return
         if method == "GET" and parts[:2] == ["openapi", "v3"]:
             self._rec["verb"] = "discovery"
@@ -751,9 +760,10 @@ class _Handler(BaseHTTPRequestHandler):
                 too_old = None
                 if pos < store.oldest_resource_version:
                     too_old = st.gone(f"too old resource version: {pos} ({store.oldest_resource_version})")
+        as_protobuf = not table and wire.watch_in_protobuf(self.headers.get("Accept"), api_version, info.kind)
         self._status_sent = 200
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", wire.PROTOBUF_WATCH if as_protobuf else "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
@@ -767,7 +777,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 payload = dict(obj)
                 payload["apiVersion"] = api_version
-            data = _dumps({"type": etype, "object": payload}) + b"\n"
+            data = wire.watch_event(etype, payload, as_protobuf=as_protobuf, dumps=_dumps)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 

@@ -35,10 +35,10 @@ def failure(code: int, reason: str, message: str, *, details: dict[str, Any] | N
         "status": "Failure",
         "message": message,
         "reason": reason,
-        "code": code,
     }
     if details is not None:
         body["details"] = details
+    body["code"] = code
     return body
 
 
