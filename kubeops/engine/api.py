@@ -77,8 +77,11 @@ def run_playbook(
     guard: RunGuard | None = None,
     clients: Clients | None = None,
     check: bool = True,
+    run_id: str | None = None,
 ) -> RunRecord:
     """Load, bind parameters (inventory defaults apply), and run. Returns the final record.
+
+    `run_id` names the run up front (the console shows a run's page before its first step ends).
 
     With ``check=True`` (default) a failed run raises StepFailed and a rejected one InputError (the exception
     has `.record`). Dry runs use an in-memory store and no guard (no lock, no window): they change nothing.
@@ -95,7 +98,7 @@ def run_playbook(
         guard=guard,
         clients=clients,
     )
-    record = runner.start(playbook, params=bound, dry_run=dry_run)
+    record = runner.start(playbook, params=bound, dry_run=dry_run, run_id=run_id)
     return raise_for_status(record) if check else record
 
 
