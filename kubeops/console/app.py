@@ -31,7 +31,7 @@ from kubeops.console.auth import Session, Sessions, TokenBook, csrf_ok
 from kubeops.engine import api, overview
 from kubeops.engine.audit import Actor, AuditEntry
 from kubeops.engine.launcher import Launcher
-from kubeops.engine.logging import get_logger, redact_text
+from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.engine.run_index import RunIndex
 from kubeops.errors import InputError, KubeopsError, NotFound
 from kubeops.model.loader import available_playbooks
@@ -118,7 +118,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(cpu=_fmt_cpu, bytes=_fmt_bytes, pct=_fmt_pct, duration=_fmt_duration, tojson_pretty=_json,
-                       redact=lambda v: redact_text(str(v)) if v is not None else "", step_duration=_step_duration)
+                       redact=lambda v: redact_text(str(v)) if v is not None else "", redact_params=redact, step_duration=_step_duration)
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def session_of(request: Request) -> Session:

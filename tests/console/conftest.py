@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import threading
 import time
@@ -21,11 +22,13 @@ import yaml
 
 from kubeops.sandbox.testing import SandboxProcess
 
+REPO = Path(__file__).resolve().parents[2]
 TOKENS = {"viewer": "viewer-token-0123456789abcdef", "operator": "operator-token-0123456789abcdef"}
 
 
 class Console:
-    def __init__(self, sandbox: SandboxProcess, folder: Path, *, read_only: bool = False) -> None:
+    def __init__(self, sandbox: SandboxProcess, folder: Path, *, read_only: bool = False,
+                 inventory_extra: dict[str, Any] | None = None) -> None:
         from kubeops.actions.registry import default_registry
         from kubeops.console.server import ServeOptions, make_app
         from kubeops.settings import load_settings
@@ -37,8 +40,10 @@ class Console:
             "name": "sandbox",
             "kube": {"kubeconfig": str(sandbox.kubeconfig), "context": "sandbox"},
             "lock": {"namespace": "kube-system", "name": "kubeops-lock", "ttl_s": 30},
+            **(inventory_extra or {}),
         }))
         self.inventory = inventory
+        shutil.copytree(REPO / "inventory" / "apps", inventory / "apps", dirs_exist_ok=True)
         token_file = folder / "tokens"
         token_file.write_text("".join(f"{role} {role} {tok}\n" for role, tok in TOKENS.items()))
         token_file.chmod(0o600)
@@ -90,9 +95,10 @@ class Console:
 def console_factory(sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path) -> Iterator[Callable[..., Console]]:
     made: list[Console] = []
 
-    def make(scenario: str | dict[str, Any] = "default", *, read_only: bool = False) -> Console:
+    def make(scenario: str | dict[str, Any] = "default", *, read_only: bool = False,
+             inventory_extra: dict[str, Any] | None = None) -> Console:
         sb = sandbox_factory(scenario)
-        console = Console(sb, tmp_path / f"console-{len(made)}", read_only=read_only)
+        console = Console(sb, tmp_path / f"console-{len(made)}", read_only=read_only, inventory_extra=inventory_extra)
         made.append(console)
         return console
 
