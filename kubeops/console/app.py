@@ -118,7 +118,8 @@ def build_app(config: ConsoleConfig) -> Starlette:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(cpu=_fmt_cpu, bytes=_fmt_bytes, pct=_fmt_pct, duration=_fmt_duration, tojson_pretty=_json,
-                       redact=lambda v: redact_text(str(v)) if v is not None else "", redact_params=redact, step_duration=_step_duration)
+                       redact=lambda v: redact_text(str(v)) if v is not None else "", redact_params=redact,
+                       step_duration=_step_duration)
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def session_of(request: Request) -> Session:

@@ -24,6 +24,13 @@ def console(  # type: ignore[no-untyped-def]
     log_format=None,
 ):
     """Start the web console: see runs, plan and launch playbooks, watch them live, resume; tokens on first start."""
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn", "jinja2", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:  # the console extra is optional: say how to get it rather than show an ImportError
+        from invoke import Exit
+
+        raise Exit(f"error: the console needs {', '.join(missing)}: pip install 'kubeops[console]'", _common.EXIT_INPUT)
     with _common.exit_codes():
         from kubeops.console.server import ServeOptions, serve
 

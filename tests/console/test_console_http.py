@@ -42,10 +42,10 @@ def wait_status(client: Any, run_id: str, *, until: tuple[str, ...], timeout_s: 
 
 def launch(client: Any, playbook: str, **params: str) -> str:
     token = csrf_of(client.get("/runs").text)
-    plan = client.post("/launch", data={"csrf": token, "playbook": playbook, **{f"p.{k}": v for k, v in params.items()}})
+    fields = {f"p.{k}": v for k, v in params.items()}
+    plan = client.post("/launch", data={"csrf": token, "playbook": playbook, **fields})
     assert plan.status_code == 200, plan.text
-    resp = client.post("/launch/confirm", data={"csrf": token, "playbook": playbook, "confirm": "yes",
-                                                **{f"p.{k}": v for k, v in params.items()}})
+    resp = client.post("/launch/confirm", data={"csrf": token, "playbook": playbook, "confirm": "yes", **fields})
     assert resp.status_code == 303, resp.text
     return resp.headers["location"].rsplit("/", 1)[1]
 
@@ -98,7 +98,8 @@ def test_post_without_csrf_is_refused_and_nothing_runs(console_factory: ConsoleF
     assert api.list_runs(settings=console.settings) == []
     # the header works as well as the form field (scripts)
     token = csrf_of(operator.get("/runs").text)
-    resp = operator.post("/launch/confirm", data={"playbook": "hello", "confirm": "yes"}, headers={"X-CSRF-Token": token})
+    resp = operator.post("/launch/confirm", data={"playbook": "hello", "confirm": "yes"},
+                         headers={"X-CSRF-Token": token})
     assert resp.status_code == 303
 
 
