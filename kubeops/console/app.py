@@ -236,9 +236,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
                 raise Refused(404, f"no run {run_id!r} in this cluster's store") from None
             record = None
         alive = launcher.is_alive(run_id)
+        busy_elsewhere = bool(record and record.get("status") == "running" and not alive
+                              and launcher.running_elsewhere(record))
         return {"record": record, "run_id": run_id, "alive": alive, "live_error": live.error if live else None,
-                "resumable": bool(record and not alive and not record.get("dry_run")
+                "resumable": bool(record and not alive and not busy_elsewhere and not record.get("dry_run")
                                   and record.get("status") in ("failed", "paused", "running")),
+                "elsewhere": busy_elsewhere,
                 "final": not alive and (record is None or record.get("status") != "running")}
 
     async def run_page(request: Request) -> Response:

@@ -13,6 +13,8 @@ continues like after any crash.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from kubeops.engine.runner import RunGuard
 from kubeops.engine.stores import store_for
 from kubeops.errors import KubeopsError, OutsideWindow
 from kubeops.model.playbook import Playbook, Step
+from kubeops.processes import pid_alive
 from kubeops.settings import Settings
 
 
@@ -97,6 +100,14 @@ class Launcher:
     def is_alive(self, run_id: str) -> bool:
         live = self.live(run_id)
         return live is not None and live.alive
+
+    @staticmethod
+    def running_elsewhere(record: RunRecord) -> bool:
+        """The record's process (an `invoke run` in a terminal, another console) is alive on this host, so the
+        run is live and must not be resumed (resume would refuse it too); another host cannot be told apart."""
+        pid = record.get("pid")
+        return (record.get("host") == socket.gethostname() and pid not in (None, os.getpid())
+                and pid_alive(int(pid)))  # type: ignore[arg-type]
 
     # -- actions -------------------------------------------------------------------------------------------------
     def plan(self, playbook: Playbook, *, params: Mapping[str, Any]) -> RunRecord:

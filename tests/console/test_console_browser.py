@@ -152,7 +152,7 @@ def test_a_run_blocked_by_a_budget_is_resumed_from_its_page(console_factory: Cal
     run_url = page.driver.current_url
     page.wait(lambda: page.status() == "failed", timeout_s=60)
     assert "critical" in page.find("#run-error").text  # the budget that said no is named
-    assert page.all("#resume")
+    page.wait(lambda: page.all("#resume"), timeout_s=10)  # offered once the run's thread has ended
 
     # a viewer sees the same failed run without any control, and a hand-made POST is refused
     page.login("viewer")

@@ -165,8 +165,10 @@ def test_cancel_stops_at_the_next_step_and_resume_finishes(console_factory: Cons
     steps = {s["name"]: s["status"] for s in record["steps"]}
     assert steps == {"greet": "done", "pause": "done", "check": "pending"}  # the running step finished, no more
     assert "cancelled by operator (operator) before step 'check'" in record["error"]
-    page = operator.get(f"/runs/{run_id}").text
-    assert 'id="resume"' in page
+    deadline = time.monotonic() + 10  # the record says paused a moment before the run's thread has ended
+    while 'id="resume"' not in operator.get(f"/runs/{run_id}").text:
+        assert time.monotonic() < deadline, "no Resume button on the paused run"
+        time.sleep(0.05)
     assert operator.post(f"/runs/{run_id}/resume", data={"csrf": token}).status_code == 303
     assert wait_status(operator, run_id, until=("done", "failed")) == "done"
     actions = [a["action"] for a in api.get_run(run_id, settings=console.settings)["audit"]]
@@ -239,3 +241,29 @@ def test_runs_page_filters_and_paginates_the_same_store(console_factory: Console
     failed = operator.get("/runs?status=failed&format=json").json()
     assert failed["total"] == 30 and {r["failed_step"] for r in failed["runs"]} == {"drain"}
     assert len(api.list_runs(settings=console.settings)) == 120
+
+
+def test_cluster_page_shows_the_lock_holder_and_an_operator_breaks_it(console_factory: ConsoleFactory) -> None:
+    from kubeops.engine.guard import lock_for
+
+    console = console_factory()
+    other = lock_for(console.settings, required=True)
+    assert other is not None
+    other.acquire(run_id="20260101T000000Z-othr", playbook="drain-node")
+    try:
+        operator = console.client("operator")
+        page = operator.get("/cluster").text
+        assert re.search(r'id="lock"><span class="badge failed">held', page)
+        assert "held by 20260101T000000Z-othr" in page and "(playbook drain-node)" in page
+        assert 'id="break-lock"' in page and 'id="break-lock"' not in console.client("viewer").get("/cluster").text
+        token = csrf_of(page)
+        plan = operator.post("/launch", data={"csrf": token, "playbook": "cordon-node", "p.node": "worker-1"}).text
+        assert re.search(r'id="lock-verdict"><span class="badge failed">held', plan)  # the verdict beside the plan
+        assert operator.post("/cluster/lock/break", data={"csrf": token}).status_code == 303
+        assert re.search(r'id="lock"><span class="badge done">free', operator.get("/cluster").text)
+        entry = console.app.state.launcher.audit.recent()[0]
+        assert (entry["action"], entry["token_name"], entry["target"]) == ("lock.break", "operator",
+                                                                            "kube-system/kubeops-lock")
+        assert "lock.break" in operator.get("/activity").text
+    finally:
+        other.release()
