@@ -33,7 +33,7 @@ from kubeops.engine.audit import Actor, AuditEntry
 from kubeops.engine.launcher import Launcher
 from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.engine.run_index import RunIndex
-from kubeops.errors import InputError, KubeopsError, NotFound
+from kubeops.errors import ClusterError, InputError, KubeopsError, NotFound, Unavailable
 from kubeops.model.loader import available_playbooks
 from kubeops.model.params import bind_params
 from kubeops.quantity import format_bytes, format_cpu
@@ -396,10 +396,17 @@ def build_app(config: ConsoleConfig) -> Starlette:
 
     async def on_kubeops(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KubeopsError)
-        status = 400 if isinstance(exc, InputError) else 502
+        if isinstance(exc, Unavailable):
+            status, title = 502, "The cluster did not answer"
+        elif isinstance(exc, ClusterError):
+            status, title = 502, "The cluster refused the request"
+        elif isinstance(exc, InputError):
+            status, title = 400, "Cannot do that"
+        else:
+            status, title = 500, "That did not work"
         log.warning("console.error", path=request.url.path, error=redact_text(exc.message))
         return render(request, "error.html", status=status, session=sessions.get(request.cookies.get(COOKIE)),
-                      title="Cannot do that" if status == 400 else "The cluster did not answer",
+                      title=title,
                       message=redact_text(exc.message), hint=redact_text(exc.hint) if exc.hint else None)
 
     async def on_crash(request: Request, exc: Exception) -> Response:

@@ -36,11 +36,12 @@ class Console:
         self.sandbox = sandbox
         inventory = folder / "inventory"
         inventory.mkdir(parents=True, exist_ok=True)
+        extra = dict(inventory_extra or {})
         (inventory / "sandbox.yaml").write_text(yaml.safe_dump({
             "name": "sandbox",
-            "kube": {"kubeconfig": str(sandbox.kubeconfig), "context": "sandbox"},
+            "kube": {"kubeconfig": str(sandbox.kubeconfig), "context": "sandbox", **extra.pop("kube", {})},
             "lock": {"namespace": "kube-system", "name": "kubeops-lock", "ttl_s": 30},
-            **(inventory_extra or {}),
+            **extra,
         }))
         self.inventory = inventory
         shutil.copytree(REPO / "inventory" / "apps", inventory / "apps", dirs_exist_ok=True)

@@ -176,7 +176,7 @@ def test_cancel_stops_at_the_next_step_and_resume_finishes(console_factory: Cons
 
 
 def test_unreachable_cluster_gives_a_clear_page_and_the_server_keeps_serving(console_factory: ConsoleFactory) -> None:
-    console = console_factory()
+    console = console_factory(inventory_extra={"kube": {"max_retries": 1}})  # give up fast
     operator = console.client("operator")
     console.sandbox.stop()
     for path in ("/nodes", "/nodes/worker-0", "/apps"):
@@ -267,3 +267,19 @@ def test_cluster_page_shows_the_lock_holder_and_an_operator_breaks_it(console_fa
         assert "lock.break" in operator.get("/activity").text
     finally:
         other.release()
+
+
+def test_an_expired_credential_gives_a_clear_page(console_factory: ConsoleFactory) -> None:
+    console = console_factory()
+    operator = console.client("operator")
+    console.sandbox.set_faults(error_401_rate=1.0)  # what kube-apiserver answers to an expired token
+    try:
+        resp = operator.get("/nodes")
+        assert resp.status_code in (400, 502) and "Traceback" not in resp.text
+        assert "401" in resp.text or "Unauthorized" in resp.text or "credential" in resp.text
+        token = csrf_of(operator.get("/runs").text)
+        plan = operator.post("/launch", data={"csrf": token, "playbook": "cordon-node", "p.node": "worker-1"})
+        assert plan.status_code == 200 and 'id="confirm"' not in plan.text  # a failed plan offers no real run
+    finally:
+        console.sandbox.set_faults()
+    assert operator.get("/nodes").status_code == 200  # and it recovers with the credential
