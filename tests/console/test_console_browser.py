@@ -19,6 +19,9 @@ from tests.console.conftest import TOKENS, Console
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# The README's screenshots are these tests' own; they are rewritten only when asked (a test run leaves the tree clean):
+#   KUBEOPS_SCREENSHOTS=1 python -m pytest tests/console/test_console_browser.py
+UPDATE_SCREENSHOTS = os.environ.get("KUBEOPS_SCREENSHOTS") == "1"
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
@@ -97,7 +100,8 @@ def serve(console_factory: Callable[..., Console], browser: Any, scenario: str) 
 
 
 def test_launch_a_decommission_see_the_plan_confirm_and_watch_it_live(console_factory: Callable[..., Console],
-                                                                        browser: Any) -> None:
+                                                                        browser: Any, tmp_path: Path) -> None:
+    shots = DOCS_IMG if UPDATE_SCREENSHOTS else tmp_path
     console, page = serve(console_factory, browser, "default")
     page.login("operator")
     # a harmless run first, so the Runs page shows more than one
@@ -127,15 +131,15 @@ def test_launch_a_decommission_see_the_plan_confirm_and_watch_it_live(console_fa
     assert body.get_attribute("data-updated")  # it was updated in place
     statuses = {li.get_attribute("data-step"): li.get_attribute("data-status") for li in page.all("#timeline li")}
     assert statuses["cordon"] == "done" and statuses["drain"] == "done"
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.driver.save_screenshot(str(DOCS_IMG / "console-run.png"))
+    shots.mkdir(parents=True, exist_ok=True)
+    assert page.driver.save_screenshot(str(shots / "console-run.png"))
     page.no_secrets()
 
     page.open("/nodes")
     assert "cordoned" in page.find('tr[data-node="worker-2"]').text
     page.open("/runs")
     assert len(page.all("#runs tbody tr")) == 2
-    page.driver.save_screenshot(str(DOCS_IMG / "console-runs.png"))
+    assert page.driver.save_screenshot(str(shots / "console-runs.png"))
     page.open("/activity")
     assert page.find("#activity").text.count("launch") == 2
 
