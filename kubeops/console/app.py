@@ -352,7 +352,9 @@ def build_app(config: ConsoleConfig) -> Starlette:
 
     async def apps(request: Request) -> Response:
         session = session_of(request)
-        return render(request, "apps.html", session=session, apps=await call(overview.apps_page, settings))
+        runs = await call(index.summaries)
+        return render(request, "apps.html", session=session,
+                      apps=await call(lambda: overview.apps_page(settings, runs=runs)))
 
     async def cluster_page(request: Request) -> Response:
         session = session_of(request)

@@ -221,12 +221,25 @@ class AppView:
     service: str
     endpoints: list[str]  # ip:port of ready addresses
     error: str | None
+    previous: list[str]  # versions earlier runs deployed that are no longer live: what a rollback goes back to
 
 
-def apps_page(settings: Settings) -> list[AppView]:
-    """Every app of the cluster's inventory folder (a bad config shows its error, the others still show)."""
+def deployed_versions(runs: Sequence[Any], app: str) -> list[str]:
+    """Versions that `rolling-deploy` runs (done, not dry) of `app` deployed, newest first, each once."""
+    seen: list[str] = []
+    for run in runs:  # RunSummary rows, newest first
+        version = str(run.params.get("version") or "")
+        if (run.playbook == "rolling-deploy" and run.status == "done" and not run.dry_run
+                and run.params.get("app") == app and version and version not in seen):
+            seen.append(version)
+    return seen
+
+
+def apps_page(settings: Settings, *, runs: Sequence[Any] = ()) -> list[AppView]:
+    """Every app of the cluster's inventory folder (a bad config shows its error, the others still show);
+    `runs` (run summaries, newest first) tell which versions were deployed before, for rollback."""
     from kubeops.apps.config import apps_dir, load_app
-    from kubeops.apps.render import app_selector
+    from kubeops.apps.render import ANNOTATION_VERSION, app_selector
     from kubeops.clients.workloads import list_controllers
 
     inventory = Path(settings.inventory_path).parent if settings.inventory_path else inventory_dir()
@@ -238,10 +251,12 @@ def apps_page(settings: Settings) -> list[AppView]:
             try:
                 app = load_app(path.stem, inventory=inventory, cluster=settings.cluster)
             except KubeopsError as exc:
-                out.append(AppView(path.stem, "-", None, [], "-", [], exc.message))
+                out.append(AppView(path.stem, "-", None, [], "-", [], exc.message, []))
                 continue
             versions = [
-                {"name": c.name, "version": c.labels.get("version") or c.name.rpartition("-v")[2],
+                {"name": c.name,
+                 "version": c.annotations.get(ANNOTATION_VERSION) or c.labels.get("version")
+                 or c.name.rpartition("-v")[2],
                  "replicas": c.replicas, "ready": c.ready, "kind": c.kind}
                 for c in list_controllers(kube, namespace=app.namespace, label_selector=app_selector(app))
             ]
@@ -254,7 +269,10 @@ def apps_page(settings: Settings) -> list[AppView]:
                     endpoints += [f"{a.get('ip')}:{ports[0]}" for a in subset.get("addresses") or ()]
             except NotFound:
                 pass
-            out.append(AppView(app.name, app.namespace, app.version, versions, app.service.name, endpoints, None))
+            live = {v["version"] for v in versions if v["replicas"]}
+            previous = [v for v in deployed_versions(runs, path.stem) if v not in live]
+            out.append(AppView(app.name, app.namespace, app.version, versions, app.service.name, endpoints, None,
+                               previous))
     return out
 
 

@@ -34,6 +34,7 @@ class RunSummary:
     failed_step: str | None
     step: str  # the running/failed step, else the first pending one, else "-"
     error: str | None
+    params: dict[str, Any]  # as recorded (secrets already masked)
 
     @property
     def duration_s(self) -> float | None:
@@ -76,6 +77,7 @@ def summarise(record: RunRecord) -> RunSummary:
         failed_step=record.get("failed_step"),
         step=current_step(record),
         error=record.get("error"),
+        params=dict(record.get("params") or {}),
     )
 
 

@@ -283,3 +283,65 @@ def test_an_expired_credential_gives_a_clear_page(console_factory: ConsoleFactor
     finally:
         console.sandbox.set_faults()
     assert operator.get("/nodes").status_code == 200  # and it recovers with the credential
+
+
+def test_apps_show_live_versions_endpoints_and_roll_back_to_what_ran_before(console_factory: ConsoleFactory) -> None:
+    console = console_factory()
+    operator = console.client("operator")
+    for version in ("123", "124"):
+        run_id = launch(operator, "rolling-deploy", app="my-component", version=version, step_timeout_s="60")
+        assert wait_status(operator, run_id, until=("done", "failed"), timeout_s=120) == "done"
+    page = operator.get("/apps").text
+    row = re.search(r'<tr data-app="my-component">.*?</tr>', page, re.S)
+    assert row, page
+    text = row.group(0)
+    assert "<code>my-component-v124</code> 2/2 ready" in text  # the sandbox override: 2 replicas
+    assert "my-component-v123" not in text  # the old version was removed after the roll
+    assert len(re.findall(r"\d+\.\d+\.\d+\.\d+:8080", text)) == 2  # the Service's ready endpoints
+    assert 'href="/launch?playbook=rolling-deploy&app=my-component"' in text
+    rollback = re.search(r'class="rollback" href="([^"]+)"', text)
+    assert rollback and "version=123" in rollback.group(1)
+    form = operator.get(rollback.group(1).replace("&amp;", "&")).text
+    assert 'name="p.version" id="p-version" value="123"' in form
+    assert "roll back" not in console.client("viewer").get("/apps").text
+
+
+def test_node_page_lists_pods_with_usage_requests_limits_owners_and_budgets(console_factory: ConsoleFactory) -> None:
+    console = console_factory()
+    viewer = console.client("viewer")
+    deadline = time.monotonic() + 30
+    while True:  # until the scheduler has placed the scenario's web pods and cAdvisor measured them
+        page = viewer.get("/nodes/worker-0").text
+        table = page[page.index('<table id="pods">'):]
+        rows = [re.findall(r"<td>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+        cells = next((r for r in rows if r and r[1].startswith("web-") and r[4] != "-"), None)
+        if cells is not None:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.3)
+    assert cells[0] == "apps" and cells[2] == "Running" and cells[3].startswith("ReplicaSet/web-")
+    assert cells[4].endswith("m")  # measured CPU
+    assert cells[5] == "250m / 500m" and cells[7] == "256Mi / 512Mi" and cells[8] == "apps/web"
+    assert viewer.get("/nodes/nope").status_code == 404
+
+
+def test_a_closed_window_shows_beside_the_plan_and_the_run_does_not_start(console_factory: ConsoleFactory) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    opens = datetime.now(UTC) + timedelta(hours=6)
+    window = {"days": ["mon-sun"], "start": opens.strftime("%H:00"), "end": opens.strftime("%H:30"),
+              "timezone": "UTC"}
+    console = console_factory(inventory_extra={"window": window})
+    operator = console.client("operator")
+    cluster = operator.get("/cluster").text
+    assert re.search(r'id="window"><span class="badge paused">closed now', cluster) and "next opening:" in cluster
+    token = csrf_of(cluster)
+    plan = operator.post("/launch", data={"csrf": token, "playbook": "cordon-node", "p.node": "worker-1"}).text
+    assert re.search(r'id="window-verdict"><span class="badge paused">closed</span>[^<]*is closed; next opens', plan)
+    run_id = launch(operator, "cordon-node", node="worker-1")
+    deadline = time.monotonic() + 20
+    while "is closed; next opens" not in (page := operator.get(f"/runs/{run_id}").text):
+        assert time.monotonic() < deadline, page
+        time.sleep(0.1)
+    assert 'id="live-error"' in page and "unschedulable" not in console.sandbox.kubectl(
+        "get", "node", "worker-1", "-o", "json").stdout
