@@ -297,6 +297,14 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return {name[2:]: v for name, v in values.items()
                 if name.startswith("p.") and name[2:] in declared and v.strip() != ""}
 
+    def plan_token(session: Session, playbook: Any, given: dict[str, str]) -> str:
+        """Binds a confirm to the plan that was shown: same session, playbook (content hash) and parameters."""
+        import hashlib
+        import hmac
+
+        what = json.dumps([playbook.name, playbook.content_hash, sorted(given.items())])
+        return hmac.new(session.csrf.encode(), what.encode(), hashlib.sha256).hexdigest()
+
     async def launch_page(request: Request) -> Response:
         session = session_of(request)
         if not is_operator(session):
@@ -322,7 +330,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         lock = await call(_safe, overview.lock_view, settings)
         window = overview.window_view(settings, playbook)
         return render(request, "plan.html", session=session, playbook=playbook, given=given, bound=bound, plan=plan,
-                      lock=lock, window=window)
+                      lock=lock, window=window, plan_token=plan_token(session, playbook, given))
 
     async def launch_confirm(request: Request) -> Response:
         session = session_of(request)
@@ -332,6 +340,11 @@ def build_app(config: ConsoleConfig) -> Starlette:
         playbook = await call(load_playbook, form.get("playbook", ""))
         given = given_params(playbook, form)
         bind_params(playbook, given, defaults=settings.params)
+        import hmac
+
+        if not hmac.compare_digest(form.get("plan", ""), plan_token(session, playbook, given)):
+            raise Refused(400, "this run was not planned with these parameters (or the playbook changed since): "
+                               "plan it again and confirm from the plan page")
         run_id = await call(launcher.launch, playbook, params=given, actor=actor(session))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class Page:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def wait(self, predicate: Callable[[], Any], timeout_s: float = 30) -> Any:
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         def check(_: Any) -> Any:
@@ -80,6 +81,10 @@ class Page:
                 return predicate()
             except StaleElementReferenceException:
                 return False
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return False
+                raise
 
         return WebDriverWait(self.driver, timeout_s, poll_frequency=0.05).until(check)
 
@@ -90,8 +95,23 @@ class Page:
         self.find("#login").click()
         self.wait(lambda: self.driver.current_url.endswith("/runs"))
 
+    def text(self, css: str) -> str:
+        """The element's text, read again if the live stream replaced it meanwhile."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+        for _ in range(20):
+            try:
+                return str(self.find(css).text)
+            except StaleElementReferenceException:
+                pass
+            except WebDriverException as exc:  # chromedriver's word for the same race
+                if "does not belong to the document" not in str(exc):
+                    raise
+            time.sleep(0.05)
+        raise AssertionError(f"{css} kept changing")
+
     def status(self) -> str:
-        return str(self.find("#run-status").text)
+        return self.text("#run-status")
 
 
 def serve(console_factory: Callable[..., Console], browser: Any, scenario: str) -> tuple[Console, Page]:
@@ -155,7 +175,7 @@ def test_a_run_blocked_by_a_budget_is_resumed_from_its_page(console_factory: Cal
     page.wait(lambda: "/runs/" in page.driver.current_url)
     run_url = page.driver.current_url
     page.wait(lambda: page.status() == "failed", timeout_s=60)
-    assert "critical" in page.find("#run-error").text  # the budget that said no is named
+    assert "critical" in page.text("#run-error")  # the budget that said no is named
     page.wait(lambda: page.all("#resume"), timeout_s=10)  # offered once the run's thread has ended
 
     # a viewer sees the same failed run without any control, and a hand-made POST is refused

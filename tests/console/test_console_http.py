@@ -45,7 +45,10 @@ def launch(client: Any, playbook: str, **params: str) -> str:
     fields = {f"p.{k}": v for k, v in params.items()}
     plan = client.post("/launch", data={"csrf": token, "playbook": playbook, **fields})
     assert plan.status_code == 200, plan.text
-    resp = client.post("/launch/confirm", data={"csrf": token, "playbook": playbook, "confirm": "yes", **fields})
+    planned = re.search(r'name="plan" value="([^"]+)"', plan.text)
+    assert planned, "the plan offers no confirm"
+    resp = client.post("/launch/confirm", data={"csrf": token, "playbook": playbook, "confirm": "yes", **fields,
+                                                "plan": planned.group(1)})
     assert resp.status_code == 303, resp.text
     return resp.headers["location"].rsplit("/", 1)[1]
 
@@ -69,10 +72,10 @@ def test_no_anonymous_access_and_login_needs_the_right_token(console_factory: Co
 
 
 def test_viewer_sees_no_launch_controls_and_posts_are_forbidden(console_factory: ConsoleFactory) -> None:
-    console = console_factory()
+    console = console_factory("pdb-blocked")
     operator = console.client("operator")
-    failed = launch(operator, "hello", who="x", wait_s="-1")  # sleep refuses a negative time: a failed run
-    assert wait_status(operator, failed, until=("failed", "rejected")) in ("failed", "rejected")
+    failed = launch(operator, "drain-node", node="worker-0", timeout_s="1")  # the budget holds the drain up
+    assert wait_status(operator, failed, until=("failed", "done")) == "failed"
     viewer = console.client("viewer")
     runs = viewer.get("/runs").text
     assert 'href="/launch"' not in runs and 'id="nav-launch"' not in runs
@@ -96,10 +99,19 @@ def test_post_without_csrf_is_refused_and_nothing_runs(console_factory: ConsoleF
         resp = operator.post("/launch/confirm", data=data)
         assert resp.status_code == 403 and "CSRF" in resp.text
     assert api.list_runs(settings=console.settings) == []
-    # the header works as well as the form field (scripts)
+    # the header works as well as the form field (scripts), and a confirm still needs the plan it confirms
     token = csrf_of(operator.get("/runs").text)
     resp = operator.post("/launch/confirm", data={"playbook": "hello", "confirm": "yes"},
                          headers={"X-CSRF-Token": token})
+    assert resp.status_code == 400 and "plan it again" in resp.text
+    plan = operator.post("/launch", data={"playbook": "hello", "p.who": "a"}, headers={"X-CSRF-Token": token}).text
+    planned = re.search(r'name="plan" value="([^"]+)"', plan).group(1)  # type: ignore[union-attr]
+    changed = operator.post("/launch/confirm", data={"playbook": "hello", "confirm": "yes", "p.who": "b",
+                                                     "plan": planned}, headers={"X-CSRF-Token": token})
+    assert changed.status_code == 400  # not the parameters that were planned
+    assert api.list_runs(settings=console.settings) == []
+    resp = operator.post("/launch/confirm", data={"playbook": "hello", "confirm": "yes", "p.who": "a",
+                                                  "plan": planned}, headers={"X-CSRF-Token": token})
     assert resp.status_code == 303
 
 
@@ -208,14 +220,13 @@ def test_no_token_webhook_or_aws_key_in_any_response(console_factory: ConsoleFac
     operator = console.client("operator")
     run_id = launch(operator, "hello", who="me")
     wait_status(operator, run_id, until=("done", "failed"))
-    failed = launch(operator, "drain-node", node="no-such-node")
-    wait_status(operator, failed, until=("failed", "rejected"))
-    bodies = []
-    for path in ("/runs", f"/runs/{run_id}", f"/runs/{failed}", "/runs?format=json", "/nodes", "/apps", "/cluster",
+    bodies = [operator.post("/launch", data={"csrf": csrf_of(operator.get("/runs").text), "playbook": "drain-node",
+                                             "p.node": "no-such-node"}).text]  # a plan that fails
+    for path in ("/runs", f"/runs/{run_id}", "/runs?format=json", "/nodes", "/apps", "/cluster",
                  "/activity", "/launch?playbook=hello", "/login"):
         resp = operator.get(path)
         bodies.append(resp.text + str(resp.headers))
-    token = csrf_of(bodies[0])
+    token = csrf_of(bodies[1])
     bodies.append(operator.post("/launch", data={"csrf": token, "playbook": "drain-node", "p.node": "worker-1"}).text)
     with operator.stream("GET", f"/runs/{run_id}/events") as stream:
         bodies.append("".join(stream.iter_text()))
