@@ -8,6 +8,7 @@ from kubeops.tasks import _common
 
 
 @task(
+    auto_shortflags=False,  # -h stays help, not --host
     help={
         "cluster": _common.CLUSTER_HELP,
         "host": "address to listen on (default 127.0.0.1; elsewhere without TLS prints a warning)",

@@ -39,9 +39,10 @@ def _start(state: Path, *args: str) -> tuple[subprocess.Popen[str], str, int]:
         lines.append(line)
         if line.startswith("kubeops console for cluster"):
             break
+    scheme = "https" if "--tls-cert" in args else "http"
     for _ in range(200):
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            httpx.get(f"{scheme}://127.0.0.1:{port}/healthz", timeout=1, verify=False)
             break
         except httpx.TransportError:
             time.sleep(0.05)
@@ -101,3 +102,25 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"--token-file {token_file}: readable by others (mode 644)" in proc.stderr
     assert "chmod 600" in proc.stderr
+
+
+def test_tls_serves_https_and_marks_the_cookie_secure(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                           "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    token_file = tmp_path / "tokens"
+    token_file.write_text("alice operator a-long-enough-token-123\n")
+    token_file.chmod(0o600)
+    proc, out, port = _start(tmp_path / "state", "--tls-cert", str(cert), "--tls-key", str(key),
+                             "--token-file", str(token_file))
+    try:
+        assert f"https://127.0.0.1:{port}/" in out and "tokens created" not in out
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert)) as client:
+            page = client.get("/login")
+            nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            resp = client.post("/login", data={"token": "a-long-enough-token-123", "csrf": nonce})
+            assert resp.status_code == 303 and "secure" in resp.headers["set-cookie"].lower()
+    finally:
+        _stop(proc)
