@@ -384,7 +384,10 @@ def build_app(config: ConsoleConfig) -> Starlette:
         def do() -> list[str]:
             lock = lock_for(settings, required=True)
             assert lock is not None
-            return lock.break_lock()
+            try:
+                return lock.break_lock()
+            finally:
+                lock.kube.close()
 
         broken = await call(do)
         launcher.record(AuditEntry.make(actor(session), "lock.break", f"{settings.lock.namespace}/{settings.lock.name}",

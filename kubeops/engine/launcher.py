@@ -45,6 +45,18 @@ class CancellableGuard:
         self.inner = inner
         self.flag = flag
         self.reason = "cancelled"
+        # A console lives for months: the API clients of the run's lock are closed when the run ends
+        # (a task's process simply exits).
+        self._locks: list[Any] = []
+        factory = getattr(inner, "lock_factory", None)
+        if factory is not None:
+            def tracked() -> Any:
+                lock = factory()
+                if lock is not None:
+                    self._locks.append(lock)
+                return lock
+
+            inner.lock_factory = tracked  # type: ignore[attr-defined]
 
     def acquire(self, *, run_id: str, playbook: Playbook, resumed: bool) -> None:
         self.inner.acquire(run_id=run_id, playbook=playbook, resumed=resumed)
@@ -61,7 +73,16 @@ class CancellableGuard:
         self.inner.on_finish(record=record)
 
     def release(self, *, run_id: str) -> None:
-        self.inner.release(run_id=run_id)
+        try:
+            self.inner.release(run_id=run_id)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the lock's API clients (also when `acquire` refused the run, which skips `release`)."""
+        for lock in self._locks:
+            lock.kube.close()
+        self._locks.clear()
 
 
 @dataclass
@@ -191,6 +212,8 @@ class Launcher:
             except Exception as exc:  # a bug must not kill the console; the record (if any) stays resumable
                 live.error = redact_text(f"{type(exc).__name__}: {exc}")
                 self.log.error("console.run.crashed", run_id=live.run_id, error=live.error)
+            finally:
+                live.guard.close()
 
         live.thread = threading.Thread(target=target, name=f"run-{live.run_id}", daemon=True)
         with self._mutex:

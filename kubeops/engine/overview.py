@@ -289,7 +289,10 @@ def lock_view(settings: Settings) -> LockView:
     if lock is None:
         return LockView(["no kubeconfig: runs go unlocked"], True, [])
     now = datetime.now(UTC)
-    states = lock.states()
+    try:
+        states = lock.states()
+    finally:
+        lock.kube.close()
     busy = [s for s in states if not s.is_free(now)]
     lines = [s.describe(now) for s in states] or [f"lease {settings.lock.namespace}/{settings.lock.name} is free"]
     return LockView(lines, not busy or len(busy) < int(settings.lock.concurrency), [str(s.holder) for s in busy])
