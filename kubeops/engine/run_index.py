@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,8 @@ class RunIndex:
     def __init__(self, settings: Settings, *, store: CheckpointStore | None = None) -> None:
         self.store = store or store_for(settings)
         self._cache: dict[str, tuple[tuple[int, int], RunSummary]] = {}  # file name -> ((mtime_ns, size), summary)
+        self._sorted: list[RunSummary] = []
+        self._folder_mtime_ns: int | None = None  # of the last full scan
         self._mutex = threading.Lock()
 
     def summaries(self) -> list[RunSummary]:
@@ -95,6 +98,15 @@ class RunIndex:
             return sorted((summarise(r) for r in self.store.list()), key=lambda s: s.id, reverse=True)
         folder = self.store.folder
         with self._mutex:
+            # Every save renames a temp file into the folder, so an unchanged folder mtime means unchanged
+            # records; trusted only when it is over a second old (coarse timestamps could hide a fresh save).
+            try:
+                folder_mtime = folder.stat().st_mtime_ns
+            except FileNotFoundError:
+                folder_mtime = None
+            if (folder_mtime is not None and folder_mtime == self._folder_mtime_ns
+                    and time.time_ns() - folder_mtime > 1_000_000_000):
+                return list(self._sorted)
             seen: dict[str, tuple[tuple[int, int], RunSummary]] = {}
             try:
                 entries = list(os.scandir(folder))
@@ -119,7 +131,9 @@ class RunIndex:
                     continue
                 seen[entry.name] = (key, summarise(record))
             self._cache = seen
-            return sorted((s for _, s in seen.values()), key=lambda s: s.id, reverse=True)
+            self._sorted = sorted((s for _, s in seen.values()), key=lambda s: s.id, reverse=True)
+            self._folder_mtime_ns = folder_mtime
+            return list(self._sorted)
 
     def page(
         self,

@@ -39,3 +39,21 @@ def test_summaries_follow_changes_newest_first(tmp_path: Path) -> None:
     os.unlink(store.folder / "20260101T000002Z-b.json")
     assert index.page().total == 1
     assert index.page(offset=1, limit=10).items == []
+
+
+def test_a_settled_folder_is_not_rescanned_and_a_new_save_is_still_seen(tmp_path: Path) -> None:
+    import time
+
+    store = FileCheckpointStore(tmp_path, fsync=False)
+    index = RunIndex(_Settings(tmp_path), store=store)  # type: ignore[arg-type]
+    store.save(record=_record("20260101T000001Z-a", "running"))  # type: ignore[arg-type]
+    time.sleep(1.1)
+    assert index.page().total == 1  # full scan; the folder has settled
+    os.utime(store.folder / "20260101T000001Z-a.json", ns=(1, 1))  # a change no rename announced...
+    assert index.page().items[0].status == "running"  # ...is not looked for: the cached summaries answer
+    store.save(record=_record("20260101T000001Z-a", "done"))  # type: ignore[arg-type]
+    store.save(record=_record("20260101T000002Z-b", "failed"))  # type: ignore[arg-type]
+    page = index.page()
+    assert page.total == 2 and page.items[1].status == "done"
+    time.sleep(1.1)
+    assert [s.status for s in index.page().items] == ["failed", "done"]
