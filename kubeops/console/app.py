@@ -155,6 +155,16 @@ def build_app(config: ConsoleConfig) -> Starlette:
     async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await run_in_threadpool(fn, *args, **kwargs)
 
+    def _playbook_choices() -> list[tuple[str, str]]:
+        """(name, description) of each playbook found by name; an invalid one says so instead."""
+        out = []
+        for name in available_playbooks():
+            try:
+                out.append((name, api.load_playbook(name, registry=config.registry).description or ""))
+            except KubeopsError as exc:
+                out.append((name, f"invalid: {exc.message}"))
+        return out
+
     def load_playbook(name: str) -> Any:
         if not name:
             raise InputError("choose a playbook")
@@ -311,7 +321,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
             raise Refused(403, "forbidden: launching needs the operator role")
         name = request.query_params.get("playbook", "")
         if not name:
-            return render(request, "launch_pick.html", session=session, playbooks=available_playbooks())
+            return render(request, "launch_pick.html", session=session, playbooks=await call(_playbook_choices))
         playbook = await call(load_playbook, name)
         values = {k: v for k, v in request.query_params.items() if k != "playbook"}
         return render(request, "launch.html", session=session, playbook=playbook, values=values, error=None)

@@ -93,9 +93,9 @@ class RunIndex:
         self._mutex = threading.Lock()
 
     def summaries(self) -> list[RunSummary]:
-        """Every run, newest first."""
+        """Every run, newest first (by start time: two ids of the same second sort by their random tail)."""
         if not isinstance(self.store, FileCheckpointStore):
-            return sorted((summarise(r) for r in self.store.list()), key=lambda s: s.id, reverse=True)
+            return sorted((summarise(r) for r in self.store.list()), key=lambda s: (s.started, s.id), reverse=True)
         folder = self.store.folder
         with self._mutex:
             # Every save renames a temp file into the folder, so an unchanged folder mtime means unchanged
@@ -131,7 +131,7 @@ class RunIndex:
                     continue
                 seen[entry.name] = (key, summarise(record))
             self._cache = seen
-            self._sorted = sorted((s for _, s in seen.values()), key=lambda s: s.id, reverse=True)
+            self._sorted = sorted((s for _, s in seen.values()), key=lambda s: (s.started, s.id), reverse=True)
             self._folder_mtime_ns = folder_mtime
             return list(self._sorted)
 

@@ -131,6 +131,15 @@ def test_launch_a_decommission_see_the_plan_confirm_and_watch_it_live(console_fa
     page.find("#confirm").click()
     page.wait(lambda: page.status() == "done")
 
+    # the Runs list picks up a run started elsewhere (here: straight through the engine) without a reload
+    from kubeops.engine.api import load_playbook
+    from kubeops.engine.audit import Actor
+
+    page.open("/runs")
+    assert len(page.all("#runs tbody tr")) == 1
+    console.app.state.launcher.launch(load_playbook("hello"), params={"who": "cron"}, actor=Actor("ci", "operator"))
+    page.wait(lambda: len(page.all("#runs tbody tr")) == 2, timeout_s=15)
+
     page.open("/nodes")
     row = page.find('tr[data-node="worker-2"]')
     assert "cordoned" not in row.text
@@ -158,10 +167,10 @@ def test_launch_a_decommission_see_the_plan_confirm_and_watch_it_live(console_fa
     page.open("/nodes")
     assert "cordoned" in page.find('tr[data-node="worker-2"]').text
     page.open("/runs")
-    assert len(page.all("#runs tbody tr")) == 2
+    assert len(page.all("#runs tbody tr")) == 3
     assert page.driver.save_screenshot(str(shots / "console-runs.png"))
     page.open("/activity")
-    assert page.find("#activity").text.count("launch") == 2
+    assert page.find("#activity").text.count("launch") == 3
 
 
 def test_a_run_blocked_by_a_budget_is_resumed_from_its_page(console_factory: Callable[..., Console],

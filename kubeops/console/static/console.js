@@ -16,8 +16,25 @@
       el.setAttribute("data-ended", "yes");
     });
   }
+  // A list with data-refresh="<ms>" (Runs) re-reads the same URL in the background and swaps its rows in.
+  function refresh(table) {
+    var every = parseInt(table.getAttribute("data-refresh"), 10) || 3000;
+    window.setInterval(function () {
+      if (document.hidden) { return; }
+      fetch(window.location.href, {credentials: "same-origin"}).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#" + table.id + " tbody");
+        var old = table.querySelector("tbody");
+        if (fresh && old && fresh.innerHTML !== old.innerHTML) { old.innerHTML = fresh.innerHTML; }
+      }).catch(function () { /* the next tick tries again */ });
+    }, every);
+  }
   document.addEventListener("DOMContentLoaded", function () {
     var nodes = document.querySelectorAll("[data-live]");
     for (var i = 0; i < nodes.length; i++) { follow(nodes[i]); }
+    var tables = document.querySelectorAll("[data-refresh]");
+    for (var j = 0; j < tables.length; j++) { refresh(tables[j]); }
   });
 })();
