@@ -27,7 +27,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kubeops.actions.registry import Registry
+from kubeops.console import filters
 from kubeops.console.auth import Session, Sessions, TokenBook, csrf_ok
+from kubeops.console.headers import SecurityHeaders
 from kubeops.engine import api, overview
 from kubeops.engine.audit import Actor, AuditEntry
 from kubeops.engine.launcher import Launcher
@@ -36,7 +38,6 @@ from kubeops.engine.run_index import RunIndex
 from kubeops.errors import ClusterError, InputError, KubeopsError, NotFound, Unavailable
 from kubeops.model.loader import available_playbooks
 from kubeops.model.params import bind_params
-from kubeops.quantity import format_bytes, format_cpu
 from kubeops.settings import Settings
 
 HERE = Path(__file__).parent
@@ -71,43 +72,6 @@ class NeedLogin(Exception):
     pass
 
 
-def _fmt_cpu(v: float | None) -> str:
-    return "-" if v is None else format_cpu(v)
-
-
-def _fmt_bytes(v: float | None) -> str:
-    return "-" if v is None else format_bytes(v)
-
-
-def _fmt_pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f}%"
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _step_duration(step: dict[str, Any]) -> float | None:
-    from datetime import datetime
-
-    try:
-        start = datetime.fromisoformat(str(step["started"]).replace("Z", "+00:00"))
-        end = datetime.fromisoformat(str(step["finished"]).replace("Z", "+00:00"))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return (end - start).total_seconds()
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, sort_keys=True, default=str)
-
-
 def build_app(config: ConsoleConfig) -> Starlette:
     """The ASGI app for one cluster."""
     settings = config.settings
@@ -117,9 +81,9 @@ def build_app(config: ConsoleConfig) -> Starlette:
     log = get_logger()
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(cpu=_fmt_cpu, bytes=_fmt_bytes, pct=_fmt_pct, duration=_fmt_duration, tojson_pretty=_json,
-                       redact=lambda v: redact_text(str(v)) if v is not None else "", redact_params=redact,
-                       step_duration=_step_duration)
+    env.filters.update(cpu=filters.cpu, bytes=filters.size, pct=filters.pct, duration=filters.duration,
+                       tojson_pretty=filters.pretty_json, step_duration=filters.step_duration, redact_params=redact,
+                       redact=lambda v: redact_text(str(v)) if v is not None else "")
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def session_of(request: Request) -> Session:
@@ -486,33 +450,3 @@ def _safe(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except KubeopsError as exc:
         return redact_text(exc.message)
-
-
-class SecurityHeaders:
-    """Pure ASGI wrapper: no framing, no sniffing, no referrer, scripts and styles only from the console itself."""
-
-    HEADERS = [
-        (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-        (b"x-frame-options", b"DENY"),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cache-control", b"no-store"),
-    ]
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state = app.state
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def wrapped(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in self.HEADERS if h[0] not in names]
-            await send(message)
-
-        await self.app(scope, receive, wrapped)
