@@ -190,15 +190,15 @@ def build_app(config: ConsoleConfig) -> Starlette:
             from kubeops.engine.run_index import summary_fields
 
             return JSONResponse({"total": page.total, "runs": [summary_fields(s) for s in page.items]})
-        filters = {k: v for k, v in (("status", q.get("status")), ("playbook", q.get("playbook")),
-                                     ("cluster", cluster), ("q", q.get("q"))) if v}
+        chosen = {k: v for k, v in (("status", q.get("status")), ("playbook", q.get("playbook")),
+                                    ("cluster", cluster), ("q", q.get("q"))) if v}
         pages = max(1, -(-page.total // PAGE_SIZE))
 
         def link(n: int) -> str:
-            return "/runs?" + urlencode({**filters, "page": n})
+            return "/runs?" + urlencode({**chosen, "page": n})
 
         return render(request, "runs.html", session=session, page=page, page_no=page_no, pages=pages, link=link,
-                      filters=filters, playbooks=await call(index.playbooks), cluster_filter=cluster,
+                      filters=chosen, playbooks=await call(index.playbooks), cluster_filter=cluster,
                       statuses=("running", "done", "failed", "paused", "rejected"))
 
     def run_context(run_id: str) -> dict[str, Any]:
@@ -210,13 +210,13 @@ def build_app(config: ConsoleConfig) -> Starlette:
                 raise Refused(404, f"no run {run_id!r} in this cluster's store") from None
             record = None
         alive = launcher.is_alive(run_id)
-        busy_elsewhere = bool(record and record.get("status") == "running" and not alive
-                              and launcher.running_elsewhere(record))
+        running = bool(record and record.get("status") == "running")
+        process = launcher.process_alive(record) if record and running and not alive else None
         return {"record": record, "run_id": run_id, "alive": alive, "live_error": live.error if live else None,
-                "resumable": bool(record and not alive and not busy_elsewhere and not record.get("dry_run")
+                "resumable": bool(record and not alive and process is not True and not record.get("dry_run")
                                   and record.get("status") in ("failed", "paused", "running")),
-                "elsewhere": busy_elsewhere,
-                "final": not alive and (record is None or record.get("status") != "running")}
+                "elsewhere": process is True, "crashed": process is False,
+                "final": not alive and (not running or process is False)}
 
     async def run_page(request: Request) -> Response:
         session = session_of(request)

@@ -122,13 +122,15 @@ class Launcher:
         live = self.live(run_id)
         return live is not None and live.alive
 
-    @staticmethod
-    def running_elsewhere(record: RunRecord) -> bool:
-        """The record's process (an `invoke run` in a terminal, another console) is alive on this host, so the
-        run is live and must not be resumed (resume would refuse it too); another host cannot be told apart."""
+    def process_alive(self, record: RunRecord) -> bool | None:
+        """Whether the process running `record` lives: True (this console's thread, or an `invoke run` in a
+        terminal of this host), False (it crashed: `resume` continues it), None (another host: cannot tell)."""
+        if self.is_alive(record["id"]):
+            return True
         pid = record.get("pid")
-        return (record.get("host") == socket.gethostname() and pid not in (None, os.getpid())
-                and pid_alive(int(pid)))  # type: ignore[arg-type]
+        if record.get("host") != socket.gethostname() or pid is None:
+            return None
+        return pid != os.getpid() and pid_alive(int(pid))
 
     # -- actions -------------------------------------------------------------------------------------------------
     def plan(self, playbook: Playbook, *, params: Mapping[str, Any]) -> RunRecord:

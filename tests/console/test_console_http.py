@@ -356,3 +356,27 @@ def test_a_closed_window_shows_beside_the_plan_and_the_run_does_not_start(consol
         time.sleep(0.1)
     assert 'id="live-error"' in page and "unschedulable" not in console.sandbox.kubectl(
         "get", "node", "worker-1", "-o", "json").stdout
+
+
+def test_a_crashed_run_says_so_and_resumes_from_its_page(console_factory: ConsoleFactory) -> None:
+    import socket
+    import subprocess
+
+    console = console_factory()
+    operator = console.client("operator")
+    run_id = launch(operator, "hello", who="night")
+    assert wait_status(operator, run_id, until=("done", "failed")) == "done"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store = FileCheckpointStore(console.settings.state_dir, fsync=False)
+    record = store.load(run_id=run_id)
+    assert record is not None
+    record.update(status="running", finished=None, host=socket.gethostname(), pid=gone.pid)
+    record["steps"][2].update(status="running", finished=None)  # killed in the middle of its last step
+    store.save(record=record)
+    page = operator.get(f"/runs/{run_id}").text
+    assert 'id="crashed"' in page and 'id="resume"' in page and "data-live" not in page
+    assert operator.post(f"/runs/{run_id}/resume", data={"csrf": csrf_of(page)}).status_code == 303
+    assert wait_status(operator, run_id, until=("done", "failed")) == "done"
+    steps = api.get_run(run_id, settings=console.settings)["steps"]
+    assert [s["attempts"] for s in steps] == [1, 1, 2]  # only the interrupted step ran again
