@@ -9,7 +9,7 @@ NODE="${NODE:-worker-2}"
 echo "== installing kubeops into .venv"
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[sandbox]'
+.venv/bin/python -m pip install -q -e '.[sandbox,console]'
 # shellcheck disable=SC1091
 . .venv/bin/activate
 

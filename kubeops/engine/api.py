@@ -81,8 +81,8 @@ def run_playbook(
 ) -> RunRecord:
     """Load, bind parameters (inventory defaults apply), and run. Returns the final record.
 
-    `run_id` lets a caller name the run before it starts (the fleet writes it into its own record first, so a
-    crash between the two still finds the run); None: a fresh id.
+    `run_id` names the run before it starts: the fleet writes it into its own record first (so a crash between
+    the two still finds the run) and the console shows a run's page before its first step ends. None: a fresh id.
 
     With ``check=True`` (default) a failed run raises StepFailed and a rejected one InputError (the exception
     has `.record`). Dry runs use an in-memory store and no guard (no lock, no window): they change nothing.

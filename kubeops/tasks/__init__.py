@@ -20,6 +20,7 @@ TASK_MODULES: tuple[str, ...] = (
     "kubeops.tasks.schedule",
     "kubeops.tasks.sandbox",
     "kubeops.tasks.fleet",
+    "kubeops.tasks.console",
 )
 
 
