@@ -96,7 +96,7 @@ class PrivateSandbox:
             env[key] = value
         base = source or Settings()
         return Settings(
-            cluster="rehearsal",
+            cluster=base.cluster,
             state_dir=self.root / "state",
             inventory_path=None,
             kube=KubeSettings(kubeconfig=str(self.state_dir / "kubeconfig"), context="sandbox"),

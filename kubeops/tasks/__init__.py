@@ -19,6 +19,7 @@ TASK_MODULES: tuple[str, ...] = (
     "kubeops.tasks.apps",
     "kubeops.tasks.schedule",
     "kubeops.tasks.sandbox",
+    "kubeops.tasks.rehearse",
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Context, task
 
-from kubeops.tasks._common import WAIT_HELP
+from kubeops.tasks._common import REHEARSE_FLAGS_HELP, WAIT_HELP
 
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
@@ -63,6 +63,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         "dry_run": "print the manifests and what would change; send creates/patches with dryRun=All only",
         "log_format": "auto (console on a terminal, JSON otherwise), console or json",
         "wait_for_lock": WAIT_HELP,
+        **REHEARSE_FLAGS_HELP,
     }
 )
 def deploy(
@@ -75,6 +76,9 @@ def deploy(
     dry_run: bool = False,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
+    rehearse: bool = False,
+    snapshot: str | None = None,
+    speed: float | None = None,
 ) -> None:
     """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure."""
     from kubeops.apps.render import resolve_version
@@ -96,4 +100,7 @@ def deploy(
         cluster=cluster,
         log_format=log_format,
         wait_for_lock=wait_for_lock,
+        rehearse=rehearse,
+        snapshot=snapshot,
+        speed=speed,
     )

@@ -67,10 +67,12 @@ def scale_up(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def replace(  # type: ignore[no-untyped-def]
-    c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    rehearse=False, snapshot=None, speed=None,
 ):
     """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
     params = {
@@ -79,7 +81,7 @@ def replace(  # type: ignore[no-untyped-def]
     }
     _common.run_playbook_task(
         c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
 
 
@@ -92,10 +94,12 @@ def replace(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def replace_group(  # type: ignore[no-untyped-def]
-    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    rehearse=False, snapshot=None, speed=None,
 ):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
@@ -105,5 +109,5 @@ def replace_group(  # type: ignore[no-untyped-def]
     }
     _common.run_playbook_task(
         c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
