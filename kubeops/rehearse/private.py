@@ -31,7 +31,7 @@ class PrivateSandbox:
     """Start with ``with PrivateSandbox(snapshot_doc, speed=...) as sb:``; ``sb.settings(...)`` reaches it."""
 
     def __init__(self, snapshot_path: Path, *, speed: float = 1.0, join_s: float = 120.0,
-                 exit_s: float | None = None, aws: bool = True, start_timeout_s: float = 300.0,
+                 exit_s: float | str | None = None, aws: bool = True, start_timeout_s: float = 300.0,
                  keep: bool = False) -> None:
         self.snapshot_path = snapshot_path
         self.speed = speed
@@ -52,7 +52,7 @@ class PrivateSandbox:
         argv = [sys.executable, "-m", "kubeops.sandbox", "--snapshot", str(self.snapshot_path), "--port", "0",
                 "--state-dir", str(self.state_dir), "--speed", repr(self.speed), "--join-s", repr(self.join_s)]
         if self.exit_s is not None:
-            argv += ["--exit-s", repr(self.exit_s)]
+            argv += ["--exit-s", str(self.exit_s)]
         if not self.aws:
             argv.append("--no-aws")
         env = {**os.environ, "KUBEOPS_SANDBOX_PARENT_PID": str(os.getpid())}

@@ -123,7 +123,7 @@ def rehearse(
     settings: Settings | None = None,
     speed: float = 1.0,
     join_s: float = 120.0,
-    exit_s: float | None = None,
+    exit_s: float | str | None = None,
     registry: Registry | None = None,
     keep: bool = False,
 ) -> Report:

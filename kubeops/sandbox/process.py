@@ -68,8 +68,8 @@ def parser() -> argparse.ArgumentParser:
                    help="load a cluster snapshot (kubeops.io/snapshot/v1 JSON, .gz allowed) instead of a scenario")
     p.add_argument("--speed", type=float, default=1.0, help="snapshot: divide grace periods and probe delays by N")
     p.add_argument("--join-s", type=float, default=120.0, help="snapshot: real seconds from instance to Ready node")
-    p.add_argument("--exit-s", type=float, default=None,
-                   help="snapshot: seconds every pod takes to exit after SIGTERM (default: its grace period)")
+    p.add_argument("--exit-s", default=None,
+                   help="snapshot: seconds every pod takes to exit after SIGTERM, or 'grace' (default: from preStop)")
     p.add_argument("--detach", action="store_true", help="run in the background; return once the API answers")
     p.add_argument("--stop", action="store_true", help="stop the sandbox running from --state-dir")
     p.add_argument("--log-level", default="WARNING")

@@ -88,11 +88,12 @@ def _group_node_template(members: list[Obj]) -> Obj:
 
 
 def scenario(doc: Obj, *, path: str = "<snapshot>", speed: float = 1.0, join_s: float = 120.0,
-             exit_s: float | None = None, tick_ms: int = 50) -> Scenario:
+             exit_s: float | str | None = None, tick_ms: int = 50) -> Scenario:
     """The `Scenario` the cluster and its plug-ins are built with: settings, and the groups with their nodes.
 
     `join_s` is how long a new instance takes to become a Ready node in real time (divided by `speed`);
-    `exit_s` overrides every pod's exit time after SIGTERM (default: its grace period)."""
+    `exit_s` overrides every pod's exit time after SIGTERM (seconds or ``"grace"``; default: from its preStop
+    hook, `kubeops.sandbox.timing`)."""
     nodes = list((doc.get("objects") or {}).get("nodes") or ())
     by_instance = {iid: n for n in nodes if (iid := _instance_id((n.get("spec") or {}).get("providerID")))}
     region = next((str(lbl) for n in nodes if (lbl := (n["metadata"].get("labels") or {}).get(

@@ -33,6 +33,19 @@ def _speed(value: Any) -> float:
     return speed
 
 
+def _exit_s(value: Any) -> float | str | None:
+    from kubeops.errors import InputError
+
+    if value in (None, ""):
+        return None
+    if str(value) == "grace":
+        return "grace"
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise InputError(f"--exit-s expects seconds or 'grace', got {value!r}") from None
+
+
 def rehearse_playbook(
     playbook: str,
     *,
@@ -42,7 +55,7 @@ def rehearse_playbook(
     speed: Any = None,
     output: str | None = None,
     log_format: str | None = None,
-    exit_s: float | None = None,
+    exit_s: float | str | None = None,
 ) -> None:
     """Rehearse `playbook` and print the report; raises `Exit` with the real run's exit code."""
     with _common.exit_codes():
@@ -108,7 +121,8 @@ def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_fo
         "snapshot": _SNAPSHOT,
         "cluster": _common.CLUSTER_HELP + "; its inventory params and lock settings apply",
         "speed": _SPEED,
-        "exit-s": "seconds every pod takes to exit after SIGTERM (default: its terminationGracePeriodSeconds)",
+        "exit-s": "seconds every pod takes to exit after SIGTERM, or 'grace' for its whole grace period "
+        "(default: a preStop `sleep N` takes N, other preStop hooks the whole grace, no hook: at once)",
         "output": _OUTPUT,
         "log-format": _common.LOG_HELP,
     },
@@ -121,4 +135,4 @@ def rehearse(  # type: ignore[no-untyped-def]
     with _common.exit_codes():
         params = _common.parse_params(param)
     rehearse_playbook(name, params=params, cluster=cluster, snapshot=snapshot, speed=speed, output=output,
-                      log_format=log_format, exit_s=float(exit_s) if exit_s not in (None, "") else None)
+                      log_format=log_format, exit_s=_exit_s(exit_s))
