@@ -98,7 +98,7 @@ class PrivateSandbox:
         return Settings(
             cluster=base.cluster,
             state_dir=self.root / "state",
-            inventory_path=None,
+            inventory_path=base.inventory_path,  # app configs are found beside it
             kube=KubeSettings(kubeconfig=str(self.state_dir / "kubeconfig"), context="sandbox"),
             aws=AwsSettings(region=env.get("AWS_REGION") or "us-east-1", env_file=str(self.state_dir / "env")),
             lock=base.lock,

@@ -4,6 +4,7 @@ its AWS (its request log holds only reads, its moto groups are as they were)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +80,18 @@ def test_replace_group_rolls_every_instance(original_factory) -> None:
     report, _ = _compare(orig, "replace-group", {"group": "workers", "batch": 3})
     assert report.exit_code == 0
     assert len(report.instances_launched) == 3 and len(report.instances_terminated) == 3
+
+
+def test_rolling_deploy_of_a_new_version(original_factory) -> None:
+    orig = original_factory({"name": "apps", "settings": {"tick_ms": 50}, "nodes": [{"name_prefix": "w-", "count": 3}]})
+    apps = Path(str(orig.settings.inventory_path)).parent / "apps"
+    apps.mkdir()
+    (apps / "web.yaml").write_text(
+        "name: web\nrole: frontend-web\nimage: example/web\nversion: '1'\nreplicas: 3\n"
+        "ports: [{name: http, port: 80, target_port: 8080}]\nrollout: {surge: 1, step_timeout_s: 20}\n"
+        "pod_annotations: {sandbox.kubeops.io/readiness-delay-s: '0.3'}\n", encoding="utf-8")
+    assert run_playbook("rolling-deploy", settings=orig.settings, params={"app": "web", "version": "1"},
+                        check=False)["status"] == "done"
+    report, _ = _compare(orig, "rolling-deploy", {"app": "web", "version": "2"}, speed=2)
+    assert report.exit_code == 0
+    assert len(report.pods_removed) == 3  # the v1 pods go; their controller is scaled down, not replaced
