@@ -171,26 +171,14 @@ def run_playbook_task(
     cluster: str | None = None,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-    rehearse: bool = False,
-    snapshot: str | None = None,
-    speed: Any = None,
 ) -> RunRecord:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
-
-    ``rehearse=True`` (the domain tasks' ``--rehearse``) runs it on a private copy of the cluster instead
-    (`kubeops.tasks.rehearse`), from `snapshot` or a snapshot taken now, and exits with the real run's code.
 
     Domain tasks are one call: ``run_playbook_task(c, "decommission-node", params={"node": node},
     dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock=wait_for_lock)``. `params` values
     may be typed or strings; `wait_for_lock` is the raw ``--wait-for-lock`` flag (``90s``, ``10m``), parsed
     like `run`'s (a malformed one exits 2 before anything starts).
     """
-    if rehearse:
-        from kubeops.tasks.rehearse import rehearse_playbook
-
-        rehearse_playbook(playbook, params=params, cluster=cluster, snapshot=snapshot, speed=speed,
-                          log_format=log_format)
-        return {}  # type: ignore[typeddict-item]  # rehearse_playbook exits with the code; nothing was run here
     with exit_codes():
         wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)

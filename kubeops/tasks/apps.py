@@ -82,12 +82,13 @@ def deploy(
 ) -> None:
     """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure."""
     from kubeops.apps.render import resolve_version
-    from kubeops.tasks._common import exit_codes, run_playbook_task
+    from kubeops.tasks._common import exit_codes
+    from kubeops.tasks.rehearse import run_or_rehearse
 
     with exit_codes():
         config = _load(app, cluster)
         resolve_version(config, version or None)  # no version anywhere: exit 2 before the run starts
-    run_playbook_task(
+    run_or_rehearse(
         c,
         "rolling-deploy",
         params={

@@ -12,6 +12,7 @@ from typing import Any
 from invoke import task
 
 from kubeops.tasks import _common
+from kubeops.tasks.rehearse import run_or_rehearse
 
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
 _CLUSTER = _common.CLUSTER_HELP
@@ -79,7 +80,7 @@ def replace(  # type: ignore[no-untyped-def]
         "node": _common.required_flag(node, "node", "ip-10-0-1-23.ec2.internal"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
         wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
@@ -107,7 +108,7 @@ def replace_group(  # type: ignore[no-untyped-def]
         "batch": _positive(batch, "batch"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
         wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from invoke import task
 
 from kubeops.tasks import _common
+from kubeops.tasks.rehearse import run_or_rehearse
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"
 _DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
@@ -86,7 +87,7 @@ def decommission(  # type: ignore[no-untyped-def]
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params["delete_node"] = bool(delete_node)
     params["terminate_instance"] = bool(terminate)
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
         wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
@@ -134,7 +135,7 @@ def drain(  # type: ignore[no-untyped-def]
 ):
     """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
         wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )

@@ -82,6 +82,23 @@ def rehearse_playbook(
         raise Exit(code=report.exit_code)
 
 
+def run_or_rehearse(
+    c: Any, playbook: str, *, rehearse: bool = False, snapshot: str | None = None, speed: Any = None, **kwargs: Any
+) -> None:
+    """What a domain task with ``--rehearse`` calls: the real run (`_common.run_playbook_task` with `kwargs`), or
+    a rehearsal of the same playbook and parameters on `snapshot` (or a snapshot of ``--cluster`` taken now)."""
+    if not rehearse:
+        _common.run_playbook_task(c, playbook, **kwargs)
+        return
+    if kwargs.get("dry_run"):
+        with _common.exit_codes():
+            from kubeops.errors import InputError
+
+            raise InputError("--rehearse and --dry-run do not go together", hint="a rehearsal changes nothing real")
+    rehearse_playbook(playbook, params=kwargs.get("params"), cluster=kwargs.get("cluster"), snapshot=snapshot,
+                      speed=speed, log_format=kwargs.get("log_format"))
+
+
 @task(
     help={
         "cluster": _common.CLUSTER_HELP,
