@@ -150,7 +150,10 @@ def rehearse(
     sandbox = PrivateSandbox(Path("/nonexistent"), speed=speed, join_s=join_s, exit_s=exit_s,
                              aws=bool(groups), keep=keep)
     try:
-        sandbox.snapshot_path = write(doc, sandbox.root / "snapshot.json")
+        as_is = not isinstance(snapshot, dict) and Path(str(snapshot)).is_file() and "," not in str(snapshot) \
+            and doc.get("header", {}).get("source", "api") == "api"
+        # a snapshot file is loaded as it is; anything else is written out in the snapshot format first
+        sandbox.snapshot_path = Path(str(snapshot)).resolve() if as_is else write(doc, sandbox.root / "snapshot.json")
         sandbox.start()
         private = sandbox.settings(base)
         before = capture(private, groups=groups)

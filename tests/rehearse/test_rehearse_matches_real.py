@@ -57,7 +57,7 @@ def test_decommission_on_the_default_scenario(original_factory) -> None:
 
 def test_a_budget_that_blocks_the_drain_fails_the_same_step_with_the_same_message(original_factory) -> None:
     orig = original_factory("pdb-blocked")
-    report, _ = _compare(orig, "drain-node", {"node": "worker-0", "timeout_s": 3})
+    report, _ = _compare(orig, "drain-node", {"node": "worker-0", "timeout_s": 5})
     assert report.status == "failed" and report.exit_code == 1 and report.failed_step == "drain"
     assert "critical" in (report.error or "")
     blocked = [e for e in report.evictions if not e["evicted"]]
