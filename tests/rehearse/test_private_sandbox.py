@@ -49,3 +49,33 @@ def test_objects_load_verbatim_and_controllers_adopt_them(original_factory, tmp_
         assert got["metadata"]["labels"] == want["metadata"]["labels"]
         assert got["status"]["addresses"][0] == want["status"]["addresses"][0]
     assert not root.exists()
+
+
+def test_auto_scaling_groups_come_back_with_their_hooks_and_suspended_processes(original_factory, tmp_path) -> None:
+    import boto3
+
+    orig = original_factory("autoscaling", aws=True)
+    kw = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    asg = boto3.client("autoscaling", endpoint_url=orig.sb.aws_url, **kw)
+    asg.put_lifecycle_hook(AutoScalingGroupName="workers", LifecycleHookName="drain-hook",
+                           LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING", HeartbeatTimeout=300)
+    asg.suspend_processes(AutoScalingGroupName="workers", ScalingProcesses=["AZRebalance"])
+    doc = take(orig.settings)
+    (group,) = doc["autoscaling_groups"]
+    assert group["suspended_processes"] == ["AZRebalance"]
+    assert [h["name"] for h in group["lifecycle_hooks"]] == ["drain-hook"]
+    snapshot_nodes = {n["metadata"]["name"] for n in doc["objects"]["nodes"]}
+    with PrivateSandbox(write(doc, tmp_path / "snap.json"), speed=10) as sandbox:
+        private = boto3.client("autoscaling", endpoint_url=sandbox.info["aws_url"], **kw)
+        (copy,) = private.describe_auto_scaling_groups(AutoScalingGroupNames=["workers"])["AutoScalingGroups"]
+        hooks = private.describe_lifecycle_hooks(AutoScalingGroupName="workers")["LifecycleHooks"]
+        kube = KubeClient.from_settings(sandbox.settings(orig.settings).kube)
+        nodes = {n["metadata"]["name"]: n for n in kube.request("GET", "/api/v1/nodes", what="list")["items"]}
+    assert (copy["MinSize"], copy["MaxSize"], copy["DesiredCapacity"]) == (group["min"], group["max"],
+                                                                          group["desired"])
+    assert [p["ProcessName"] for p in copy["SuspendedProcesses"]] == ["AZRebalance"]
+    assert [h["LifecycleHookName"] for h in hooks] == ["drain-hook"]
+    assert set(nodes) == snapshot_nodes  # every group instance is one of the snapshot's nodes, under its name
+    members = {i["InstanceId"] for i in copy["Instances"]}
+    assert {n["spec"]["providerID"].rsplit("/", 1)[-1] for n in nodes.values()
+            if n["metadata"]["name"].startswith("ip-")} == members

@@ -95,3 +95,18 @@ def test_rolling_deploy_of_a_new_version(original_factory) -> None:
     report, _ = _compare(orig, "rolling-deploy", {"app": "web", "version": "2"}, speed=2)
     assert report.exit_code == 0
     assert len(report.pods_removed) == 3  # the v1 pods go; their controller is scaled down, not replaced
+
+
+def test_pods_that_would_not_fit_are_reported_like_the_real_run_leaves_them(original_factory) -> None:
+    orig = original_factory({"name": "tight", "settings": {"tick_ms": 50}, "namespaces": ["apps"], "nodes": [
+        {"name_prefix": "worker-", "count": 2, "capacity": {"cpu": "1", "memory": "4Gi", "pods": "110"}}],
+        "workloads": [{"kind": "Deployment", "name": "big", "namespace": "apps", "replicas": 2,
+                       "labels": {"app": "big"}, "image": "nginx",
+                       "resources": {"requests": {"cpu": "600m"}}}]})
+    report, record = _compare(orig, "drain-node", {"node": "worker-0"})
+    assert record["status"] == "done"
+    pending = [p["metadata"]["name"] for p in orig.sb.request("GET", "/api/v1/namespaces/apps/pods")[1]["items"]
+               if not p["spec"].get("nodeName")]
+    assert len(report.would_not_fit) == len(pending) == 1
+    assert report.would_not_fit[0]["owner"].startswith("ReplicaSet/big-")
+    assert "cpu" in report.would_not_fit[0]["reason"].lower()
