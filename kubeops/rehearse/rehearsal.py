@@ -64,18 +64,15 @@ def scale_timeouts(params: Mapping[str, Any], speed: float) -> tuple[dict[str, A
 
 
 def _settle(settings: Settings, groups: list[str], *, timeout_s: float = 5.0) -> State:
-    """State once the controllers have caught up: two reads in a row with the same pods (or `timeout_s`)."""
+    """State once the controllers have caught up: after a second (replacements created), read until no pod is
+    still starting on its node (or `timeout_s`). Reads of a 60,000-pod cluster take seconds: read few times."""
     deadline = time.monotonic() + timeout_s
-    previous = capture(settings, groups=groups)
-    while time.monotonic() < deadline:
-        time.sleep(0.4)
+    time.sleep(1.0)
+    current = capture(settings, groups=groups)
+    while time.monotonic() < deadline and any(p.phase == "Pending" and p.node for p in current.pods.values()):
+        time.sleep(0.5)
         current = capture(settings, groups=groups)
-        same = {(u, p.node, p.phase) for u, p in current.pods.items()} == \
-            {(u, p.node, p.phase) for u, p in previous.pods.items()}
-        if same and current.nodes == previous.nodes:
-            return current
-        previous = current
-    return previous
+    return current
 
 
 def _diff(before: State, after: State) -> dict[str, Any]:

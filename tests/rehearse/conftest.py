@@ -4,6 +4,7 @@ request log, Auto Scaling instances from its moto."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,23 @@ class Original:
     def evicted(self, since: int) -> set[str]:
         return {f"{r['namespace']}/{r['name']}" for r in self.sb.requests()[since:]
                 if r.get("subresource") == "eviction" and r.get("status") in (200, 201) and not r.get("dry_run")}
+
+    def settle(self, timeout_s: float = 30) -> None:
+        """Wait until the cluster is at rest (every Deployment and StatefulSet Ready, no pod Pending on a node),
+        so that a snapshot taken now is the state the real run starts from."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            workloads = [*self.sb.request("GET", "/apis/apps/v1/deployments")[1]["items"],
+                         *self.sb.request("GET", "/apis/apps/v1/statefulsets")[1]["items"]]
+            pods = self.sb.request("GET", "/api/v1/pods")[1]["items"]
+            ready = all((w.get("status") or {}).get("readyReplicas", 0) >= (w["spec"].get("replicas") or 0)
+                        for w in workloads)
+            starting = any(p["spec"].get("nodeName") and p["status"].get("phase") == "Pending" for p in pods)
+            if ready and not starting:
+                time.sleep(0.3)
+                return
+            time.sleep(0.1)
+        raise AssertionError("the original cluster did not settle")
 
     def groups(self) -> dict[str, Any]:
         """Every Auto Scaling group in moto: desired, min, max and instance ids with their states."""

@@ -26,6 +26,7 @@ def _instance_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[in
 def _compare(orig: Original, playbook: str, params: dict[str, Any], *, speed: float = 1.0,
              join_s: float = 2.0) -> tuple[Any, dict[str, Any]]:
     """Snapshot, rehearse, then run for real on the original; assert they agree; return (report, record)."""
+    orig.settle()
     groups_before = orig.groups()
     mark = orig.mark()
     doc = take(orig.settings)
