@@ -1,8 +1,8 @@
 """The rehearsal report: outcome, evictions, pods that would not fit, instances, predicted durations, diff.
 
 Predicted durations are the rehearsal's own durations multiplied by the speed: grace periods, probe delays,
-minReadySeconds and node joins were divided by it, so multiplying back gives real time. kubeops' own overhead
-(API round trips, polling) is multiplied too, so at high speeds the prediction errs long, never short.
+minReadySeconds and node joins were divided by it, so multiplying back gives real time. kubeops' own polling
+and API round trips do not speed up, so the prediction gets rougher as the speed grows (docs/rehearse.md).
 """
 
 from __future__ import annotations
