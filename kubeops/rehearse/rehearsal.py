@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from kubeops.actions.registry import Registry, default_registry
 from kubeops.engine.api import load_playbook, run_playbook
 from kubeops.model.params import bind_params
@@ -156,7 +158,10 @@ def rehearse(
         before = capture(private, groups=groups)
         offset = log_offset(sandbox.requests_path)
         t0 = time.time()
-        record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False)
+        # every log line of the run says it is a rehearsal: the cluster name is the real one (for app overrides
+        # and ${run.cluster}), and a reader of the logs must never take these evictions for real ones
+        with structlog.contextvars.bound_contextvars(rehearsal=True):
+            record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False)
         after = _settle(private, groups)
         evs = evictions(sandbox.requests_path, offset=offset, t0=t0)
     finally:

@@ -48,6 +48,9 @@ def test_snapshot_then_rehearse_a_blocked_drain_exits_1_with_a_json_report(origi
     assert [s["name"] for s in report["steps"]][:3] == ["node", "cordon", "drain"]
     assert orig.mutations(mark) == []
     assert _private_sandboxes() == before  # the private sandbox's folder is gone
+    events = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    steps = [e for e in events if str(e.get("event", "")).startswith("step.")]
+    assert steps and all(e.get("rehearsal") is True for e in steps)  # no log line passes for a real eviction
 
 
 def test_decommission_rehearse_takes_a_snapshot_itself_and_prints_the_report(original_factory) -> None:
