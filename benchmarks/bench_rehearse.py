@@ -69,7 +69,7 @@ def big(root: Path, nodes: int, per_node: int) -> list[dict[str, Any]]:
                      "size": f"{raw_path.stat().st_size / 2**20:.1f} MiB json, "
                              f"{gz_path.stat().st_size / 2**20:.1f} MiB gz",
                      "memory": f"+{peak:.0f} MiB peak RSS"})
-        with PrivateSandbox(gz_path, aws=False) as private:
+        with PrivateSandbox(gz_path) as private:
             rows.append({"what": "rehearse start-up (private sandbox loads the .gz)", "seconds":
                          f"{private.started_s:.1f}", "size": "", "memory": ""})
         t0 = time.perf_counter()

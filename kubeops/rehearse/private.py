@@ -28,16 +28,14 @@ __all__ = ["PrivateSandbox"]
 
 
 class PrivateSandbox:
-    """Start with ``with PrivateSandbox(snapshot_doc, speed=...) as sb:``; ``sb.settings(...)`` reaches it."""
+    """``with PrivateSandbox(snapshot_path, speed=...) as sb:``; ``sb.settings(...)`` reaches only it."""
 
-    def __init__(self, snapshot_path: Path, *, speed: float = 1.0, join_s: float = 120.0,
-                 exit_s: float | str | None = None, aws: bool = True, start_timeout_s: float = 300.0,
-                 keep: bool = False) -> None:
-        self.snapshot_path = snapshot_path
+    def __init__(self, snapshot_path: Path | None = None, *, speed: float = 1.0, join_s: float = 120.0,
+                 exit_s: float | str | None = None, start_timeout_s: float = 300.0, keep: bool = False) -> None:
+        self.snapshot_path = snapshot_path  # may be set after construction (a file written into `root`)
         self.speed = speed
         self.join_s = join_s
         self.exit_s = exit_s
-        self.aws = aws
         self.start_timeout_s = start_timeout_s
         self.keep = keep
         self.root = Path(tempfile.mkdtemp(prefix="kubeops-rehearse-"))
@@ -47,14 +45,16 @@ class PrivateSandbox:
         self.started_s = 0.0
 
     def start(self) -> PrivateSandbox:
+        """Start the sandbox and its moto (always: every AWS call of the run must land in the private moto, even
+        when the snapshot has no Auto Scaling groups) and wait until it answers."""
+        if self.snapshot_path is None:
+            raise KubeopsError("no snapshot to load")
         t0 = time.perf_counter()
         self.state_dir.mkdir(parents=True)
         argv = [sys.executable, "-m", "kubeops.sandbox", "--snapshot", str(self.snapshot_path), "--port", "0",
                 "--state-dir", str(self.state_dir), "--speed", repr(self.speed), "--join-s", repr(self.join_s)]
         if self.exit_s is not None:
             argv += ["--exit-s", str(self.exit_s)]
-        if not self.aws:
-            argv.append("--no-aws")
         env = {**os.environ, "KUBEOPS_SANDBOX_PARENT_PID": str(os.getpid())}
         log = open(self.state_dir / "sandbox.log", "wb")  # noqa: SIM115 - the child owns it
         try:
@@ -100,7 +100,9 @@ class PrivateSandbox:
             state_dir=self.root / "state",
             inventory_path=base.inventory_path,  # app configs are found beside it
             kube=KubeSettings(kubeconfig=str(self.state_dir / "kubeconfig"), context="sandbox"),
-            aws=AwsSettings(region=env.get("AWS_REGION") or "us-east-1", env_file=str(self.state_dir / "env")),
+            # the endpoint is spelled out: without it boto3 would fall back to the real AWS endpoints
+            aws=AwsSettings(region=env.get("AWS_REGION") or "us-east-1", env_file=str(self.state_dir / "env"),
+                            endpoint_url=env["AWS_ENDPOINT_URL"]),
             lock=base.lock,
             params=dict(base.params),
             log_format=base.log_format,

@@ -134,6 +134,13 @@ def rehearse(
         raise InputError(f"--speed must be > 0, got {speed:g}")
     reg = registry or default_registry()
     pb = load_playbook(playbook, registry=reg)
+    remote = [s for s in (*pb.steps, *pb.cleanup) if s.action.startswith("ssh.")]
+    if remote:
+        # the snapshot's nodes keep their real addresses: an SSH step would reach the real machines
+        where = ", ".join(f"{s.name} ({s.action}, {s.source})" if s.source else f"{s.name} ({s.action})"
+                          for s in remote)
+        raise InputError(f"playbook {pb.name!r} has SSH steps, which a rehearsal cannot run: {where}",
+                         hint="rehearse a playbook without ssh.* steps (drain-node instead of maintain-node)")
     base = settings or Settings()
     bound = bind_params(pb, dict(params or {}), defaults=base.params)
     run_params, scaled = scale_timeouts(bound, speed)
@@ -146,8 +153,7 @@ def rehearse(
     if (header.get("counts") or {}).get("customresourcedefinitions.apiextensions.k8s.io"):
         notes.append("the snapshot lists CRDs; the rehearsal sandbox does not serve custom resources")
     t_start = time.perf_counter()
-    sandbox = PrivateSandbox(Path("/nonexistent"), speed=speed, join_s=join_s, exit_s=exit_s,
-                             aws=bool(groups), keep=keep)
+    sandbox = PrivateSandbox(speed=speed, join_s=join_s, exit_s=exit_s, keep=keep)
     try:
         as_is = not isinstance(snapshot, dict) and Path(str(snapshot)).is_file() and "," not in str(snapshot) \
             and doc.get("header", {}).get("source", "api") == "api"

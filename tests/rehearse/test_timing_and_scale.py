@@ -62,3 +62,12 @@ def test_a_200_node_snapshot_is_taken_and_rehearsed(original_factory, tmp_path) 
     assert report.exit_code == 0
     assert len(report.pods_removed) == 30 and {p["node"] for p in report.pods_removed} == {"node-007"}
     assert orig.mutations(mark) == []
+
+
+def test_playbooks_with_ssh_steps_are_refused_before_anything_starts(tmp_path) -> None:
+    from kubeops.errors import InputError
+
+    with pytest.raises(InputError, match=r"SSH steps.*ssh\.run"):
+        rehearse(tmp_path / "never-read.json", "maintain-node", params={"node": "worker-1"})
+    with pytest.raises(InputError, match="--speed"):
+        rehearse(tmp_path / "never-read.json", "drain-node", params={"node": "worker-1"}, speed=0)
