@@ -40,6 +40,9 @@ def test_objects_load_verbatim_and_controllers_adopt_them(original_factory, tmp_
         assert pod["spec"].get("tolerations") == want["spec"].get("tolerations")
         assert pod["spec"].get("priority") == want["spec"].get("priority")
         assert pod["status"]["phase"] == want["status"]["phase"]
+        assert pod["status"].get("podIP") == want["status"].get("podIP")
+        assert pod["status"].get("startTime") == want["status"].get("startTime")
+        assert pod["spec"]["containers"] == want["spec"]["containers"]
     assert {r["metadata"]["uid"] for r in replicasets} == {r["metadata"]["uid"] for r in doc["objects"][
         "replicasets.apps"]}
     by_name = {n["metadata"]["name"]: n for n in nodes}
