@@ -18,7 +18,7 @@ max, desired, instances, suspended processes, lifecycle hooks, launch template o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kubeops.clients.aws import instance_id_from_provider_id
@@ -93,8 +93,8 @@ def sanitize(obj: Obj) -> Obj:
     return obj
 
 
-def _list(kube: KubeClient, path: str, what: str) -> list[Obj]:
-    items: list[Obj] = []
+def _pages(kube: KubeClient, path: str, what: str) -> Iterator[list[Obj]]:
+    """The objects at `path`, one sanitized page at a time (so a writer can stream 60,000 pods)."""
     token: str | None = None
     while True:
         query: dict[str, Any] = {"limit": _PAGE}
@@ -103,6 +103,7 @@ def _list(kube: KubeClient, path: str, what: str) -> list[Obj]:
         page = kube.request("GET", path, query=query, what=what)
         kind = str(page.get("kind") or "")
         api_version = page.get("apiVersion")
+        items = []
         for item in page.get("items") or ():
             # list items come without kind/apiVersion on the wire: put them back so each object stands alone
             if kind.endswith("List"):
@@ -110,9 +111,10 @@ def _list(kube: KubeClient, path: str, what: str) -> list[Obj]:
             if api_version:
                 item.setdefault("apiVersion", api_version)
             items.append(sanitize(item))
+        yield items
         token = (page.get("metadata") or {}).get("continue")
         if not token:
-            return items
+            return
 
 
 def _namespaced_path(prefix: str, namespace: str) -> str:
@@ -191,41 +193,47 @@ def take_snapshot(
     cluster: str,
     namespaces: list[str] | None = None,
     lock: tuple[str, str] | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    sink: Callable[[str, list[Obj]], None] | None = None,
 ) -> Obj:
     """The snapshot document of the cluster `kube` reaches (see the module docstring); reads only.
 
     `namespaces` limits namespaced resources (cluster-scoped ones are always read: nodes, namespaces, priority
-    classes, CRDs); `lock` is the (namespace, name) of kubeops' lock Lease; `aws` None skips Auto Scaling."""
+    classes, CRDs); `lock` is the (namespace, name) of kubeops' lock Lease; `aws` None skips Auto Scaling.
+    With `sink`, every page of objects goes to ``sink(resource, items)`` as it arrives (at least one call per
+    resource read) and the returned document has no ``objects``: a writer streams a big cluster to disk."""
     taken = time.time()
     objects: dict[str, list[Obj]] = {}
+    counts: dict[str, int] = {}
+    instance_ids: list[str] = []
     skipped: dict[str, str] = {}
+
+    def add(key: str, items: list[Obj]) -> None:
+        counts[key] = counts.get(key, 0) + len(items)
+        if key == "nodes":
+            instance_ids.extend(iid for n in items
+                                if (iid := instance_id_from_provider_id((n.get("spec") or {}).get("providerID"))))
+        if sink is not None:
+            sink(key, items)
+        else:
+            objects.setdefault(key, []).extend(items)
+
     for key, prefix, namespaced in RESOURCES:
+        paths = [(_namespaced_path(prefix, ns), f"list {key} in {ns}") for ns in namespaces] \
+            if namespaced and namespaces else [(prefix, f"list {key}")]
         try:
-            if namespaced and namespaces:
-                items = []
-                for ns in namespaces:
-                    items.extend(_list(kube, _namespaced_path(prefix, ns), f"list {key} in {ns}"))
-            else:
-                items = _list(kube, prefix, f"list {key}")
+            add(key, [])
+            for path, what in paths:
+                for items in _pages(kube, path, what):
+                    if key == "namespaces" and namespaces:
+                        items = [n for n in items if n["metadata"]["name"] in namespaces]
+                    add(key, items)
         except NotFound:
             if key not in _OPTIONAL:
                 raise
             skipped[key] = "not served by this API server"
-            continue
-        if key == "namespaces" and namespaces:
-            items = [n for n in items if n["metadata"]["name"] in namespaces]
-        objects[key] = items
-        if progress is not None:
-            progress(key, len(items))
-    objects["leases.coordination.k8s.io"] = _lock_lease(kube, lock)
-    groups: list[Obj] = []
-    if aws is not None:
-        ids = [iid for n in objects.get("nodes", ())
-               if (iid := instance_id_from_provider_id((n.get("spec") or {}).get("providerID")))]
-        if ids:
-            groups = describe_groups(aws, ids)
-    return {
+    add("leases.coordination.k8s.io", _lock_lease(kube, lock))
+    groups: list[Obj] = describe_groups(aws, instance_ids) if aws is not None and instance_ids else []
+    doc: Obj = {
         "header": {
             "format": SNAPSHOT_FORMAT,
             "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(taken)),
@@ -235,8 +243,10 @@ def take_snapshot(
             "dropped": dict(DROPPED),
             "not_served": skipped,
             "source": "api",
-            "counts": {k: len(v) for k, v in objects.items()},
+            "counts": counts,
         },
-        "objects": objects,
         "autoscaling_groups": groups,
     }
+    if sink is None:
+        doc["objects"] = objects
+    return doc

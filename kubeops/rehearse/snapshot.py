@@ -45,11 +45,17 @@ _API_VERSIONS = {
 }
 
 
-def take(settings: Settings, *, namespaces: list[str] | None = None, aws: bool = True) -> Obj:
-    """A snapshot of `settings.cluster`: Kubernetes reads, then Auto Scaling describes (unless `aws` is off)."""
+def take(settings: Settings, *, namespaces: list[str] | None = None, aws: bool = True,
+         path: str | Path | None = None) -> Obj:
+    """A snapshot of `settings.cluster`: Kubernetes reads, then Auto Scaling describes (unless `aws` is off).
+
+    With `path` the objects are streamed to that file page by page (`SnapshotWriter`) and the returned document
+    holds only the header and the groups: a 60,000-pod cluster is never held in memory whole."""
     from kubeops.clients.factory import Clients
 
     clients = Clients(settings)
+    lock = (settings.lock.namespace, settings.lock.name)
+    writer = SnapshotWriter(path) if path is not None else None
     try:
         aws_client = None
         aws_error = None
@@ -58,52 +64,95 @@ def take(settings: Settings, *, namespaces: list[str] | None = None, aws: bool =
                 aws_client = clients.aws
             except (AwsError, InputError) as exc:
                 aws_error = str(exc)
+        sink = writer.add if writer is not None else None
         try:
             doc = take_snapshot(clients.kube, aws_client, cluster=settings.cluster, namespaces=namespaces,
-                                lock=(settings.lock.namespace, settings.lock.name))
-        except AwsError as exc:
+                                lock=lock, sink=sink)
+        except AwsError as exc:  # Kubernetes was read; Auto Scaling was not: say so, keep the rest
+            if writer is not None:
+                writer.abort()
+                writer = SnapshotWriter(path)  # type: ignore[arg-type]
+                sink = writer.add
             aws_error = str(exc)
-            doc = take_snapshot(clients.kube, None, cluster=settings.cluster, namespaces=namespaces,
-                                lock=(settings.lock.namespace, settings.lock.name))
+            doc = take_snapshot(clients.kube, None, cluster=settings.cluster, namespaces=namespaces, lock=lock,
+                                sink=sink)
         if aws_error:
             doc["header"]["autoscaling_not_read"] = aws_error
+        if writer is not None:
+            writer.finish(doc)
+            writer = None
         return doc
     finally:
+        if writer is not None:
+            writer.abort()
         clients.close()
 
 
+class SnapshotWriter:
+    """Writes a snapshot document object by object: ``add(resource, items)`` any number of times (a resource's
+    pages one after the other), then ``finish(rest)`` with the header and groups; gzip when the name ends in
+    ``.gz``; the file appears atomically (temporary name, then rename), readable by the owner only. Each object
+    is encoded by the C encoder on its own, so no whole-file string or compressed copy is ever built."""
+
+    def __init__(self, path: str | Path) -> None:
+        import os
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._raw = open(self._tmp, "wb")  # noqa: SIM115 - closed by finish/abort
+        os.chmod(self._tmp, 0o600)
+        self._fh: Any = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) \
+            if self.path.suffix == ".gz" else self._raw
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        self._key: str | None = None
+        self._first = True
+        self._fh.write(b'{"objects":{')
+
+    def add(self, key: str, items: list[Obj]) -> None:
+        if key != self._key:
+            self._fh.write(((("]," if self._key is not None else "") + self._dumps(key)) + ":[").encode())
+            self._key = key
+            self._first = True
+        for obj in items:
+            self._fh.write((b"" if self._first else b",") + self._dumps(obj).encode())
+            self._first = False
+
+    def finish(self, rest: Obj) -> Path:
+        import os
+
+        self._fh.write(b"]}" if self._key is not None else b"}")
+        for key, value in rest.items():
+            if key != "objects":
+                self._fh.write(("," + self._dumps(key) + ":" + self._dumps(value)).encode())
+        self._fh.write(b"}")
+        self._close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def _close(self) -> None:
+        if self._fh is not self._raw:
+            self._fh.close()
+        self._raw.close()
+
+    def abort(self) -> None:
+        import contextlib
+
+        self._close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
 def write(doc: Obj, path: str | Path) -> Path:
-    """Write the document (gzip when the name ends in ``.gz``), atomically, readable by the owner only.
-
-    Written object by object (each encoded by the C encoder), so a 60,000-pod snapshot never exists twice in
-    memory as one string and its compressed copy."""
-    import os
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    raw = open(tmp, "wb")  # noqa: SIM115 - closed below, after the gzip layer
+    """Write a whole document (see `SnapshotWriter`)."""
+    writer = SnapshotWriter(path)
     try:
-        os.chmod(tmp, 0o600)
-        fh: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if p.suffix == ".gz" else raw
-        rest = {k: v for k, v in doc.items() if k != "objects"}
-        fh.write(dumps(rest)[:-1].encode())
-        fh.write(b',"objects":{')
-        for i, (key, items) in enumerate((doc.get("objects") or {}).items()):
-            fh.write((("," if i else "") + dumps(key) + ":[").encode())
-            for j, obj in enumerate(items):
-                if j:
-                    fh.write(b",")
-                fh.write(dumps(obj).encode())
-            fh.write(b"]")
-        fh.write(b"}}")
-        if fh is not raw:
-            fh.close()
-    finally:
-        raw.close()
-    os.replace(tmp, p)
-    return p
+        for key, items in (doc.get("objects") or {}).items():
+            writer.add(key, items)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish(doc)
 
 
 def _read_json(path: Path) -> Any:

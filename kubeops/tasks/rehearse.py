@@ -8,7 +8,9 @@ run would return (0 done, 1 a step would fail, 2 rejected/bad input); the domain
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from invoke import Exit, task
@@ -70,13 +72,15 @@ def rehearse_playbook(
         from kubeops.rehearse.report import render_text
         from kubeops.rehearse.snapshot import take
 
-        source: Any = snapshot
-        if not snapshot:
-            print(f"taking a snapshot of {settings.cluster} (reads only)...", file=sys.stderr)
-            source = take(settings)
         given = {k: v for k, v in (params or {}).items() if v is not None}
-        report = rehearse(source, playbook, params=given, settings=settings, speed=_speed(speed),
-                          exit_s=exit_s, registry=_common.registry())
+        with tempfile.TemporaryDirectory(prefix="kubeops-snapshot-") as tmp:
+            source = snapshot
+            if not snapshot:
+                print(f"taking a snapshot of {settings.cluster} (reads only)...", file=sys.stderr)
+                source = str(Path(tmp) / "snapshot.json")
+                take(settings, path=source)
+            report = rehearse(source, playbook, params=given, settings=settings, speed=_speed(speed),
+                              exit_s=exit_s, registry=_common.registry())
         print(report.to_json() if fmt == "json" else render_text(report))
     if report.exit_code:
         raise Exit(code=report.exit_code)
@@ -111,17 +115,15 @@ def run_or_rehearse(
 def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_format=None):  # type: ignore[no-untyped-def]
     """Take a read-only copy of a cluster (get/list and AWS describe only; never Secrets or ConfigMap data)."""
     import time
-    from pathlib import Path
 
     with _common.exit_codes():
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
-        from kubeops.rehearse.snapshot import take, write
+        from kubeops.rehearse.snapshot import take
 
         wanted = [n.strip() for n in str(namespaces or "").split(",") if n.strip()] or None
-        doc = take(settings, namespaces=wanted, aws=not no_aws)
         path = Path(output or f"snapshot-{settings.cluster}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json.gz")
-        write(doc, path)
+        doc = take(settings, namespaces=wanted, aws=not no_aws, path=path)
         counts = doc["header"]["counts"]
         print(f"snapshot of {settings.cluster} written to {path} ({path.stat().st_size / 1024:.0f} KiB): "
               f"{counts.get('nodes', 0)} nodes, {counts.get('pods', 0)} pods, "
