@@ -14,7 +14,8 @@ The snapshot document (``kubeops.io/snapshot/v1``, written by `kubeops.clients.s
 scenario group for the AWS link, which creates it in moto with one instance per snapshot node that was one of its
 InService instances (the node keeps its name and addresses and adopts the new instance id), then tops it up to
 the group's desired capacity; lifecycle hooks and suspended processes are recreated as well. Objects of kinds the
-sandbox does not serve (CustomResourceDefinitions) are counted in ``cluster.settings["not_loaded"]``.
+sandbox does not serve (CustomResourceDefinitions) and pods that were terminating when the snapshot was taken are
+left out and counted in ``cluster.settings["not_loaded"]``.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
             if info is None:
                 kind = f"{obj.get('apiVersion')} {obj.get('kind')}"
                 not_loaded[kind] = not_loaded.get(kind, 0) + 1
+                continue
+            if info.key == "pods" and (obj.get("metadata") or {}).get("deletionTimestamp"):
+                # terminating when the snapshot was taken: gone by the time a run starts, replacement included
+                not_loaded["terminating pods"] = not_loaded.get("terminating pods", 0) + 1
                 continue
             obj = dict(obj)
             obj["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
