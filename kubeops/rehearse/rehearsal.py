@@ -150,8 +150,6 @@ def rehearse(
     notes = []
     if header.get("autoscaling_not_read"):
         notes.append(f"Auto Scaling groups were not read at snapshot time: {header['autoscaling_not_read']}")
-    if (header.get("counts") or {}).get("customresourcedefinitions.apiextensions.k8s.io"):
-        notes.append("the snapshot lists CRDs; the rehearsal sandbox does not serve custom resources")
     t_start = time.perf_counter()
     sandbox = PrivateSandbox(speed=speed, join_s=join_s, exit_s=exit_s, keep=keep)
     try:
@@ -160,6 +158,8 @@ def rehearse(
         # a snapshot file is loaded as it is; anything else is written out in the snapshot format first
         sandbox.snapshot_path = Path(str(snapshot)).resolve() if as_is else write(doc, sandbox.root / "snapshot.json")
         sandbox.start()
+        for what, count in sorted((sandbox.info.get("not_loaded") or {}).items()):
+            notes.append(f"not in the rehearsal: {count} {what} (the sandbox does not hold them)")
         private = sandbox.settings(base)
         before = capture(private, groups=groups)
         offset = log_offset(sandbox.requests_path)

@@ -195,7 +195,7 @@ def serve(args: argparse.Namespace) -> int:
         _write_atomic(state_dir / "sandbox.json", json.dumps({
             "pid": os.getpid(), "api_url": server.url, "aws_url": aws_url, "moto_pid": moto.pid if moto else None,
             "scenario": scenario.name, "scenario_path": scenario.path, "state_dir": str(state_dir),
-            "started_at": time.time()}, indent=2))
+            "started_at": time.time(), "not_loaded": cluster.settings.get("not_loaded") or {}}, indent=2))
         print(f"sandbox {scenario.name!r} serving {server.url}" + (f", AWS at {aws_url}" if aws_url else ""),
               flush=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
