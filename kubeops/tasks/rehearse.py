@@ -48,6 +48,20 @@ def _exit_s(value: Any) -> float | str | None:
         raise InputError(f"--exit-s expects seconds or 'grace', got {value!r}") from None
 
 
+def _join_s(value: Any) -> float:
+    from kubeops.errors import InputError
+
+    if value in (None, ""):
+        return 120.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"--join-s expects seconds, got {value!r}") from None
+    if seconds < 0:
+        raise InputError(f"--join-s must be >= 0, got {seconds:g}")
+    return seconds
+
+
 def rehearse_playbook(
     playbook: str,
     *,
@@ -58,6 +72,7 @@ def rehearse_playbook(
     output: str | None = None,
     log_format: str | None = None,
     exit_s: float | str | None = None,
+    join_s: Any = None,
 ) -> None:
     """Rehearse `playbook` and print the report; raises `Exit` with the real run's exit code."""
     with _common.exit_codes():
@@ -66,6 +81,7 @@ def rehearse_playbook(
         fmt = output or "text"
         if fmt not in ("text", "json"):
             raise InputError(f"--output must be text or json, got {fmt!r}")
+        speed_n, join = _speed(speed), _join_s(join_s)  # bad flags exit 2 before any snapshot is taken
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
         from kubeops.rehearse.rehearsal import rehearse
@@ -79,8 +95,8 @@ def rehearse_playbook(
                 print(f"taking a snapshot of {settings.cluster} (reads only)...", file=sys.stderr)
                 source = str(Path(tmp) / "snapshot.json")
                 take(settings, path=source)
-            report = rehearse(source, playbook, params=given, settings=settings, speed=_speed(speed),
-                              exit_s=exit_s, registry=_common.registry())
+            report = rehearse(source, playbook, params=given, settings=settings, speed=speed_n,
+                              exit_s=exit_s, join_s=join, registry=_common.registry())
         print(report.to_json() if fmt == "json" else render_text(report))
     if report.exit_code:
         raise Exit(code=report.exit_code)
@@ -140,6 +156,7 @@ def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_fo
         "snapshot": _SNAPSHOT,
         "cluster": _common.CLUSTER_HELP + "; its inventory params and lock settings apply",
         "speed": _SPEED,
+        "join-s": "seconds a new instance takes to be a Ready node in real life (default 120)",
         "exit-s": "seconds every pod takes to exit after SIGTERM, or 'grace' for its whole grace period "
         "(default: a preStop `sleep N` takes N, other preStop hooks the whole grace, no hook: at once)",
         "output": _OUTPUT,
@@ -147,11 +164,12 @@ def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_fo
     },
 )
 def rehearse(  # type: ignore[no-untyped-def]
-    c, playbook=None, param=None, snapshot=None, cluster=None, speed=None, exit_s=None, output=None, log_format=None
+    c, playbook=None, param=None, snapshot=None, cluster=None, speed=None, exit_s=None, join_s=None, output=None,
+    log_format=None,
 ):
     """Run a playbook for real on a private copy of the cluster and report what the real run would do."""
     name = _common.required_flag(playbook, "playbook", "decommission-node")
     with _common.exit_codes():
         params = _common.parse_params(param)
     rehearse_playbook(name, params=params, cluster=cluster, snapshot=snapshot, speed=speed, output=output,
-                      log_format=log_format, exit_s=_exit_s(exit_s))
+                      log_format=log_format, exit_s=_exit_s(exit_s), join_s=join_s)

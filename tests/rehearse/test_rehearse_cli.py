@@ -63,3 +63,7 @@ def test_decommission_rehearse_takes_a_snapshot_itself_and_prints_the_report(ori
     assert orig.mutations(mark) == []
     unknown = _run(orig, "decommission", "--node=nope", "--rehearse")
     assert unknown.returncode == 2 and "rejected" in unknown.stdout
+    for flags in (["--speed=0"], ["--speed=fast"], ["--dry-run"]):
+        bad = _run(orig, "decommission", "--node=worker-1", "--rehearse", *flags)
+        assert bad.returncode == 2 and "error:" in bad.stderr, (flags, bad.stderr)
+    assert orig.mutations(mark) == []
