@@ -118,6 +118,25 @@ class AwsLink:
             asg.update_auto_scaling_group(
                 AutoScalingGroupName=g["name"], AvailabilityZones=zones, MinSize=int(g.get("min", 0)),
                 DesiredCapacity=max(int(g.get("desired", 0)), len(declared)))
+            self._recreate_settings(asg, g)
+
+    @staticmethod
+    def _recreate_settings(asg: Any, g: dict[str, Any]) -> None:
+        """A snapshot's group also brings its lifecycle hooks and suspended processes (moto stores, never honours)."""
+        for hook in g.get("lifecycle_hooks") or ():
+            kw: dict[str, Any] = {"AutoScalingGroupName": g["name"], "LifecycleHookName": hook["name"],
+                                  "LifecycleTransition": hook.get("transition")
+                                  or "autoscaling:EC2_INSTANCE_TERMINATING"}
+            if hook.get("heartbeat_timeout_s"):
+                kw["HeartbeatTimeout"] = int(hook["heartbeat_timeout_s"])
+            if hook.get("default_result"):
+                kw["DefaultResult"] = hook["default_result"]
+            with contextlib.suppress(Exception):
+                asg.put_lifecycle_hook(**kw)
+        if g.get("suspended_processes"):
+            with contextlib.suppress(Exception):
+                asg.suspend_processes(AutoScalingGroupName=g["name"],
+                                      ScalingProcesses=list(g["suspended_processes"]))
 
     def _adopt(self, cluster: Cluster, group: str, spec: dict[str, Any]) -> None:
         """Make the group's newest unadopted instance the declared node ``spec['name']``."""

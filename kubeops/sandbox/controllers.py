@@ -30,6 +30,7 @@ from kubeops.sandbox.pdb import is_pod_ready, scaled_value
 from kubeops.sandbox.scheduler import placement_reason
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import clone, parse_time, random_suffix, rfc3339
+from kubeops.sandbox.timing import Timing
 from kubeops.sandbox.tracker import Tracker, controller_ref, tracker_for
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _ready_since(pod: Obj) -> float | None:
     return None
 
 
-def _available(pod: Obj, min_ready_s: int, now: float) -> bool:
+def _available(pod: Obj, min_ready_s: float, now: float) -> bool:
     since = _ready_since(pod)
     return since is not None and (min_ready_s <= 0 or since + min_ready_s <= now)
 
@@ -140,9 +141,10 @@ def _condition(old_status: Obj, ctype: str, status: str, reason: str, message: s
 class Controllers:
     """One reconciler running every workload controller on its dirty keys."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, timing: Timing | None = None) -> None:
         self.t = tracker
         self.store: Store = tracker.store
+        self.timing = timing or Timing()
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def reconcile(self, cluster: Cluster, now: float) -> None:
@@ -236,7 +238,7 @@ class Controllers:
             return
         spec = rs.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
-        min_ready = int(spec.get("minReadySeconds") or 0)
+        min_ready = self.timing.min_ready_s(spec)
         pods = self.t.pods_of(rs["metadata"]["uid"])
         active = [p for p in pods if _active(p)]
         diff = len(active) - replicas
@@ -487,7 +489,7 @@ class Controllers:
         name = sts["metadata"]["name"]
         ns = sts["metadata"]["namespace"]
         replicas = int(spec.get("replicas", 1))
-        min_ready = int(spec.get("minReadySeconds") or 0)
+        min_ready = self.timing.min_ready_s(spec)
         template = spec.get("template") or {}
         ordered = (spec.get("podManagementPolicy") or "OrderedReady") == "OrderedReady"
         update = spec.get("updateStrategy") or {}
@@ -632,7 +634,7 @@ class Controllers:
             return
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
-        min_ready = int(spec.get("minReadySeconds") or 0)
+        min_ready = self.timing.min_ready_s(spec)
         rev = template_hash(template)
         probe = _daemon_template(template)
         with self.store.lock:
@@ -742,6 +744,6 @@ def _equal_ignore_hash(a: Obj | None, b: Obj | None) -> bool:
 
 def install(cluster: Cluster) -> None:
     """Register the workload controllers and the endpoints controller on the cluster."""
-    cluster.add_reconciler(Controllers(tracker_for(cluster)))
+    cluster.add_reconciler(Controllers(tracker_for(cluster), Timing(cluster.settings)))
     endpoints.install(cluster)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kubeops.sandbox.scheduler import node_is_ready
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import parse_time, rfc3339
+from kubeops.sandbox.timing import Timing
 from kubeops.sandbox.tracker import Tracker, tracker_for
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ def _pod_condition(ctype: str, status: str, now: str, reason: str = "", message:
 class Kubelet:
     """See the module docstring; one instance per Cluster."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, timing: Timing | None = None) -> None:
         self.t = tracker
+        self.timing = timing or Timing()
         self.store = tracker.store
         self._ips = itertools.count(1)
         self._free_ips: list[int] = []
@@ -114,7 +116,7 @@ class Kubelet:
     def _on_delete(self, pod: Obj) -> None:
         meta = pod["metadata"]
         grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-        delay = _ann_float(pod, ANN_TERMINATION_DELAY) or 0.0
+        delay = self.timing.exit_s_of(pod)
         due = self.store.now() + min(delay, grace)
         heapq.heappush(self._exits, (due, next(self._seq), meta.get("namespace") or "", meta["name"], meta["uid"]))
 
@@ -132,7 +134,7 @@ class Kubelet:
         status = pod.get("status") or {}
         if status.get("phase") != "Running" or _is_ready(pod) or _truthy(pod, ANN_NEVER_READY):
             return
-        delay = _ann_float(pod, ANN_READINESS_DELAY) or 0.0
+        delay = self.timing.readiness_s(pod)
         started = status.get("startTime")
         due = (parse_time(started) if started else self.store.now()) + delay
         self.t.later(due, "__ready__", (event.namespace, event.name))
@@ -184,7 +186,7 @@ class Kubelet:
         if _truthy(pod, ANN_NEVER_READY):
             return False
         started = (pod.get("status") or {}).get("startTime")
-        delay = _ann_float(pod, ANN_READINESS_DELAY) or 0.0
+        delay = self.timing.readiness_s(pod)
         return not started or parse_time(started) + delay <= now + 1e-6
 
     def _start_pods(self, now: float) -> None:
@@ -206,7 +208,7 @@ class Kubelet:
         meta = pod["metadata"]
         uid = meta["uid"]
         stamp = rfc3339(now)
-        delay = _ann_float(pod, ANN_READINESS_DELAY) or 0.0
+        delay = self.timing.readiness_s(pod)
         ready = not _truthy(pod, ANN_NEVER_READY) and delay <= 0
         host_ip = next((a.get("address") for a in (node.get("status") or {}).get("addresses") or ()
                         if a.get("type") == "InternalIP"), None) or "10.0.0.1"
@@ -347,4 +349,4 @@ def _is_ready(pod: Obj) -> bool:
 
 def install(cluster: Cluster) -> None:
     """Register the kubelet simulation and the graceful pod deletion handler."""
-    cluster.add_reconciler(Kubelet(tracker_for(cluster)))
+    cluster.add_reconciler(Kubelet(tracker_for(cluster), Timing(cluster.settings)))

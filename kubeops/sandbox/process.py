@@ -64,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="K=V", help="scenario parameter override")
     p.add_argument("--fault", action="append", metavar="K=V",
                    help="fault setting, e.g. error_429_rate=0.1 (see kubeops.sandbox.faults)")
+    p.add_argument("--snapshot", type=Path, default=None,
+                   help="load a cluster snapshot (kubeops.io/snapshot/v1 JSON, .gz allowed) instead of a scenario")
+    p.add_argument("--speed", type=float, default=1.0, help="snapshot: divide grace periods and probe delays by N")
+    p.add_argument("--join-s", type=float, default=120.0, help="snapshot: real seconds from instance to Ready node")
+    p.add_argument("--exit-s", default=None,
+                   help="snapshot: seconds every pod takes to exit after SIGTERM, or 'grace' (default: from preStop)")
     p.add_argument("--detach", action="store_true", help="run in the background; return once the API answers")
     p.add_argument("--stop", action="store_true", help="stop the sandbox running from --state-dir")
     p.add_argument("--log-level", default="WARNING")
@@ -146,7 +152,15 @@ def serve(args: argparse.Namespace) -> int:
     if info and info.get("pid") != os.getpid() and pid_alive(int(info.get("pid", 0))):
         raise KubeopsError(f"a sandbox is already running from {state_dir} (pid {info['pid']}, {info['api_url']})",
                            hint="stop it with `python -m kubeops.sandbox --stop` or use another --state-dir")
-    scenario = scenarios.load(args.scenario, params=_kv(args.param, "--param"))
+    snapshot_doc = None
+    if getattr(args, "snapshot", None):
+        from kubeops.sandbox import snapshot_load
+
+        snapshot_doc = snapshot_load.read(args.snapshot)
+        scenario = snapshot_load.scenario(snapshot_doc, path=str(args.snapshot), speed=args.speed,
+                                          join_s=args.join_s, exit_s=args.exit_s)
+    else:
+        scenario = scenarios.load(args.scenario, params=_kv(args.param, "--param"))
     fault_settings: dict[str, Any] = dict(scenario.faults)
     for k, v in _kv(args.fault, "--fault").items():
         fault_settings[k] = json.loads(v) if v and v[0] in "0123456789[{\"-tfn" else v
@@ -161,7 +175,11 @@ def serve(args: argparse.Namespace) -> int:
     try:
         cluster = build_cluster(scenario=scenario, aws_url=aws_url)
         t0 = time.perf_counter()
-        scenarios.apply(cluster, scenario)
+        if snapshot_doc is not None:
+            snapshot_load.apply(cluster, snapshot_doc)
+            del snapshot_doc
+        else:
+            scenarios.apply(cluster, scenario)
         cluster.prepare()
         gc.collect()
         gc.freeze()  # the loaded scenario is long-lived: keep full collections from walking it (p99 latency)
@@ -177,7 +195,7 @@ def serve(args: argparse.Namespace) -> int:
         _write_atomic(state_dir / "sandbox.json", json.dumps({
             "pid": os.getpid(), "api_url": server.url, "aws_url": aws_url, "moto_pid": moto.pid if moto else None,
             "scenario": scenario.name, "scenario_path": scenario.path, "state_dir": str(state_dir),
-            "started_at": time.time()}, indent=2))
+            "started_at": time.time(), "not_loaded": cluster.settings.get("not_loaded") or {}}, indent=2))
         print(f"sandbox {scenario.name!r} serving {server.url}" + (f", AWS at {aws_url}" if aws_url else ""),
               flush=True)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,9 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
     a server older than 1.22), ``tokens`` (bearer tokens accepted; default: only the one in the sandbox's own
     kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one).
+    ``timing`` (``"spec"``: pods without the sandbox's timing annotations take their timing from probes,
+    preStop hooks and grace periods), ``speed`` (divides every pod delay and minReadySeconds), ``exit_s``
+    (seconds every pod takes to exit, or ``"grace"``); see `kubeops.sandbox.timing`.
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).

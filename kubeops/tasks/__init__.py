@@ -21,6 +21,7 @@ TASK_MODULES: tuple[str, ...] = (
     "kubeops.tasks.sandbox",
     "kubeops.tasks.fleet",
     "kubeops.tasks.console",
+    "kubeops.tasks.rehearse",
 )
 
 

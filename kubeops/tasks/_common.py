@@ -38,6 +38,11 @@ CANARY_HELP = "fleet: the first K clusters run alone, one after another; one not
 FLEET_HELP = {"clusters": CLUSTERS_HELP, "parallel": PARALLEL_HELP, "canary": CANARY_HELP}
 LOG_HELP = "auto (console on a terminal, JSON otherwise), console or json"
 WAIT_HELP = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
+REHEARSE_FLAGS_HELP = {
+    "rehearse": "run it on a private copy of the cluster (snapshot) and report what the real run would do",
+    "snapshot": "with --rehearse: snapshot file, cluster-info dump folder or List files (default: take one now)",
+    "speed": "with --rehearse: divide grace periods, probe delays and *timeout_s params by N (default 1)",
+}
 
 
 def build_settings(cluster: str | None = None, log_format: str | None = None) -> Settings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Context, task
 
-from kubeops.tasks._common import FLEET_HELP, WAIT_HELP
+from kubeops.tasks._common import FLEET_HELP, REHEARSE_FLAGS_HELP, WAIT_HELP
 
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
@@ -64,6 +64,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         "log_format": "auto (console on a terminal, JSON otherwise), console or json",
         "wait_for_lock": WAIT_HELP,
         **FLEET_HELP,
+        **REHEARSE_FLAGS_HELP,
     }
 )
 def deploy(
@@ -79,6 +80,9 @@ def deploy(
     clusters: str | None = None,
     parallel: str | None = None,
     canary: str | None = None,
+    rehearse: bool = False,
+    snapshot: str | None = None,
+    speed: float | None = None,
 ) -> None:
     """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure.
 
@@ -86,14 +90,15 @@ def deploy(
     that order (docs/fleet.md); every cluster's app config is checked before the first one starts.
     """
     from kubeops.apps.render import resolve_version
-    from kubeops.tasks._common import cluster_names, exit_codes, is_fleet, run_playbook_task
+    from kubeops.tasks._common import cluster_names, exit_codes, is_fleet
+    from kubeops.tasks.rehearse import run_or_rehearse
 
     with exit_codes():
         names = cluster_names(cluster, clusters) if is_fleet(cluster, clusters) else [cluster]
         for name in names:
             config = _load(app, name)
             resolve_version(config, version or None)  # no version anywhere: exit 2 before any run starts
-    run_playbook_task(
+    run_or_rehearse(
         c,
         "rolling-deploy",
         params={
@@ -110,4 +115,7 @@ def deploy(
         parallel=parallel,
         canary=canary,
         task="deploy",
+        rehearse=rehearse,
+        snapshot=snapshot,
+        speed=speed,
     )

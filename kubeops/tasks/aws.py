@@ -12,6 +12,7 @@ from typing import Any
 from invoke import task
 
 from kubeops.tasks import _common
+from kubeops.tasks.rehearse import run_or_rehearse
 
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
 _CLUSTER = _common.CLUSTER_HELP
@@ -67,19 +68,21 @@ def scale_up(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def replace(  # type: ignore[no-untyped-def]
-    c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    rehearse=False, snapshot=None, speed=None,
 ):
     """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
     params = {
         "node": _common.required_flag(node, "node", "ip-10-0-1-23.ec2.internal"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
 
 
@@ -93,11 +96,12 @@ def replace(  # type: ignore[no-untyped-def]
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
         **_common.FLEET_HELP,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def replace_group(  # type: ignore[no-untyped-def]
     c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
-    clusters=None, parallel=None, canary=None,
+    clusters=None, parallel=None, canary=None, rehearse=False, snapshot=None, speed=None,
 ):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
@@ -105,7 +109,8 @@ def replace_group(  # type: ignore[no-untyped-def]
         "batch": _positive(batch, "batch"),
         "allow_raise_max": bool(allow_raise_max),
     }
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
         wait_for_lock=wait_for_lock, clusters=clusters, parallel=parallel, canary=canary, task="replace-group",
+        rehearse=rehearse, snapshot=snapshot, speed=speed,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from invoke import task
 
 from kubeops.tasks import _common
+from kubeops.tasks.rehearse import run_or_rehearse
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"
 _DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
@@ -74,19 +75,21 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def decommission(  # type: ignore[no-untyped-def]
     c, node=None, delete_node=False, terminate=False, ignore_daemonsets=True, delete_emptydir_data=False,
     force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    rehearse=False, snapshot=None, speed=None,
 ):
     """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally terminate/delete."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params["delete_node"] = bool(delete_node)
     params["terminate_instance"] = bool(terminate)
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
 
 
@@ -123,17 +126,18 @@ def maintain(  # type: ignore[no-untyped-def]
 @task(
     help={
         "node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def drain(  # type: ignore[no-untyped-def]
     c, node=None, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1, timeout=None,
-    dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    dry_run=False, cluster=None, log_format=None, wait_for_lock=None, rehearse=False, snapshot=None, speed=None,
 ):
     """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
-    _common.run_playbook_task(
+    run_or_rehearse(
         c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
 
 
