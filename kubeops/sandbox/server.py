@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from kubeops.sandbox import openapi, tables
+from kubeops.sandbox import openapi, rbac, tables
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -36,7 +36,7 @@ from kubeops.sandbox.selectors import fields_match, labels_match
 from kubeops.sandbox.store import Obj, WatchEvent, clone
 
 log = logging.getLogger("kubeops.sandbox.server")
-SANDBOX_TOKEN = "kubeops-sandbox-token"  # written into the sandbox kubeconfig; not a secret
+SANDBOX_TOKEN = rbac.ADMIN_TOKEN  # written into the sandbox kubeconfig; not a secret
 
 DEFAULT_WATCH_TIMEOUT_S = 1800
 BOOKMARK_INTERVAL_S = 10.0
@@ -191,17 +191,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _authenticated(self) -> bool:
         """A bearer token the sandbox does not know is refused with 401, as kube-apiserver refuses a bad one.
 
-        Known tokens: the scenario setting ``tokens`` (``["*"]`` accepts any), by default only the one the
-        sandbox writes into its kubeconfig.
-
-        No Authorization header at all is let through (a real server would treat it as system:anonymous), so
-        plain HTTP probes keep working; the token in the sandbox's kubeconfig is not a secret.
+        Who a token is (admin, a ServiceAccount, anonymous without a header) and what it may do is
+        `kubeops.sandbox.rbac`'s job; the scenario settings ``tokens``, ``token_users`` and ``rbac`` drive it.
         """
-        header = self.headers.get("Authorization")
-        if not header:
-            return True
-        tokens = self.server.cluster.settings.get("tokens") or [SANDBOX_TOKEN]
-        return "*" in tokens or header.removeprefix("Bearer ") in tokens
+        user = rbac.authenticate(self.server.cluster, self.headers.get("Authorization"))
+        if user is not None:
+            user = rbac.impersonate(self.server.cluster, user, self.headers.get("Impersonate-User"),
+                                    self.headers.get_all("Impersonate-Group") or [])
+        self._user = user
+        return user is not None
 
     # ---- plumbing -----------------------------------------------------------------------------------------
 
@@ -384,7 +382,23 @@ class _Handler(BaseHTTPRequestHandler):
         route = self._route(group, version, rest)
         self._rec.update(resource=route.info.plural, group=group, subresource=route.subresource or "",
                          namespace=route.namespace or "", name=route.name or "")
+        self._authorize(method, route, group, query)
+        if rbac.is_review(route.info):
+            self._rec["verb"] = "create"
+            if method != "POST" or route.name:
+                raise st.method_not_allowed()
+            self._send_json(*rbac.review(self.server.cluster, self._user, route.info, version, self._read_body(),
+                                         (self.headers.get("Content-Type") or "").lower()))
+            return
         self._dispatch(method, route, query)
+
+    def _authorize(self, method: str, route: _Route, group: str, query: dict[str, str]) -> None:
+        """RBAC (`kubeops.sandbox.rbac`): a 403 Status when the scenario turned it on and no rule allows this."""
+        attrs = rbac.request_attributes(self._user, method, group=group, version=route.version, info=route.info,
+                                        namespace=route.namespace, name=route.name, subresource=route.subresource,
+                                        query=query)
+        self._rec["user"] = attrs.user.name
+        rbac.check(self.server.cluster, attrs)
 
     def _discovery(self, method: str, *, legacy: bool) -> None:
         self._rec["verb"] = "discovery"
