@@ -771,6 +771,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        self._log_request()  # a watch is logged when it starts: it may stream until its client dies
 
         def emit(etype: str, obj: Obj) -> None:
             if etype in ("BOOKMARK", "ERROR"):
