@@ -106,6 +106,28 @@ class Attributes:
     resource_request: bool = True
 
 
+def check_settings(settings: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(key path, problem) for each malformed ``rbac`` / ``tokens`` / ``token_users`` scenario setting."""
+    if "rbac" in settings and not isinstance(settings["rbac"], bool):
+        yield ("rbac",), f"must be true or false, got {settings['rbac']!r}"
+    tokens = settings.get("tokens")
+    if tokens is not None and (not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens)):
+        yield ("tokens",), "must be a list of token strings"
+    users = settings.get("token_users")
+    if users is None:
+        return
+    if not isinstance(users, dict):
+        yield ("token_users",), "must be a mapping of token -> user name or {user, groups}"
+        return
+    for token, who in users.items():
+        if isinstance(who, str) and who:
+            continue
+        if isinstance(who, dict) and isinstance(who.get("user"), str) and who["user"] and set(who) <= {
+                "user", "groups"} and isinstance(who.get("groups", []), list):
+            continue
+        yield ("token_users", str(token)), "must be a user name or {user: name, groups: [..]}"
+
+
 # ---- authentication ---------------------------------------------------------------------------------------------
 
 @dataclass

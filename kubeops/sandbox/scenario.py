@@ -11,7 +11,8 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone),
     ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
     a server older than 1.22), ``tokens`` (bearer tokens accepted; default: only the one in the sandbox's own
-    kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one).
+    kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one), ``token_users``
+    ({token: user name or {user, groups}}), ``rbac`` (true: enforce RBAC; see kubeops/sandbox/rbac.py).
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).
@@ -271,6 +272,10 @@ def parse(doc: YamlDocument, *, params: dict[str, str] | None = None) -> Scenari
             served_versions(settings)
         except ValueError as exc:
             raise doc.error(("settings", "eviction_versions"), str(exc)) from None
+    from kubeops.sandbox.rbac import check_settings
+
+    for key, problem in check_settings(settings):
+        raise doc.error(("settings", *key), problem)
     faults = data.get("faults") or {}
     _expect(doc, ("faults",), faults, dict, "a mapping")
     from kubeops.sandbox.faults import FaultConfig, FaultConfigError
