@@ -57,6 +57,9 @@ CLUSTER_RULES: tuple[dict[str, Any], ...] = (
     # apps.*: the role Service (read, created when missing) and its Endpoints
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
     {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+    # what kubeops did, noted on the Nodes it acted on (cordoned, drained, rebooted, terminated, deleted): best
+    # effort, a refused Event is logged and the run goes on
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # drain and redistribute respect PodDisruptionBudgets
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list"]},
     # the cAdvisor readers' fallback when the kubelet proxy is forbidden or unreachable: metrics-server

@@ -53,7 +53,8 @@ from kubeops.sandbox.store import Obj, Store
 log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
-    "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor", "rbac",
+    "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
+    "rbac", "events",
 )
 
 

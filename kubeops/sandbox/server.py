@@ -397,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         attrs = rbac.request_attributes(self._user, method, group=group, version=route.version, info=route.info,
                                         namespace=route.namespace, name=route.name, subresource=route.subresource,
                                         query=query)
-        self._rec["user"] = attrs.user.name
+        self._rec.update(user=attrs.user.name, verb=attrs.verb)
         rbac.check(self.server.cluster, attrs)
 
     def _discovery(self, method: str, *, legacy: bool) -> None:
