@@ -49,12 +49,13 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import heapq
 import random
 import re
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import ChainMap, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -284,6 +285,10 @@ class Store:
                                       "between the time the first chunk was returned and now may show up in "
                                       "the list.")
                 list_rv = token_rv
+                if token_rv < self._rv:
+                    if node_req is not None:
+                        keys = self._sorted_keys(resource)  # the node index is current, not as of token_rv
+                    objects, keys = self._as_of(resource, token_rv, objects, keys)
                 start = bisect.bisect_right(keys, after)
             if namespace:
                 lo = bisect.bisect_left(keys, (namespace, ""), lo=start)
@@ -307,6 +312,27 @@ class Store:
                         break
                     items.append(clone(obj) if copy else obj)
             return ListResult(items, str(list_rv), next_token, remaining)
+
+    def _as_of(self, resource: str, rv: int, objects: dict[Key, Obj], keys: list[Key]
+               ) -> tuple[Mapping[Key, Obj], list[Key]]:
+        """The resource's objects and sorted keys as they were at `rv`, undoing the logged changes since.
+
+        Why: a continue token pins its list to the first page's resourceVersion, like kube-apiserver reading
+        etcd at that revision, so later pages neither show objects created since nor lose ones deleted since.
+        The caller has checked that the event log still reaches back to `rv`."""
+        i = bisect.bisect_right(self._event_rvs, rv)
+        past: dict[Key, Obj | None] = {}
+        for ev in reversed(self._events[i:]):
+            if ev.resource == resource:
+                past[(ev.namespace, ev.name)] = None if ev.type == "ADDED" else (
+                    ev.old if ev.old is not None else ev.obj)
+        if not past:
+            return objects, keys
+        view = ChainMap({k: o for k, o in past.items() if o is not None}, objects)
+        gone = {k for k, o in past.items() if o is None}
+        extra = sorted(k for k, o in past.items() if o is not None and k not in objects)
+        merged = [k for k in heapq.merge(keys, extra) if k not in gone]
+        return view, merged
 
     # ---- commit machinery ---------------------------------------------------------------------------------
 
