@@ -318,6 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
                            if cluster.store.count(i.key)},
                 "aws_url": cluster.aws_url,
             })
+        elif what.partition("/")[0] in cluster.sandbox_endpoints:  # plug-ins' endpoints (node-faults...)
+            head, _, rest = what.partition("/")
+            body = self._json_body() if method in ("POST", "PUT") else None
+            self._send_json(*cluster.sandbox_endpoints[head](cluster, method, rest, body))
         else:
             raise st.not_found_path()
 
