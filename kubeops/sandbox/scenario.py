@@ -12,7 +12,8 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
     a server older than 1.22), ``tokens`` (bearer tokens accepted; default: only the one in the sandbox's own
     kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one), ``token_users``
-    ({token: user name or {user, groups}}), ``rbac`` (true: enforce RBAC; see kubeops/sandbox/rbac.py).
+    ({token: user name or {user, groups}}), ``rbac`` (true: enforce RBAC; see kubeops/sandbox/rbac.py),
+    ``events`` (false: record no Events), ``node_monitor_grace_period_s`` (a dead node goes Unknown after, 50).
 ``faults``: see `kubeops.sandbox.faults.FaultConfig` (``error_429_rate``, ``latency_ms``, ...).
 ``namespaces``: list of names (default, kube-system, kube-public, kube-node-lease always exist; namespaces used
     by workloads/services/objects are created too).

@@ -8,7 +8,7 @@ Routes: discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<g>``
 aggregated), resources under ``/api/v1`` and ``/apis/<g>/<v>`` (``[namespaces/<ns>/]<plural>[/<name>[/<sub>]]``),
 and sandbox-only endpoints under ``/sandbox/v1/`` (never faulted): ``health``, ``faults`` (GET/POST),
 ``tick`` (POST: run reconcilers now), ``clock`` (POST ``{"advance_s": N}``: advance sandbox time, then tick),
-``info``.
+``info``, and the plug-ins' (``node-faults``: see kubeops/sandbox/nodefailure.py).
 """
 
 from __future__ import annotations
