@@ -28,6 +28,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from kubeops.sandbox import heartbeats
 from kubeops.sandbox import status as st
 from kubeops.sandbox.discovery import ResourceInfo
 from kubeops.sandbox.store import Store, WatchEvent, rfc3339
@@ -151,8 +152,9 @@ class Recorder:
                       component="default-scheduler")
         terminating_now = bool(meta.get("deletionTimestamp")) or ev.type == "DELETED"
         if node and terminating_now and not (old.get("metadata") or {}).get("deletionTimestamp"):
-            if (old.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                return
+            finished = (old.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            if finished or heartbeats.is_dead(self.store, node):
+                return  # nothing left to stop, or no kubelet alive to stop it
             for container in (new.get("spec") or {}).get("containers") or ():
                 self.emit(reference(new, kind="Pod", field_path=f"spec.containers{{{container.get('name')}}}"),
                           "Killing", f"Stopping container {container.get('name')}", component="kubelet", host=node)

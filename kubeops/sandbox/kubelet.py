@@ -20,7 +20,7 @@ import ipaddress
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from kubeops.sandbox import nodefailure
+from kubeops.sandbox import heartbeats
 from kubeops.sandbox.scheduler import node_is_ready
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import parse_time, rfc3339
@@ -160,7 +160,7 @@ class Kubelet:
             while self._exits and self._exits[0][0] <= now:
                 _, seq, ns, name, uid = heapq.heappop(self._exits)
                 pod = self.store.try_get("pods", ns, name, copy=False)
-                if pod is not None and nodefailure.is_dead(self.store, (pod.get("spec") or {}).get("nodeName", "")):
+                if pod is not None and heartbeats.is_dead(self.store, (pod.get("spec") or {}).get("nodeName", "")):
                     later.append((now + 1.0, seq, ns, name, uid))  # no kubelet to confirm: stays Terminating
                     continue
                 self.store.finish_deletion("pods", ns, name, uid=uid)
@@ -206,7 +206,7 @@ class Kubelet:
                         continue
                     node = self.t.sched.nodes.get(pod["spec"]["nodeName"])
                     if (node is None or not node_is_ready(node)
-                            or nodefailure.is_dead(self.store, node["metadata"]["name"])):
+                            or heartbeats.is_dead(self.store, node["metadata"]["name"])):
                         continue  # no kubelet there (yet, or any more): stays Pending, as on a real cluster
                     with contextlib.suppress(ApiError):
                         self._start(pod, node, now)

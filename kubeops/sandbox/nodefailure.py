@@ -23,12 +23,11 @@ Then, on the sandbox clock (``POST /sandbox/v1/clock`` fast-forwards it):
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
-from kubeops.sandbox import events
+from kubeops.sandbox import events, heartbeats
 from kubeops.sandbox import status as st
-from kubeops.sandbox.store import Store, parse_time, rfc3339
+from kubeops.sandbox.store import parse_time, rfc3339
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
@@ -46,13 +45,10 @@ class NodeMonitor:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.dead: dict[str, float] = {}
+        self.dead = heartbeats.dead_nodes(cluster.store)
         self._revived: set[str] = set()
         self._lock = threading.Lock()
         self.grace_s = float(cluster.settings.get("node_monitor_grace_period_s", DEFAULT_GRACE_S))
-
-    def is_dead(self, node: str) -> bool:
-        return node in self.dead
 
     # ---- the sandbox endpoint ----------------------------------------------------------------------------
 
@@ -180,17 +176,7 @@ def _tolerated_for(pod: Obj) -> float | None:
     return min(seconds) if seconds else None
 
 
-_MONITORS: weakref.WeakKeyDictionary[Store, NodeMonitor] = weakref.WeakKeyDictionary()
-
-
-def is_dead(store: Store, node: str) -> bool:
-    """Whether `node`'s kubelet is down (the kubelet simulation then starts and finishes nothing there)."""
-    monitor = _MONITORS.get(store)
-    return monitor is not None and monitor.is_dead(node)
-
-
 def install(cluster: Cluster) -> None:
     monitor = NodeMonitor(cluster)
-    _MONITORS[cluster.store] = monitor
     cluster.add_reconciler(monitor)
     cluster.sandbox_endpoints["node-faults"] = monitor.endpoint
