@@ -192,3 +192,12 @@ def test_rule_allows_like_kube_apiserver(rule: dict[str, Any], request_attrs: rb
 def test_service_accounts_get_their_groups():
     assert USER.groups == ("system:serviceaccounts", "system:serviceaccounts:ops", "system:authenticated")
     assert not USER.is_admin and rbac.ADMIN.is_admin
+
+
+def test_kubectl_create_token_issues_a_service_account_token(sb: SandboxProcess):
+    # kubectl 1.33 sends the TokenRequest as protobuf: decoding request bodies is the server's generic job
+    made = sb.kubectl("create", "token", "runner", "-n", "ops", "--duration=1h", version="1.27")
+    assert made.returncode == 0, made.stderr
+    code, body = call(sb, "GET", "/api/v1/secrets", made.stdout.strip())
+    assert code == 403 and body["message"].startswith(f'secrets is forbidden: User "{SA}" cannot list')
+    assert call(sb, "GET", "/api/v1/nodes", made.stdout.strip())[0] == 200
