@@ -71,6 +71,9 @@ def test_a_dead_node_goes_unknown_gets_the_unreachable_taints_and_its_pods_are_e
     assert ("NodeNotReady", "node-controller") in reasons
     node_fault(sb, "worker-1", heartbeats=True)
     sb.wait_for(lambda: ready_condition(sb, "worker-1")["status"] == "True", what="the node back")
+    assert not sb.get("/api/v1/nodes/worker-1")["spec"].get("taints")
+    sb.wait_for(lambda: any(e["reason"] == "NodeReady" and e["involvedObject"]["name"] == "worker-1"
+                            for e in sb.get("/api/v1/namespaces/default/events")["items"]), what="NodeReady")
     names = lambda: {p["metadata"]["name"] for p in sb.get("/api/v1/namespaces/apps/pods")["items"]}  # noqa: E731
     sb.wait_for(lambda: victim["metadata"]["name"] not in names(), what="the revived kubelet finishing it")
 
