@@ -18,7 +18,8 @@ Events are queued by a store subscriber and written on the next tick (never insi
 repeated ones are aggregated (``count``, ``lastTimestamp``) like client-go's recorder. Node events live in the
 ``default`` namespace, as upstream. ``events.k8s.io/v1`` serves the same Events (read only), converted.
 
-Scenario setting ``events: false`` records none (a cluster without an event sink).
+Scenario settings: ``events: false`` records none (a cluster without an event sink); ``event_ttl_s`` (3600, on
+the sandbox clock) is how long an Event is kept after it was last seen, as kube-apiserver's ``--event-ttl``.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ from typing import TYPE_CHECKING, Any
 from kubeops.sandbox import heartbeats
 from kubeops.sandbox import status as st
 from kubeops.sandbox.discovery import ResourceInfo
-from kubeops.sandbox.store import Store, WatchEvent, rfc3339
+from kubeops.sandbox.store import Store, WatchEvent, parse_time, rfc3339
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
 
 Obj = dict[str, Any]
 EVENTS_GROUP = "events.k8s.io"
+DEFAULT_TTL_S = 3600.0
+_SWEEP_EVERY_S = 60.0
 _CREATE_COMPONENT = {
     "ReplicaSet": "replicaset-controller",
     "ReplicationController": "replication-controller",
@@ -70,6 +73,7 @@ class Recorder:
         self._pending: list[tuple[Obj, str, str, str, str, str]] = []
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str, str, str], tuple[str, str]] = {}  # aggregation key -> (ns, event name)
+        self._swept = 0.0
 
     def emit(self, involved: Obj, reason: str, message: str, *, component: str, host: str = "",
              type_: str = "Normal") -> None:
@@ -209,6 +213,23 @@ class Recorder:
 
     def reconcile(self, cluster: Cluster, now: float) -> None:
         self.flush(now)
+        if now - self._swept >= _SWEEP_EVERY_S:
+            self._swept = now
+            self._expire(now - float(cluster.settings.get("event_ttl_s", DEFAULT_TTL_S)))
+
+    def _expire(self, before: float) -> None:
+        """Delete Events last seen before `before`: kube-apiserver's --event-ttl (1 h), so a long-running sandbox
+        does not grow without end."""
+        for event in list(self.store.iter("events")):
+            stamp = event.get("lastTimestamp") or event["metadata"].get("creationTimestamp")
+            if stamp and parse_time(stamp) < before:
+                meta = event["metadata"]
+                try:
+                    self.store.delete("events", meta.get("namespace"), meta["name"])
+                except st.ApiError:
+                    continue
+        self._seen = {k: v for k, v in self._seen.items()
+                      if self.store.try_get("events", v[0], v[1], copy=False) is not None}
 
 
 def _controller(obj: Obj) -> Obj | None:

@@ -73,3 +73,4 @@ def sb_request(sb: Sandbox, path: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
