@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,7 +170,7 @@ def test_removing_any_rule_makes_a_run_fail_with_403_and_restoring_it_resumes(
         uncordon_all(env)
 
 
-def test_the_forbidden_run_names_the_permission_it_lacked(env: RbacSandbox, tmp_path: Path):
+def test_the_forbidden_run_names_the_permission_it_lacked(env: RbacSandbox):
     shipped = list(cronjob.CLUSTER_RULES)
     without_eviction = [r for r in shipped if r["resources"] != ["pods/eviction"]]
     node = busiest_worker(env)
