@@ -8,7 +8,6 @@ logs, ConfigMap checkpoints) and the sandbox's request log tells what the Servic
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -183,16 +182,3 @@ def _ready(node: dict[str, Any]) -> bool:
 def granted(rules: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
-
-def last_json_error(stderr: str) -> str:
-    """The human message of a failed run (the JSON log's error lines, joined)."""
-    lines = []
-    for line in stderr.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            lines.append(line)
-            continue
-        if isinstance(event, dict) and event.get("level") in ("error", "warning"):
-            lines.append(json.dumps(event))
-    return "\n".join(lines)
