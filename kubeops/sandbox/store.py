@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import heapq
 import random
 import re
 import threading
@@ -329,9 +328,17 @@ class Store:
         if not past:
             return objects, keys
         view = ChainMap({k: o for k, o in past.items() if o is not None}, objects)
-        gone = {k for k, o in past.items() if o is None}
-        extra = sorted(k for k, o in past.items() if o is not None and k not in objects)
-        merged = [k for k in heapq.merge(keys, extra) if k not in gone]
+        gone = [k for k, o in past.items() if o is None and k in objects]
+        extra = [k for k, o in past.items() if o is not None and k not in objects]
+        if not gone and not extra:  # only changes: the keys are the same
+            return view, keys
+        merged = list(keys)  # a C-level copy; then a few memmoves, instead of a Python-level merge of them all
+        for k in gone:
+            i = bisect.bisect_left(merged, k)
+            if i < len(merged) and merged[i] == k:
+                del merged[i]
+        for k in extra:
+            bisect.insort(merged, k)
         return view, merged
 
     # ---- commit machinery ---------------------------------------------------------------------------------
