@@ -50,6 +50,8 @@ def scenario() -> dict[str, Any]:
             "name": GROUP, "min": 1, "max": 8, "desired": 4, "zones": ["us-east-1a"], "instance_type": "m5.large",
             "node": {"role": "worker", "capacity": {"cpu": "8", "memory": "32Gi"}},
         }],
+        # an empty node for maintain-node's wait for Ready (it is made to die and come back)
+        "nodes": [{"name": "spare", "taints": [{"key": "dedicated", "value": "spare", "effect": "NoSchedule"}]}],
         "workloads": [
             {"kind": "Deployment", "name": "web", "namespace": "apps", "pdb": {"max_unavailable": 1}, **spread},
             {"kind": "StatefulSet", "name": "db", "namespace": "apps", **spread},

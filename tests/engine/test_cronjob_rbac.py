@@ -1,7 +1,8 @@
 """The least-privilege RBAC that `kubeops schedule --kubernetes` ships, measured on a sandbox that enforces it.
 
 Runs go through `kubeops run-scheduled` (what the CronJob's container runs) with the shipped ServiceAccount's token:
-the scheduled playbooks succeed under exactly the shipped rules, every permission granted is used by some run,
+the scheduled playbooks (decommission-node, replace-node, rolling-deploy, redistribute, maintain-node) succeed under
+exactly the shipped rules, every permission granted is used by some run,
 and removing any one rule makes a run fail with 403 -- after which putting the rule back and running the schedule
 again resumes the run and finishes it. (Events are the one exception: without ``events create`` a run still
 succeeds, logging each Event it could not record.)
@@ -22,9 +23,6 @@ pytestmark = pytest.mark.timeout(300)
 
 PROXY = "/api/v1/nodes/*/proxy"
 METRICS = "/apis/metrics.k8s.io"
-# Granted on purpose though none of the runs below sends it: maintain-node waits for a rebooted node by watching
-# it (k8s.wait_node_ready), which needs SSH to measure.
-NOT_MEASURED = {("", "nodes", "watch")}
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +74,33 @@ def test_shipped_role_runs_the_scheduled_playbooks_and_every_permission_it_grant
         ok(env.run("redistribute", interval_s=0.2, max_evictions=4))
     finally:
         env.sb.set_faults()
+    ok(maintain_a_node_that_comes_back(env))
     assert env.denied(mark) == []
     used = {(g, r, v) for g, r, v, _ in env.used(mark)}
     cluster_rules = env.by_kind("ClusterRole")["rules"]
-    assert granted(cluster_rules) - used - NOT_MEASURED == set(), "granted but never used: superfluous"
+    assert granted(cluster_rules) - used == set(), "granted but never used: superfluous"
     local = env.by_kind("Role")
     namespaces = {ns for g, r, _, ns in env.used(mark) if (g, r.split("/")[0]) in {
         (g2, r2) for g2, r2, _ in granted(local["rules"])}}
     assert namespaces == {local["metadata"]["namespace"]}, "the lock and checkpoints live in the lock namespace"
     # the resume path reads its checkpoint ConfigMap (get): measured by the rule-removal test below
+
+
+def maintain_a_node_that_comes_back(env: RbacSandbox) -> Any:
+    """maintain-node of a node that is NotReady when the run reaches its wait for Ready (watching the node), and
+    comes back a moment later (the sandbox's node-faults endpoint stops and restarts its heartbeats)."""
+    env.sb.set_node_heartbeats("spare", False)
+    env.sb.advance_clock(60)
+    wait_for(lambda: not any(c["type"] == "Ready" and c["status"] == "True"
+                             for c in env.get("/api/v1/nodes/spare")["status"]["conditions"]), "spare NotReady")
+    import threading
+
+    revive = threading.Timer(2.0, env.sb.set_node_heartbeats, args=("spare", True))
+    revive.start()
+    try:
+        return env.run("maintain-node", node="spare", ready_timeout_s=60)
+    finally:
+        revive.join()
 
 
 def _decommission(env: RbacSandbox) -> dict[str, Any]:
