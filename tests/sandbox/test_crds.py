@@ -168,3 +168,18 @@ def test_apiservices_crud_with_availability(sb: SandboxProcess):
     bad = {**local, "metadata": {"name": "nope"}}
     code, body = sb.request("POST", path, bad)
     assert code == 422 and "must be spec.version+\".\"+spec.group" in body["message"]
+
+
+def test_kubectl_1_33_applies_a_crd_manifest_then_its_resources(sb: SandboxProcess, tmp_path: Path):
+    import yaml
+
+    definition = tmp_path / "crd.yaml"
+    definition.write_text(yaml.safe_dump(crd("sprockets", "Sprocket")))
+    applied = sb.kubectl("apply", "-f", str(definition))
+    assert applied.returncode == 0 and "sprockets.example.com created" in applied.stdout, applied.stderr
+    waited = sb.kubectl("wait", "--for=condition=established", "crd/sprockets.example.com")
+    assert waited.returncode == 0, waited.stderr
+    item = tmp_path / "sprocket.yaml"
+    item.write_text("apiVersion: example.com/v1\nkind: Sprocket\nmetadata: {name: s1, namespace: default}\n")
+    assert sb.kubectl("apply", "-f", str(item)).returncode == 0
+    assert "s1" in sb.kubectl("get", "sprockets", "-A").stdout
