@@ -420,6 +420,10 @@ def terminate_and_wait(ctx: StepContext, instance_id: str, p: TerminateParams, *
     already = member.leaving
     if not already:
         ctx.aws.terminate_instance(instance_id, decrement=p.decrement)
+        if p.node and not ctx.dry_run:
+            how = "desired capacity decremented" if p.decrement else "the group replaces it"
+            ctx.record_node_event(p.node, "InstanceTerminated", f"Instance {instance_id} of node {p.node} "
+                                  f'terminated through Auto Scaling group "{member.group}" ({how})')
     hooks: list[str] = []
     if not ctx.dry_run and p.wait:
         deadline = time.monotonic() + _wait_s(ctx, p.timeout_s)

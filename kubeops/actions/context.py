@@ -58,6 +58,19 @@ class StepContext:
         if self._persist_intent is not None:
             self._persist_intent(self.intent)
 
+    def record_node_event(self, node: str, reason: str, what: str, *, type_: str = "Normal") -> bool:
+        """Note on the Node what this step did (`kubectl describe node` shows it), naming the run and step.
+
+        Best effort: a refused Event is logged and the step goes on (see kubeops.clients.events)."""
+        from kubeops.clients import events
+
+        message = f"{what} by kubeops run {self.run_id} (step {self.step})"
+        done = events.record(self.kube, regarding=events.node_ref(node), reason=reason, message=message,
+                             run_id=self.run_id, action=self.action, type_=type_)
+        if not done:
+            self.log.warning("k8s.event_not_recorded", node=node, reason=reason)
+        return done
+
     def remaining_s(self, default: float | None = None) -> float | None:
         """Seconds until the step's timeout; `default` when the step has none."""
         if self.deadline is None:

@@ -92,6 +92,8 @@ def cordon(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
         ctx.record_intent({"was_cordoned": was})
     _, changed = nodes.set_unschedulable(ctx.kube, p.node, True, node=node)
     ctx.log.info("k8s.cordoned", node=p.node, was_cordoned=was, changed=changed)
+    if changed:
+        ctx.record_node_event(p.node, "Cordoned", f"Node {p.node} cordoned")
     return {"node": p.node, "was_cordoned": was, "changed": changed}
 
 
@@ -130,6 +132,8 @@ def uncordon(ctx: StepContext, p: UncordonParams) -> dict[str, Any]:
         return {"node": p.node, "changed": False, "skipped": True}
     node = _get(ctx, p.node)
     _, changed = nodes.set_unschedulable(ctx.kube, p.node, False, node=node)
+    if changed:
+        ctx.record_node_event(p.node, "Uncordoned", f"Node {p.node} uncordoned")
     return {"node": p.node, "changed": changed, "skipped": False}
 
 
@@ -388,6 +392,8 @@ def _run(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
                 f"node {p.node} is drained, but these controllers are not fully Ready again: {', '.join(late)}",
                 hint="check why their pods are Pending (`kubectl get pods -o wide`), then resume",
             )
+    ctx.record_node_event(p.node, "Drained", f"Node {p.node} drained: {len(outcome.evicted)} pod(s) evicted, "
+                          f"{len(outcome.deleted)} deleted")
     return outputs
 
 
@@ -449,4 +455,7 @@ def delete_node(ctx: StepContext, p: NodeParams) -> dict[str, Any]:
     """Delete the Node object (idempotent: an absent node is success)."""
     from kubeops.clients import nodes
 
-    return {"node": p.node, "deleted": nodes.delete_node(ctx.kube, p.node)}
+    if nodes.delete_node(ctx.kube, p.node):
+        ctx.record_node_event(p.node, "Deleted", f"Node {p.node} deleted")
+        return {"node": p.node, "deleted": True}
+    return {"node": p.node, "deleted": False}

@@ -388,6 +388,8 @@ def reboot(ctx: StepContext, p: RebootParams) -> dict[str, Any]:
         decision = "send"
         watch = watch_for(intent)
         final = await_reboot()
+    ctx.record_node_event(p.node, "Rebooted", f"Node {p.node} rebooted over SSH and Ready again "
+                          f"(boot ID {intent.get('boot_id')} -> {boot_id(final)})")
     return {
         "node": p.node,
         "host": host,

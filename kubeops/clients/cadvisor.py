@@ -87,9 +87,14 @@ def sample_nodes(
             usage = compute_usage(first[node], second, interval_s=interval_s)
             results[node] = NodeSample(node=node, source="cadvisor", usage=usage)
     for node, reason in fallback.items():
-        results[node] = NodeSample(
-            node=node, source="metrics.k8s.io", usage=metrics_server_usage(kube, node), fallback_reason=reason
-        )
+        try:
+            usage = metrics_server_usage(kube, node)
+        except ClusterError as exc:
+            # Both sources failed: say why the first one did too, or a missing nodes/proxy grant hides behind
+            # the fallback's own error (e.g. "metrics-server unavailable" when the fix is RBAC).
+            raise type(exc)(f"{exc.message} (tried after the {reason})", status=exc.status, reason=exc.reason,
+                            hint=exc.hint) from None
+        results[node] = NodeSample(node=node, source="metrics.k8s.io", usage=usage, fallback_reason=reason)
     return {node: results[node] for node in nodes}
 
 

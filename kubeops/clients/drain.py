@@ -66,7 +66,10 @@ class DrainOutcome:
             for pod, info in sorted(self.blocked.items()):
                 ns = pod.split("/", 1)[0]
                 budgets = ", ".join(f"PodDisruptionBudget {ns}/{b}" for b in info["budgets"]) or "no budget named"
-                lines.append(f"{pod} (blocked by {budgets}: {info['message']})")
+                line = f"{pod} (blocked by {budgets}: {info['message']}"
+                if info.get("unhealthy"):
+                    line += "; unhealthy: " + ", ".join(info["unhealthy"])
+                lines.append(line + ")")
             parts.append(f"{len(self.blocked)} pod(s) could not be evicted: " + "; ".join(lines))
         if self.failed:
             parts.append("; ".join(f"{pod}: {why}" for pod, why in sorted(self.failed.items())))
@@ -245,7 +248,8 @@ def run_drain(
                     pod, attempt, exc = data
                     message = _refusal_text(exc)
                     budgets = blocking_budget_names(message, getattr(exc, "details", None))
-                    outcome.blocked[key] = {"budgets": budgets, "message": message}
+                    outcome.blocked[key] = {"budgets": budgets, "message": message,
+                                            "namespace": (pod.get("metadata") or {}).get("namespace") or "default"}
                     if log is not None and attempt == 0:
                         log.info("drain.eviction_blocked", pod=key, budgets=budgets)
                     if dry:
@@ -264,7 +268,65 @@ def run_drain(
     if not dry:
         keys = (pod_key(targets[u]) for u in waiting)
         outcome.not_gone = sorted(k for k in keys if k not in outcome.blocked and k not in outcome.failed)
+        if outcome.blocked:
+            _explain_budgets(kube, outcome)
     return outcome
+
+
+def _explain_budgets(kube: KubeClient, outcome: DrainOutcome) -> None:
+    """Name the pods that keep each blocking budget short, and why (a NotReady node, a pod not Ready).
+
+    Why: "needs 2 healthy pods and has 2" does not say that the missing health is a pod on a node that just
+    died; an operator at 3 a.m. needs that to decide between waiting and acting. Best effort: nothing is added
+    when the reads fail."""
+    from kubeops.clients import nodes as node_api
+
+    node_states: dict[str, str] = {}
+    for info in outcome.blocked.values():
+        notes: list[str] = []
+        for budget in info["budgets"]:
+            try:
+                notes += _unhealthy_of(kube, info, budget, node_api, node_states)
+            except ClusterError:
+                continue
+        if notes:
+            info["unhealthy"] = notes
+
+
+def _unhealthy_of(kube: KubeClient, info: Mapping[str, Any], budget: str, node_api: Any,
+                  node_states: dict[str, str]) -> list[str]:
+    namespace = str(info.get("namespace") or "")
+    listing = kube.request("GET", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+                           what=f"list budgets in {namespace}")
+    pdb = next((b for b in listing.get("items") or () if (b.get("metadata") or {}).get("name") == budget), None)
+    selector = ((pdb or {}).get("spec") or {}).get("selector") or {}
+    if pdb is None or selector.get("matchExpressions") or not selector.get("matchLabels"):
+        return []
+    labels = ",".join(f"{k}={v}" for k, v in sorted(selector["matchLabels"].items()))
+    pods, _ = pod_api.list_pods(kube, namespace=namespace, label_selector=labels)
+    notes = []
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        if meta.get("deletionTimestamp") or _pod_ready(pod):
+            continue
+        where = spec.get("nodeName")
+        text = f"{namespace}/{meta.get('name')} is not Ready"
+        if where:
+            if where not in node_states:
+                try:
+                    node = node_api.get_node(kube, where)
+                    node_states[where] = "" if node_api.node_is_ready(node) else node_api.ready_text(node)
+                except ClusterError:
+                    node_states[where] = "gone"
+            state = node_states[where]
+            text += f" (on node {where}, {state})" if state else f" (on node {where})"
+        notes.append(text)
+    return notes
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or ())
 
 
 def _progress_text(left: int, blocked: Mapping[str, Mapping[str, Any]]) -> str:

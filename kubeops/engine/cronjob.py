@@ -34,31 +34,38 @@ WEBHOOK_SECRET = "kubeops-notify"
 WEBHOOK_SECRET_KEY = "webhook-url"
 WEBHOOK_ENV = "KUBEOPS_WEBHOOK_URL"
 
-# What the actions send to the API, read from kubeops/actions/*.py and the client helpers they call
-# (kubeops/clients/{nodes,pods,drain,workloads,cadvisor}.py). Keep in step when an action learns a new call.
+# What the actions send to the API. Measured, not just read from the code: tests/engine/test_cronjob_rbac.py runs
+# the scheduled playbooks on a sandbox that enforces RBAC under exactly these rules, checks that every permission
+# granted here is used, and that removing any one rule makes a run fail with 403. Keep them in step.
 CLUSTER_RULES: tuple[dict[str, Any], ...] = (
-    # k8s.get_node/capacity_check/drain/wait_node_ready (get, list, watch), cordon/uncordon/label/annotate/taint
-    # (merge patch), k8s.delete_node (delete)
+    # k8s.get_node/capacity_check/drain (get, list), k8s.wait_node_ready after a reboot (watch, maintain-node),
+    # cordon/uncordon/label/annotate/taint (merge patch), k8s.delete_node (delete)
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch", "delete"]},
-    # cadvisor.* scrape /api/v1/nodes/<node>/proxy/metrics/cadvisor
+    # cadvisor.* and k8s.redistribute scrape /api/v1/nodes/<node>/proxy/metrics/cadvisor
     {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
-    # drain, redistribute, capacity_check, apps: list and watch pods; drain --disable-eviction deletes them
+    # drain, redistribute, capacity_check, apps: list and watch pods; the drain deletes finished pods (and all of
+    # them with --disable-eviction)
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
-    # the drain reads a pod's controller (ReplicationController, ReplicaSet, StatefulSet, Job) to classify it;
+    # the drain reads the controllers of evicted pods (ReplicationController, ReplicaSet, StatefulSet) to wait for
+    # their replacements (a Job's pods are not waited for, so Jobs are never read);
     # apps.rolling_update creates, scales (patch) and deletes versioned ReplicationControllers/Deployments
     {"apiGroups": [""], "resources": ["replicationcontrollers"],
      "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"], "verbs": ["get"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
     # apps.*: the role Service (read, created when missing) and its Endpoints
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
     {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+    # what kubeops did, noted on the Nodes it acted on (cordoned, drained, rebooted, terminated, deleted): best
+    # effort, a refused Event is logged and the run goes on
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # drain and redistribute respect PodDisruptionBudgets
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list"]},
-    # cadvisor fallback and stats: metrics-server
-    {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes", "pods"], "verbs": ["get", "list"]},
+    # the cAdvisor readers' fallback when the kubelet proxy is forbidden or unreachable: metrics-server
+    # (the node's metrics by name, the pods' by one cluster-wide list)
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes"], "verbs": ["get"]},
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["list"]},
 )
 # The lock (kubeops.engine.lock) and the ConfigMap checkpoint store, in the lock's namespace only.
 LOCK_NAMESPACE_RULES: tuple[dict[str, Any], ...] = (

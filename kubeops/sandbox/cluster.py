@@ -54,6 +54,7 @@ log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
     "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
+    "rbac", "events", "crds", "nodefailure",
 )
 
 
@@ -98,6 +99,8 @@ class Cluster:
         self.proxies: dict[tuple[str, str], ProxyFn] = {}
         self.group_handlers: dict[str, GroupReadFn] = {}  # by ResourceInfo.key
         self.on_prepare: list[Callable[[Cluster], None]] = []
+        # /sandbox/v1/<name>[/rest]: fn(cluster, method, rest, body) -> (code, body), e.g. "node-faults"
+        self.sandbox_endpoints: dict[str, Callable[[Cluster, str, str, Any], tuple[int, Any]]] = {}
         self.tick_s = float(self.settings.get("tick_ms", 50)) / 1000.0
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()

@@ -25,7 +25,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from kubeops.sandbox import endpoints
+from kubeops.sandbox import endpoints, events
 from kubeops.sandbox.pdb import is_pod_ready, scaled_value
 from kubeops.sandbox.scheduler import placement_reason
 from kubeops.sandbox.status import ApiError
@@ -210,6 +210,7 @@ class Controllers:
         meta = pod["metadata"]
         with contextlib.suppress(ApiError):
             self.store.delete("pods", meta["namespace"], meta["name"], preconditions={"uid": meta["uid"]})
+            events.recorder_for(self.store).controller_deleted_pod(pod)
 
     def _collect_orphans(self, node: str) -> None:
         """The pod GC: pods bound to a node that no longer exists are removed at once."""

@@ -41,13 +41,20 @@ def _pod_spec(spec: dict[str, Any], *, pod: bool = True) -> None:
                 port.setdefault("protocol", "TCP")
     if not pod:
         return
-    has_unschedulable = any(t.get("key") == "node.kubernetes.io/not-ready" for t in spec.get("tolerations") or [])
-    if not has_unschedulable:
-        tol = spec.setdefault("tolerations", [])
-        tol.append({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-                    "tolerationSeconds": 300})
-        tol.append({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-                    "tolerationSeconds": 300})
+    # The DefaultTolerationSeconds admission plugin: 300 s for each of the two taints the pod does not already
+    # tolerate (a DaemonSet's own tolerations, or a bare `operator: Exists`, keep theirs).
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(_tolerates_no_execute(t, key) for t in spec.get("tolerations") or []):
+            spec.setdefault("tolerations", []).append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                                       "tolerationSeconds": 300})
+
+
+def _tolerates_no_execute(tol: dict[str, Any], key: str) -> bool:
+    if tol.get("effect") not in (None, "", "NoExecute"):
+        return False
+    if (tol.get("operator") or "Equal") == "Exists":
+        return tol.get("key") in (None, "", key)
+    return tol.get("key") == key
 
 
 def _qos(spec: dict[str, Any]) -> str:

@@ -202,6 +202,29 @@ class Catalog:
         self.resources = [info if r.key == info.key else r for r in self.resources]
         self._reindex()
 
+    def replace_or_add(self, info: ResourceInfo) -> None:
+        """Serve `info` (a CRD created or changed), replacing what was served under its key."""
+        if info.key in self._by_key:
+            self.replace(info)
+        else:
+            self.resources.append(info)
+            self._reindex()
+
+    def remove(self, key: str) -> None:
+        """Stop serving a resource (a deleted CRD); its group goes too when nothing else serves it."""
+        info = self._by_key.get(key)
+        if info is None:
+            return
+        self.resources = [r for r in self.resources if r.key != key]
+        if info.group and info.group not in BUILTIN_GROUPS:
+            left = {v for r in self.resources if r.group == info.group for v in r.versions}
+            kept = tuple(v for v in self.groups.get(info.group, ()) if v in left)
+            if kept:
+                self.groups[info.group] = kept
+            else:
+                self.groups.pop(info.group, None)
+        self._reindex()
+
     def lookup(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_path.get((group, version, plural))
 

@@ -20,6 +20,7 @@ import ipaddress
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from kubeops.sandbox import heartbeats
 from kubeops.sandbox.scheduler import node_is_ready
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import parse_time, rfc3339
@@ -156,10 +157,17 @@ class Kubelet:
             self._succeed(key, now)
 
     def _finish_exits(self, now: float) -> None:
+        later = []
         with self.store.lock:
             while self._exits and self._exits[0][0] <= now:
-                _, _, ns, name, uid = heapq.heappop(self._exits)
+                _, seq, ns, name, uid = heapq.heappop(self._exits)
+                pod = self.store.try_get("pods", ns, name, copy=False)
+                if pod is not None and heartbeats.is_dead(self.store, (pod.get("spec") or {}).get("nodeName", "")):
+                    later.append((now + 1.0, seq, ns, name, uid))  # no kubelet to confirm: stays Terminating
+                    continue
                 self.store.finish_deletion("pods", ns, name, uid=uid)
+            for item in later:
+                heapq.heappush(self._exits, item)
 
     def _tend_nodes(self, now: float) -> None:
         for _, name in self.t.take("__node__"):
@@ -199,8 +207,9 @@ class Kubelet:
                     if pod is None or key not in self.t.unstarted:
                         continue
                     node = self.t.sched.nodes.get(pod["spec"]["nodeName"])
-                    if node is None or not node_is_ready(node):
-                        continue  # no kubelet there (yet): stays Pending, as on a real cluster
+                    if (node is None or not node_is_ready(node)
+                            or heartbeats.is_dead(self.store, node["metadata"]["name"])):
+                        continue  # no kubelet there (yet, or any more): stays Pending, as on a real cluster
                     with contextlib.suppress(ApiError):
                         self._start(pod, node, now)
 

@@ -11,7 +11,9 @@ A scenario is a name from ``kubeops/sandbox/scenarios/`` (``default``, ``pdb-blo
     ``watch_history`` (events kept for watch resumption, 200000; older resourceVersions get 410 Gone),
     ``eviction_versions`` (Eviction versions served, [v1, v1beta1]; [v1beta1] answers policy/v1 with 404 like
     a server older than 1.22), ``tokens`` (bearer tokens accepted; default: only the one in the sandbox's own
-    kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one).
+    kubeconfig; ``["*"]`` accepts any; any other token gets 401 Unauthorized like a revoked one), ``token_users``
+    ({token: user name or {user, groups}}), ``rbac`` (true: enforce RBAC; see kubeops/sandbox/rbac.py),
+    ``events`` (false: record no Events), ``node_monitor_grace_period_s`` (a dead node goes Unknown after, 50),
     ``timing`` (``"spec"``: pods without the sandbox's timing annotations take their timing from probes,
     preStop hooks and grace periods), ``speed`` (divides every pod delay and minReadySeconds), ``exit_s``
     (seconds every pod takes to exit, or ``"grace"``); see `kubeops.sandbox.timing`.
@@ -274,6 +276,10 @@ def parse(doc: YamlDocument, *, params: dict[str, str] | None = None) -> Scenari
             served_versions(settings)
         except ValueError as exc:
             raise doc.error(("settings", "eviction_versions"), str(exc)) from None
+    from kubeops.sandbox.rbac import check_settings
+
+    for key, problem in check_settings(settings):
+        raise doc.error(("settings", *key), problem)
     faults = data.get("faults") or {}
     _expect(doc, ("faults",), faults, dict, "a mapping")
     from kubeops.sandbox.faults import FaultConfig, FaultConfigError

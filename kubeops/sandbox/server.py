@@ -8,7 +8,7 @@ Routes: discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<g>``
 aggregated), resources under ``/api/v1`` and ``/apis/<g>/<v>`` (``[namespaces/<ns>/]<plural>[/<name>[/<sub>]]``),
 and sandbox-only endpoints under ``/sandbox/v1/`` (never faulted): ``health``, ``faults`` (GET/POST),
 ``tick`` (POST: run reconcilers now), ``clock`` (POST ``{"advance_s": N}``: advance sandbox time, then tick),
-``info``.
+``info``, and the plug-ins' (``node-faults``: see kubeops/sandbox/nodefailure.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from kubeops.sandbox import openapi, openapi_v2, tables, wire
+from kubeops.sandbox import openapi, openapi_v2, rbac, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -36,7 +36,7 @@ from kubeops.sandbox.selectors import fields_match, labels_match
 from kubeops.sandbox.store import Obj, WatchEvent, clone
 
 log = logging.getLogger("kubeops.sandbox.server")
-SANDBOX_TOKEN = "kubeops-sandbox-token"  # written into the sandbox kubeconfig; not a secret
+SANDBOX_TOKEN = rbac.ADMIN_TOKEN  # written into the sandbox kubeconfig; not a secret
 
 DEFAULT_WATCH_TIMEOUT_S = 1800
 BOOKMARK_INTERVAL_S = 10.0
@@ -192,17 +192,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _authenticated(self) -> bool:
         """A bearer token the sandbox does not know is refused with 401, as kube-apiserver refuses a bad one.
 
-        Known tokens: the scenario setting ``tokens`` (``["*"]`` accepts any), by default only the one the
-        sandbox writes into its kubeconfig.
-
-        No Authorization header at all is let through (a real server would treat it as system:anonymous), so
-        plain HTTP probes keep working; the token in the sandbox's kubeconfig is not a secret.
+        Who a token is (admin, a ServiceAccount, anonymous without a header) and what it may do is
+        `kubeops.sandbox.rbac`'s job; the scenario settings ``tokens``, ``token_users`` and ``rbac`` drive it.
         """
-        header = self.headers.get("Authorization")
-        if not header:
-            return True
-        tokens = self.server.cluster.settings.get("tokens") or [SANDBOX_TOKEN]
-        return "*" in tokens or header.removeprefix("Bearer ") in tokens
+        user = rbac.authenticate(self.server.cluster, self.headers.get("Authorization"))
+        if user is not None:
+            user = rbac.impersonate(self.server.cluster, user, self.headers.get("Impersonate-User"),
+                                    self.headers.get_all("Impersonate-Group") or [])
+        self._user = user
+        return user is not None
 
     # ---- plumbing -----------------------------------------------------------------------------------------
 
@@ -325,6 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
                            if cluster.store.count(i.key)},
                 "aws_url": cluster.aws_url,
             })
+        elif what.partition("/")[0] in cluster.sandbox_endpoints:  # plug-ins' endpoints (node-faults...)
+            head, _, rest = what.partition("/")
+            body = self._json_body() if method in ("POST", "PUT") else None
+            self._send_json(*cluster.sandbox_endpoints[head](cluster, method, rest, body))
         else:
             raise st.not_found_path()
 
@@ -393,7 +395,23 @@ class _Handler(BaseHTTPRequestHandler):
         route = self._route(group, version, rest)
         self._rec.update(resource=route.info.plural, group=group, subresource=route.subresource or "",
                          namespace=route.namespace or "", name=route.name or "")
+        self._authorize(method, route, group, query)
+        if rbac.is_review(route.info):
+            self._rec["verb"] = "create"
+            if method != "POST" or route.name:
+                raise st.method_not_allowed()
+            self._send_json(*rbac.review(self.server.cluster, self._user, route.info, version, self._read_body(),
+                                         (self.headers.get("Content-Type") or "").lower()))
+            return
         self._dispatch(method, route, query)
+
+    def _authorize(self, method: str, route: _Route, group: str, query: dict[str, str]) -> None:
+        """RBAC (`kubeops.sandbox.rbac`): a 403 Status when the scenario turned it on and no rule allows this."""
+        attrs = rbac.request_attributes(self._user, method, group=group, version=route.version, info=route.info,
+                                        namespace=route.namespace, name=route.name, subresource=route.subresource,
+                                        query=query)
+        self._rec.update(user=attrs.user.name, verb=attrs.verb)
+        rbac.check(self.server.cluster, attrs)
 
     def _discovery(self, method: str, *, legacy: bool) -> None:
         self._rec["verb"] = "discovery"
@@ -767,6 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        self._log_request()  # a watch is logged when it starts: it may stream until its client dies
 
         def emit(etype: str, obj: Obj) -> None:
             if etype in ("BOOKMARK", "ERROR"):

@@ -53,8 +53,8 @@ import random
 import re
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import ChainMap, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -174,6 +174,9 @@ class Store:
         self._objects: dict[str, dict[Key, Obj]] = defaultdict(dict)
         self._sorted: dict[str, list[Key] | None] = {}
         self._events: list[WatchEvent] = []
+        # (resource, list rv) -> (rv read up to, changed keys' state at list rv, keys added since, keys deleted
+        # since): what paginated lists undo; see _as_of
+        self._snapshots: dict[tuple[str, int], tuple[int, dict[Key, Obj], set[Key], set[Key]]] = {}
         self._event_rvs: list[int] = []
         self._oldest_rv = 1  # events with rv > _oldest_rv are all in the log
         self._history = history
@@ -284,6 +287,10 @@ class Store:
                                       "between the time the first chunk was returned and now may show up in "
                                       "the list.")
                 list_rv = token_rv
+                if token_rv < self._rv:
+                    if node_req is not None:
+                        keys = self._sorted_keys(resource)  # the node index is current, not as of token_rv
+                    objects, keys = self._as_of(resource, token_rv, objects, keys)
                 start = bisect.bisect_right(keys, after)
             if namespace:
                 lo = bisect.bisect_left(keys, (namespace, ""), lo=start)
@@ -307,6 +314,49 @@ class Store:
                         break
                     items.append(clone(obj) if copy else obj)
             return ListResult(items, str(list_rv), next_token, remaining)
+
+    def _as_of(self, resource: str, rv: int, objects: dict[Key, Obj], keys: list[Key]
+               ) -> tuple[Mapping[Key, Obj], list[Key]]:
+        """The resource's objects and sorted keys as they were at `rv`, undoing the logged changes since.
+
+        Why: a continue token pins its list to the first page's resourceVersion, like kube-apiserver reading
+        etcd at that revision, so later pages neither show objects created since nor lose ones deleted since.
+        The caller has checked that the event log still reaches back to `rv`."""
+        # The first change of each key after `rv` holds its state at `rv`. Pages of one list share the work: what
+        # was read for an earlier page is kept, and only newer changes are read for the next.
+        cached = self._snapshots.pop((resource, rv), None)
+        seen_rv, overlay, added, deleted = cached if cached is not None else (rv, {}, set(), set())
+        i = bisect.bisect_right(self._event_rvs, seen_rv)
+        for ev in self._events[i:]:
+            if ev.resource != resource:
+                continue
+            key = (ev.namespace, ev.name)
+            if ev.type == "DELETED":
+                deleted.add(key)
+            if key in overlay or key in added:
+                continue
+            if ev.type == "ADDED":
+                added.add(key)  # did not exist at rv
+            else:
+                overlay[key] = ev.old if ev.old is not None else ev.obj
+        self._snapshots[(resource, rv)] = (self._rv, overlay, added, deleted)
+        while len(self._snapshots) > _SNAPSHOTS_KEPT:
+            self._snapshots.pop(next(iter(self._snapshots)))
+        if not overlay and not added:
+            return objects, keys
+        view = ChainMap(overlay, objects)
+        gone = [k for k in added if k in objects]
+        extra = [k for k in deleted if k in overlay and k not in objects]
+        if not gone and not extra:  # only changes: the keys are the same
+            return view, keys
+        merged = list(keys)  # a C-level copy; then a few memmoves, instead of a Python-level merge of them all
+        for k in gone:
+            j = bisect.bisect_left(merged, k)
+            if j < len(merged) and merged[j] == k:
+                del merged[j]
+        for k in extra:
+            bisect.insort(merged, k)
+        return view, merged
 
     # ---- commit machinery ---------------------------------------------------------------------------------
 
@@ -677,6 +727,9 @@ class Store:
             if self._rv <= rv:
                 self._cond.wait(timeout_s)
             return self.events_since(rv)
+
+
+_SNAPSHOTS_KEPT = 32  # paginated lists in flight whose undo work is kept
 
 
 def _grace_done(obj: Obj, now: float) -> bool:

@@ -169,6 +169,10 @@ class SandboxProcess:
         """Replace the fault settings (no arguments: faults off)."""
         return self.sandbox_call("POST", "faults", settings)
 
+    def set_node_heartbeats(self, node: str, beating: bool) -> dict[str, Any]:
+        """Stop (False) or restart (True) a node's kubelet heartbeats: the "node dies" fault."""
+        return self.sandbox_call("POST", "node-faults", {"node": node, "heartbeats": beating})
+
     def tick(self) -> None:
         self.sandbox_call("POST", "tick", {})
 
