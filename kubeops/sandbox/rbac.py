@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import weakref
 from collections.abc import Iterable, Iterator
@@ -347,80 +346,11 @@ def is_review(info: ResourceInfo) -> bool:
     return info.key in REVIEW_KINDS
 
 
-_PROTO_MAGIC = b"k8s\x00"
-_RESOURCE_FIELDS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+def review(cluster: Cluster, user: User, info: ResourceInfo, version: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """Answer a SelfSubjectAccessReview or SelfSubjectRulesReview (201, the review with its status filled in).
 
-
-def _proto_fields(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(field number, bytes) of the length-delimited fields of one protobuf message; varints are skipped."""
-    pos = 0
-
-    def varint() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-
-    while pos < len(data):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            varint()
-        elif wire == 2:
-            size = varint()
-            yield number, data[pos:pos + size]
-            pos += size
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-
-
-def _review_from_protobuf(raw: bytes, kind: str) -> dict[str, Any]:
-    """The spec of a self review sent as application/vnd.kubernetes.protobuf (kubectl 1.33 does).
-
-    Only the reviews' own fields are read (the generic protobuf codec for every kind is the server's job): the
-    runtime.Unknown envelope (field 2: raw), the review (field 2: spec), then its attributes."""
-    if not raw.startswith(_PROTO_MAGIC):
-        raise ValueError("missing the k8s protobuf magic prefix")
-    inner = next((v for n, v in _proto_fields(raw[len(_PROTO_MAGIC):]) if n == 2), b"")
-    spec_bytes = next((v for n, v in _proto_fields(inner) if n == 2), b"")
-    spec: dict[str, Any] = {}
-    for number, value in _proto_fields(spec_bytes):
-        if kind == "SelfSubjectRulesReview":
-            if number == 1:
-                spec["namespace"] = value.decode()
-        elif number == 1:
-            spec["resourceAttributes"] = {_RESOURCE_FIELDS[n]: v.decode() for n, v in _proto_fields(value)
-                                          if n in _RESOURCE_FIELDS}
-        elif number == 2:
-            spec["nonResourceAttributes"] = {("path", "verb")[n - 1]: v.decode() for n, v in _proto_fields(value)
-                                             if n in (1, 2)}
-    return spec
-
-
-def decode_review(raw: bytes, content_type: str, kind: str) -> Any:
-    """A review body: JSON or (for the self reviews only) protobuf."""
-    if not raw.strip():
-        return None
-    try:
-        if "protobuf" in content_type:
-            return {"spec": _review_from_protobuf(raw, kind)}
-        return json.loads(raw)
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise st.bad_request(f"error decoding request body: {exc}") from None
-
-
-def review(cluster: Cluster, user: User, info: ResourceInfo, version: str, raw: bytes,
-           content_type: str) -> tuple[int, dict[str, Any]]:
-    """Answer a SelfSubjectAccessReview or SelfSubjectRulesReview (201, the review with its status filled in)."""
+    `body` is already decoded by the server (JSON, or protobuf as kubectl 1.33 sends it)."""
     kind = REVIEW_KINDS[info.key]
-    body = decode_review(raw, content_type, kind)
     if not isinstance(body, dict):
         raise st.bad_request("the body of the request was in an unknown format")
     spec = body.get("spec") or {}

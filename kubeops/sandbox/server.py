@@ -400,8 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._rec["verb"] = "create"
             if method != "POST" or route.name:
                 raise st.method_not_allowed()
-            self._send_json(*rbac.review(self.server.cluster, self._user, route.info, version, self._read_body(),
-                                         (self.headers.get("Content-Type") or "").lower()))
+            self._send_json(*rbac.review(self.server.cluster, self._user, route.info, version, self._json_body()))
             return
         self._dispatch(method, route, query)
 
