@@ -20,12 +20,26 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from invoke import Exit
+from invoke import Exit, Task
+from invoke import task as _invoke_task
 
 if TYPE_CHECKING:
     from kubeops.actions.registry import Registry
     from kubeops.engine.checkpoints import RunRecord
     from kubeops.settings import Settings
+
+class KubeopsTask(Task):  # type: ignore[misc]
+    """An invoke Task whose automatic short flags never take ``-h``: ``invoke <task> -h`` always means help."""
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, set(taken_names) | {"h"})  # type: ignore[no-any-return]
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """invoke's ``@task`` making a `KubeopsTask`; every task module declares its tasks with it."""
+    kwargs.setdefault("klass", KubeopsTask)
+    return _invoke_task(*args, **kwargs)
+
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # a fleet stopped by Ctrl-C (128 + SIGINT, as shells report it)

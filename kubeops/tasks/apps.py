@@ -6,9 +6,9 @@ starts, so a bad config exits 2 naming file, line and field, with nothing change
 
 from __future__ import annotations
 
-from invoke import Context, task
+from invoke import Context
 
-from kubeops.tasks._common import FLEET_HELP, REHEARSE_FLAGS_HELP, WAIT_HELP
+from kubeops.tasks._common import FLEET_HELP, REHEARSE_FLAGS_HELP, WAIT_HELP, task
 
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)

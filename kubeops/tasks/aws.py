@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import task
-
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 from kubeops.tasks.rehearse import run_or_rehearse
 
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"

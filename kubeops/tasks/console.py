@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from invoke import task
-
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 
 @task(

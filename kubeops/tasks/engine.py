@@ -6,9 +6,10 @@ import json
 import sys
 from typing import Any
 
-from invoke import Exit, task
+from invoke import Exit
 
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 _CLUSTER = _common.CLUSTER_HELP
 _LOG = _common.LOG_HELP

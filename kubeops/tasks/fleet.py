@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
-from invoke import task
-
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 
 def show_fleet(fleet_id: str, *, as_json: bool = False) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import task
-
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 from kubeops.tasks.rehearse import run_or_rehearse
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"

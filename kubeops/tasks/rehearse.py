@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from invoke import Exit, task
+from invoke import Exit
 
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 _SPEED = "divide grace periods, probe delays, minReadySeconds, node joins and *timeout_s params by N (default 1)"
 _SNAPSHOT = ("snapshot to rehearse on: a file from `invoke snapshot` (.json/.json.gz), a `kubectl cluster-info "

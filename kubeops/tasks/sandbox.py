@@ -6,7 +6,9 @@ Thin wrapper over `python -m kubeops.sandbox`; the state folder is `$KUBEOPS_STA
 
 from __future__ import annotations
 
-from invoke import Exit, task
+from invoke import Exit
+
+from kubeops.tasks._common import task
 
 
 @task(

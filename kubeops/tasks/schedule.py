@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from invoke import Exit, task
+from invoke import Exit
 
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 _CLUSTER = _common.CLUSTER_HELP
 _WAIT = _common.WAIT_HELP

@@ -5,9 +5,8 @@ Thin on purpose: flags in, one call, text out; exit codes come from `kubeops.tas
 
 from __future__ import annotations
 
-from invoke import task
-
 from kubeops.tasks import _common
+from kubeops.tasks._common import task
 
 _CLUSTER = "inventory/<cluster>.yaml to use (default: sandbox, or $KUBEOPS_CLUSTER)"
 _INTERVAL = "seconds between the two cAdvisor samples (default 5)"

@@ -143,3 +143,12 @@ def test_exit_code_mapping(error: Exception, code: int) -> None:
 
 def test_parse_params_keeps_equals_in_values() -> None:
     assert parse_params(["a=1", "sel=app=web", "empty="]) == {"a": "1", "sel": "app=web", "empty": ""}
+
+
+def test_dash_h_means_help_for_every_task() -> None:
+    """`-h` is never an automatic short flag, so `invoke deploy -h` prints help instead of wanting a value."""
+    from kubeops.tasks import ns
+
+    for name in ns.task_names:
+        for argument in ns[name].get_arguments():
+            assert "h" not in argument.nicknames, f"{name}: -h belongs to --{argument.name}"
