@@ -90,12 +90,14 @@ class KubeClient:
         max_retries: int = 5,
         request_timeout_s: float = 30.0,
         concurrency: int = 10,
+        scrape_concurrency: int = 16,
     ) -> None:
         self.api_client = api_client
         self.dry_run = dry_run
         self.max_retries = max_retries
         self.request_timeout_s = request_timeout_s
         self.concurrency = concurrency
+        self.scrape_concurrency = scrape_concurrency
         self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
         self._apis: dict[str, Any] = {}
 
@@ -124,8 +126,8 @@ class KubeClient:
         except ConfigException as exc:
             raise InputError(f"cannot load Kubernetes configuration: {exc}") from None
         configuration.retries = False  # we retry ourselves, honouring Retry-After
-        # evictions run `qps_concurrency` at a time, plus a watch: give each its own connection
-        configuration.connection_pool_maxsize = max(settings.qps_concurrency + 4, 10)
+        # evictions run `qps_concurrency` at a time, scrapes `scrape_concurrency`, plus watches: each its own connection
+        configuration.connection_pool_maxsize = max(settings.qps_concurrency, settings.scrape_concurrency, 6) + 4
         api_client = client.ApiClient(configuration)
         api_client.user_agent = "kubeops/0.1"
         return cls(
@@ -134,6 +136,7 @@ class KubeClient:
             max_retries=settings.max_retries,
             request_timeout_s=settings.request_timeout_s,
             concurrency=settings.qps_concurrency,
+            scrape_concurrency=settings.scrape_concurrency,
         )
 
     def close(self) -> None:
