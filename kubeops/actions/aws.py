@@ -662,7 +662,9 @@ class ReplaceGroupParams:
     batch: int = field(default=1, metadata={"help": "surge: instances added (and old ones replaced) at a time"})
     allow_raise_max: bool = field(default=False, metadata={"help": "raise max for the surge (restored afterwards)"})
     ready_timeout_s: float = field(default=900.0, metadata={"help": "per batch: new instances and Nodes Ready"})
-    drain_timeout_s: float = field(default=900.0, metadata={"help": "per node: how long budgets may hold a drain"})
+    drain_timeout_s: float = field(
+        default=900.0, metadata={"help": "per batch: how long budgets may hold its nodes' drains (run together)"}
+    )
     validate_timeout_s: float = field(default=300.0, metadata={"help": "per batch: cluster validation"})
     ignore_daemonsets: bool = field(default=True, metadata={"help": "leave DaemonSet pods"})
     delete_emptydir_data: bool = field(default=True, metadata={"help": "allow evicting pods with emptyDir data"})
@@ -726,19 +728,20 @@ def _replace_batch(ctx: StepContext, p: ReplaceGroupParams, state: dict[str, Any
                 cordoned.append(node)
                 ctx.record_intent(state)  # before the patch: a crash right after still knows it was us
                 node_api.set_unschedulable(ctx.kube, node, True)
-        for _, node in targets:
-            if node:
-                k8s_actions.drain(
-                    ctx,
-                    k8s_actions.DrainParams(
-                        node=node,
-                        ignore_daemonsets=p.ignore_daemonsets,
-                        delete_emptydir_data=p.delete_emptydir_data,
-                        force=p.force,
-                        grace_period_s=p.grace_period_s,
-                        timeout_s=p.drain_timeout_s,
-                    ),
-                )
+        to_drain = [node for _, node in targets if node]
+        if to_drain:  # the batch's nodes drain together: one deadline, one eviction bound, no node waits on another
+            k8s_actions.run_drains(
+                ctx,
+                k8s_actions.DrainParams(
+                    node="",
+                    ignore_daemonsets=p.ignore_daemonsets,
+                    delete_emptydir_data=p.delete_emptydir_data,
+                    force=p.force,
+                    grace_period_s=p.grace_period_s,
+                    timeout_s=p.drain_timeout_s,
+                ),
+                to_drain,
+            )
     except Exception:
         for node in cordoned:  # leave the old nodes serving; the run stops here and is resumable
             node_api.set_unschedulable(ctx.kube, node, False)
