@@ -29,6 +29,7 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 _WATCH_S = 240.0  # one watch request's server-side timeout; the mirror re-watches from its last version
 _FAILURES_BEFORE_POLLING = 3
+_PAGE = 500
 
 
 class Mirror:
@@ -105,10 +106,21 @@ class Mirror:
         self.changed.notify_all()
 
     def _list(self) -> None:
-        data = self.kube.request("GET", self.path, query=dict(self.query), what=f"list {self.what}")
+        """List in pages of 500 (as kubectl does), then swap the copy in whole."""
+        objects: dict[str, Obj] = {}
+        token: str | None = None
+        version = ""
+        while True:
+            query = {**self.query, "limit": _PAGE, "continue": token}
+            data = self.kube.request("GET", self.path, query=query, what=f"list {self.what}")
+            objects.update((_key(o), o) for o in data.get("items") or [])
+            meta = data.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
+            token = meta.get("continue")
+            if not token:
+                break
         with self.changed:
-            self._objects = {_key(o): o for o in data.get("items") or []}
-            self._version = str((data.get("metadata") or {}).get("resourceVersion") or "")
+            self._objects, self._version = objects, version
             self._bump()
 
     def _apply(self, event: dict[str, Any]) -> bool:
