@@ -14,6 +14,7 @@ Helpers for a domain live in sibling modules (e.g. node/pod helpers) built on `c
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import random
 import time
@@ -233,7 +234,10 @@ class KubeClient:
         if stream:
             return response
         data = response.data
-        return _loads(data) if data else {}
+        if not data:
+            return {}
+        with gc_paused():
+            return _loads(data)
 
     def request(
         self,
@@ -276,6 +280,27 @@ class KubeClient:
             self._send, "GET", path, query, None, None, (5.0, timeout_s + 5.0), True, what=what
         )
         return WatchStream(response)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a big list is decoded and gathered, then freeze what it built.
+
+    Why: 60,000 pods are millions of new objects. Collected as they are built, the collector walks every page
+    already kept, again and again (twice the decoding's CPU); merely paused, the first collections afterwards
+    walk all of them at once, three times over, in whatever code runs next. `gc.freeze()` moves what exists to
+    the permanent generation, which collections skip. Decoded JSON holds no reference cycles, and refcounting
+    still frees it the moment it is dropped, so only a cycle among objects alive at this instant could outlive
+    its use (kubeops runs are short-lived processes).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
 
 
 def _json_decoder() -> Callable[[bytes], Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kubeops.clients.kube import gc_paused
 from kubeops.errors import ClusterError, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -32,14 +33,15 @@ def _paged(kube: KubeClient, path: str, query: Mapping[str, Any], *, what: str) 
     items: list[Obj] = []
     token: str | None = None
     version = ""
-    while True:
-        page = kube.request("GET", path, query={**query, "limit": PAGE, "continue": token}, what=what)
-        items.extend(page.get("items") or [])
-        meta = page.get("metadata") or {}
-        version = meta.get("resourceVersion") or version
-        token = meta.get("continue")
-        if not token:
-            return items, version
+    with gc_paused():  # every page's objects stay alive: no point in the collector walking them page after page
+        while True:
+            page = kube.request("GET", path, query={**query, "limit": PAGE, "continue": token}, what=what)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            version = meta.get("resourceVersion") or version
+            token = meta.get("continue")
+            if not token:
+                return items, version
 
 
 def list_pods(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubeops.clients.kube import gc_paused
 from kubeops.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -110,15 +111,16 @@ class Mirror:
         objects: dict[str, Obj] = {}
         token: str | None = None
         version = ""
-        while True:
-            query = {**self.query, "limit": _PAGE, "continue": token}
-            data = self.kube.request("GET", self.path, query=query, what=f"list {self.what}")
-            objects.update((_key(o), o) for o in data.get("items") or [])
-            meta = data.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            token = meta.get("continue")
-            if not token:
-                break
+        with gc_paused():
+            while True:
+                query = {**self.query, "limit": _PAGE, "continue": token}
+                data = self.kube.request("GET", self.path, query=query, what=f"list {self.what}")
+                objects.update((_key(o), o) for o in data.get("items") or [])
+                meta = data.get("metadata") or {}
+                version = str(meta.get("resourceVersion") or version)
+                token = meta.get("continue")
+                if not token:
+                    break
         with self.changed:
             self._objects, self._version = objects, version
             self._bump()
