@@ -56,10 +56,12 @@ def collect_reports(
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}")
     samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency)
+    from kubeops.metrics.report import report_fields
+
     if nodes and len(names) <= 3:  # a few named nodes: a field-selected list each beats listing every pod
-        pods = [pod for name in names for pod in list_pods(kube, node=name)[0]]
+        pods = [pod for name in names for pod in list_pods(kube, node=name, keep=report_fields)[0]]
     else:
-        pods, _ = list_pods(kube)
+        pods, _ = list_pods(kube, keep=report_fields)  # only what the report reads, page by page
     by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for pod in pods:
         bound = (pod.get("spec") or {}).get("nodeName")
