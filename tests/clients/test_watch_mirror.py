@@ -85,3 +85,30 @@ def test_a_too_old_version_gets_410_and_the_mirror_lists_again(kube) -> None:  #
         assert wait_until([mirror], lambda: values(mirror).get("c") == "after" or None,
                           deadline=time.monotonic() + 10)
     assert [v for v in config_reads(sb, mark) if v != "watch"] == ["list"]  # the one list after the 410
+
+
+def test_when_watches_keep_failing_the_mirror_falls_back_to_a_slow_list(
+    sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    sb = sandbox_factory(SCENARIO)
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    spec = {"name": "sandbox", "kube": {"kubeconfig": str(sb.kubeconfig), "max_retries": 0}}
+    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
+    clients = Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "state"))
+    client = clients.kube
+    configmap(client, "a", "1")
+    path = "/api/v1/namespaces/default/configmaps"
+    with Mirror(client, path, what="configmaps", fallback_poll_s=0.5) as mirror:
+        # every request on the collection now fails (a proxy that drops long requests, say): watches, lists
+        sb.set_faults(error_503_rate=1.0, path_prefix=path)
+        deadline = time.monotonic() + 5
+        while not mirror.polling and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mirror.polling and mirror.error is not None and mirror.error.status == 503
+        sb.set_faults()
+        client.request("PUT", f"{path}/a", body={"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "a"}, "data": {"v": "2"}}, what="update")
+        got = wait_until([mirror], lambda: values(mirror) == {"a": "2"} or None, deadline=time.monotonic() + 5)
+        assert got, values(mirror)  # seen by the slow list, not by a watch
+    clients.close()
