@@ -99,9 +99,11 @@ def test_when_watches_keep_failing_the_mirror_falls_back_to_a_slow_list(
     client = clients.kube
     configmap(client, "a", "1")
     path = "/api/v1/namespaces/default/configmaps"
-    with Mirror(client, path, what="configmaps", fallback_poll_s=0.5) as mirror:
-        # every request on the collection now fails (a proxy that drops long requests, say): watches, lists
-        sb.set_faults(error_503_rate=1.0, path_prefix=path)
+    listed = client.request("GET", path, what="list")
+    # from now on every request on the collection fails (a proxy that drops long requests, say): watches, lists
+    sb.set_faults(error_503_rate=1.0, path_prefix=path)
+    seed = (listed["items"], listed["metadata"]["resourceVersion"])
+    with Mirror(client, path, what="configmaps", fallback_poll_s=0.5, seed=seed) as mirror:
         deadline = time.monotonic() + 5
         while not mirror.polling and time.monotonic() < deadline:
             time.sleep(0.05)
