@@ -60,7 +60,6 @@ class Mirror:
         self._version = ""
         self._stop = threading.Event()
         self._stream: Any = None
-        self._listed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"mirror-{path.rsplit('/', 1)[-1]}", daemon=True)
 
     # --- reading ------------------------------------------------------------------------------------------------
@@ -81,7 +80,6 @@ class Mirror:
             self._objects, self._version = {_key(o): o for o in items}, str(version)
         else:
             self._list()
-        self._listed.set()
         self._thread.start()
         return self
 
