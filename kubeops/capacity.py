@@ -18,6 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from kubeops.drain import controller_ref, is_finished, pod_key
@@ -31,11 +32,22 @@ TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 
 def _milli(value: Any) -> int:
-    return 0 if value is None else math.ceil(parse_quantity(str(value)) * 1000)
+    return 0 if value is None else _milli_of(str(value))
 
 
 def _bytes(value: Any) -> int:
-    return 0 if value is None else math.ceil(parse_quantity(str(value)))
+    return 0 if value is None else _bytes_of(str(value))
+
+
+# A cluster's requests repeat a handful of strings ("100m", "128Mi") over tens of thousands of pods: convert each once.
+@lru_cache(maxsize=4096)
+def _milli_of(text: str) -> int:
+    return math.ceil(parse_quantity(text) * 1000)
+
+
+@lru_cache(maxsize=4096)
+def _bytes_of(text: str) -> int:
+    return math.ceil(parse_quantity(text))
 
 
 def pod_requests(pod: Obj) -> tuple[int, int]:

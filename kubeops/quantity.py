@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, localcontext
+from functools import lru_cache
 
 __all__ = [
     "format_bytes",
@@ -49,6 +50,13 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return _finite(Decimal(repr(value)), value)
     if not isinstance(value, str):
         raise ValueError(f"invalid Kubernetes quantity {value!r}: expected a string or number")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Decimal:
+    """A quantity string's value, remembered: a cluster repeats a handful of them ("100m", "128Mi") across
+    tens of thousands of pods, and capacity checks read every one (Decimal is immutable, so sharing is safe)."""
     if value == "":
         raise ValueError("invalid Kubernetes quantity '': empty string")
     if value != value.strip():

@@ -57,6 +57,7 @@ class KubeSettings:
     request_timeout_s: float = 30.0  # one HTTP call; long waits use watches with their own timeouts
     max_retries: int = 5  # 429/5xx/dropped connections are retried this often, honouring Retry-After
     qps_concurrency: int = 10  # evictions in flight at once: bounded like kubectl's default client QPS
+    scrape_concurrency: int = 16  # cAdvisor scrapes in flight at once (`stats --concurrency` overrides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from kubeops.clients.workloads import Controller
 
 ANNOTATION_PREVIOUS = "kubeops.io/previous"
-POLL_S = 0.2  # readiness is polled this often: rollouts of one app are small, and a step is waited on anyway
+FALLBACK_POLL_S = 5.0  # waits follow watches; only when watches keep failing are the objects listed this often
 
 
 # --- parameters ----------------------------------------------------------------------------------------------------
@@ -282,29 +282,50 @@ def _wait_ready(
     Waiting for the Endpoints too is what keeps the Service from ever being empty: old pods are only removed once
     the new ones actually receive traffic, not merely once the controller counts them ready.
     """
-    from kubeops.clients.workloads import get_controller
+    from kubeops.clients.watch import Mirror, wait_until
+    from kubeops.clients.workloads import collection_path, controller_of, endpoint_addresses
 
     limit = ctx.remaining_s(timeout_s)
     deadline = time.monotonic() + min(timeout_s, limit if limit is not None else timeout_s)
-    current = controller
-    in_service = 0
-    while True:
-        if current.ready >= want:
-            label = controller.labels.get(LABEL_VERSION, "")
-            in_service = _ready_in_service(ctx, config, label) if want > 0 else 0
-            if in_service >= want:
-                return current
-        if time.monotonic() >= deadline:
-            raise ActionError(
-                f"{current.ref} not ready in time: {current.ready}/{want} pods ready, {in_service} in the Service's "
-                f"endpoints after {timeout_s:g}s",
-                hint=hint,
-            )
-        time.sleep(POLL_S)
-        fresh = get_controller(ctx.kube, current.kind, current.namespace, current.name)
-        if fresh is None:
-            raise ActionError(f"{current.ref} disappeared during the rollout")
-        current = fresh
+    label = controller.labels.get(LABEL_VERSION, "")
+    if controller.ready >= want and (want <= 0 or _ready_in_service(ctx, config, label) >= want):
+        return controller  # already there: two reads, no watch
+    ns, svc = config.namespace, config.service.name
+    seen = {"current": controller, "in_service": 0}
+
+    def ready() -> Controller | None:
+        obj = own.get(controller.name, ns)
+        if obj is None:
+            raise ActionError(f"{controller.ref} disappeared during the rollout")
+        current = seen["current"] = controller_of(obj, controller.kind)
+        if current.ready < want:
+            return None
+        if want <= 0:
+            return current
+        names = {p["metadata"]["name"] for p in pods.objects()}
+        addresses = endpoint_addresses(endpoints.get(svc, ns))
+        seen["in_service"] = sum(1 for a in addresses if a.ready and a.pod in names)
+        return current if seen["in_service"] >= want else None
+
+    by_name = {"fieldSelector": f"metadata.name={controller.name}"}
+    selector = {"labelSelector": f"{app_selector(config)},{LABEL_VERSION}={label}"}
+    with (
+        Mirror(ctx.kube, collection_path(controller.kind, ns), query=by_name, what=controller.ref,
+               fallback_poll_s=FALLBACK_POLL_S) as own,
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/pods", query=selector, what=f"pods of {controller.ref}",
+               fallback_poll_s=FALLBACK_POLL_S) as pods,
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/endpoints", query={"fieldSelector": f"metadata.name={svc}"},
+               what=f"Endpoints {ns}/{svc}", fallback_poll_s=FALLBACK_POLL_S) as endpoints,
+    ):
+        done = wait_until([own, pods, endpoints], ready, deadline=deadline)
+    if done is not None:
+        return done
+    current = seen["current"]
+    raise ActionError(
+        f"{current.ref} not ready in time: {current.ready}/{want} pods ready, {seen['in_service']} in the Service's "
+        f"endpoints after {timeout_s:g}s",
+        hint=hint,
+    )
 
 
 @action(
@@ -353,30 +374,44 @@ def rolling_update(ctx: StepContext, p: RollParams) -> dict[str, Any]:
 @action("apps.verify_endpoints", params=VerifyParams, mutates=False, outputs=("service", "addresses", "pods"))
 def verify_endpoints(ctx: StepContext, p: VerifyParams) -> dict[str, Any]:
     """Wait until the Service's endpoints are exactly the new version's ready pods; fail at the timeout."""
-    from kubeops.clients.workloads import list_pods, read_endpoints
+    from kubeops.clients.watch import Mirror, wait_until
+    from kubeops.clients.workloads import endpoint_addresses
 
     config, version = _load_version(ctx, p)
     label = version_labels(config, version)[LABEL_VERSION]
     deadline = time.monotonic() + p.timeout_s
-    while True:
-        pods = list_pods(ctx.kube, namespace=config.namespace, label_selector=app_selector(config))
-        version_of = {pod["metadata"]["name"]: (pod["metadata"].get("labels") or {}).get(LABEL_VERSION) for pod in pods}
-        addresses = read_endpoints(ctx.kube, config.namespace, config.service.name)
+    ns, svc = config.namespace, config.service.name
+    seen: dict[str, Any] = {"strangers": [], "ready": []}
+
+    def serving() -> dict[str, Any] | None:
+        version_of = {pod["metadata"]["name"]: (pod["metadata"].get("labels") or {}).get(LABEL_VERSION)
+                      for pod in pods.objects()}
+        addresses = endpoint_addresses(endpoints.get(svc, ns))
         strangers = sorted({a.pod or a.ip for a in addresses if version_of.get(a.pod or "") != label})
-        ready = sorted(a.pod or a.ip for a in addresses if a.ready)
-        if not strangers and len(ready) >= config.replicas:
-            return {"service": config.service.name, "addresses": len(ready), "pods": ready}
-        if ctx.dry_run:  # the rollout was only planned: report what serves now instead of waiting for it
-            ctx.log.info("apps.verify.dry_run", serving=ready, not_of_version=strangers)
-            return {"service": config.service.name, "addresses": len(ready), "pods": ready}
-        if time.monotonic() >= deadline:
-            problem = (
-                f"endpoints not of version {version}: {', '.join(strangers)}"
-                if strangers
-                else f"{len(ready)}/{config.replicas} ready endpoints"
-            )
-            raise ActionError(f"Service {config.namespace}/{config.service.name}: {problem} after {p.timeout_s:g}s")
-        time.sleep(POLL_S)
+        seen["strangers"] = strangers
+        ready = seen["ready"] = sorted(a.pod or a.ip for a in addresses if a.ready)
+        if (not strangers and len(ready) >= config.replicas) or ctx.dry_run:
+            return {"service": svc, "addresses": len(ready), "pods": ready}
+        return None
+
+    with (
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/pods", query={"labelSelector": app_selector(config)},
+               what=f"pods of {config.name}", fallback_poll_s=FALLBACK_POLL_S) as pods,
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/endpoints", query={"fieldSelector": f"metadata.name={svc}"},
+               what=f"Endpoints {ns}/{svc}", fallback_poll_s=FALLBACK_POLL_S) as endpoints,
+    ):
+        result = wait_until([pods, endpoints], serving, deadline=deadline)
+    if result is not None:
+        if ctx.dry_run and (seen["strangers"] or len(seen["ready"]) < config.replicas):
+            # the rollout was only planned: report what serves now instead of waiting for it
+            ctx.log.info("apps.verify.dry_run", serving=seen["ready"], not_of_version=seen["strangers"])
+        return result
+    problem = (
+        f"endpoints not of version {version}: {', '.join(seen['strangers'])}"
+        if seen["strangers"]
+        else f"{len(seen['ready'])}/{config.replicas} ready endpoints"
+    )
+    raise ActionError(f"Service {ns}/{svc}: {problem} after {p.timeout_s:g}s")
 
 
 # --- deleting ------------------------------------------------------------------------------------------------------

@@ -35,8 +35,14 @@ class NodeReport:
         }
 
 
-def collect_reports(kube: Any, nodes: list[str] | None, *, interval_s: float) -> list[NodeReport]:
-    """Measure `nodes` (all nodes when None) over one shared interval and join usage with pod specs."""
+def collect_reports(
+    kube: Any, nodes: list[str] | None, *, interval_s: float, concurrency: int | None = None
+) -> list[NodeReport]:
+    """Measure `nodes` (all nodes when None) over one shared interval and join usage with pod specs.
+
+    `concurrency`: scrapes in flight at once (default: the cluster's `kube.scrape_concurrency`). Pods are listed
+    once for the whole cluster, or with a node field selector when only a few nodes are asked for.
+    """
     from kubeops.clients.cadvisor import sample_nodes
     from kubeops.clients.nodes import get_node, list_nodes
     from kubeops.clients.pods import list_pods
@@ -47,8 +53,15 @@ def collect_reports(kube: Any, nodes: list[str] | None, *, interval_s: float) ->
         list_nodes(kube), key=lambda n: n["metadata"]["name"]
     )
     names = [n["metadata"]["name"] for n in node_objs]
-    samples = sample_nodes(kube, names, interval_s=interval_s)
-    pods, _ = list_pods(kube)
+    if concurrency is not None and concurrency < 1:
+        raise InputError(f"concurrency must be at least 1, got {concurrency}")
+    samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency)
+    from kubeops.metrics.report import report_fields
+
+    if nodes and len(names) <= 3:  # a few named nodes: a field-selected list each beats listing every pod
+        pods = [pod for name in names for pod in list_pods(kube, node=name, keep=report_fields)[0]]
+    else:
+        pods, _ = list_pods(kube, keep=report_fields)  # only what the report reads, page by page
     by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for pod in pods:
         bound = (pod.get("spec") or {}).get("nodeName")
@@ -168,7 +181,9 @@ def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
     return {"ok": not exceeded, "exceeded": exceeded, "nodes": nodes}
 
 
-def render_stats(kube: Any, *, node: str | None, sort: str, output: str, interval_s: float) -> str:
+def render_stats(
+    kube: Any, *, node: str | None, sort: str, output: str, interval_s: float, concurrency: int | None = None
+) -> str:
     """What `invoke stats` prints: a pod table for one node, a node table otherwise, or the same as JSON."""
     import json
 
@@ -178,7 +193,7 @@ def render_stats(kube: Any, *, node: str | None, sort: str, output: str, interva
         raise InputError(f"--output must be 'table' or 'json', got {output!r}")
     if sort not in SORT_KEYS:
         raise InputError(f"--sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
-    reports = collect_reports(kube, [node] if node else None, interval_s=interval_s)
+    reports = collect_reports(kube, [node] if node else None, interval_s=interval_s, concurrency=concurrency)
     notes = [
         f"# {r.node.node}: source metrics.k8s.io ({r.fallback_reason})" for r in reports if r.fallback_reason
     ]

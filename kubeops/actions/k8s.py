@@ -348,53 +348,83 @@ def _select(ctx: StepContext, p: DrainParams) -> tuple[Any, str, dict[str, Any]]
 
 
 def _run(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
+    return run_drains(ctx, p, [p.node])[p.node]
+
+
+def run_drains(ctx: StepContext, p: DrainParams, node_names: list[str]) -> dict[str, dict[str, Any]]:
+    """Drain `node_names` at once with the flags of `p` (its `node` is ignored); outputs by node.
+
+    Every node's pods are selected before anything is cordoned or evicted (one refusal stops all, nothing
+    changed), then all nodes drain together under one deadline and one bound of `kube.qps_concurrency`
+    evictions in flight (`kubeops.clients.drain.run_drains`): a budget that holds one node's pods does not
+    hold the others. One error names every node that did not finish.
+    """
+    from dataclasses import replace
+
     from kubeops.clients import nodes
-    from kubeops.clients.drain import run_drain, wait_for_replacements
+    from kubeops.clients.drain import run_drains as drain_all
+    from kubeops.clients.drain import wait_for_replacements
     from kubeops.drain import pod_key
 
-    selection, version, node = _select(ctx, p)
-    was_cordoned = bool((node.get("spec") or {}).get("unschedulable"))
-    if p.cordon and not was_cordoned:
-        nodes.set_unschedulable(ctx.kube, p.node, True, node=node)
+    chosen = {name: _select(ctx, replace(p, node=name)) for name in dict.fromkeys(node_names)}
+    was_cordoned: dict[str, bool] = {}
+    for name, (_, _, node) in chosen.items():
+        was_cordoned[name] = bool((node.get("spec") or {}).get("unschedulable"))
+        if p.cordon and not was_cordoned[name]:
+            nodes.set_unschedulable(ctx.kube, name, True, node=node)
     timeout = p.timeout_s if p.timeout_s is not None else ctx.remaining_s(DEFAULT_DRAIN_TIMEOUT_S)
     deadline = time.monotonic() + float(timeout or 0)
     if ctx.deadline is not None:
         deadline = min(deadline, ctx.deadline)
     grace = None if p.grace_period_s < 0 else p.grace_period_s
-    ctx.log.info("k8s.drain_started", node=p.node, evict=len(selection.evict), delete=len(selection.delete),
-                 terminating=len(selection.terminating))
-    outcome = run_drain(
-        ctx.kube, p.node, selection, version, deadline=deadline, grace_period_s=grace,
-        disable_eviction=p.disable_eviction, concurrency=ctx.settings.kube.qps_concurrency, log=ctx.log,
+    for name, (selection, _, _) in chosen.items():
+        ctx.log.info("k8s.drain_started", node=name, evict=len(selection.evict), delete=len(selection.delete),
+                     terminating=len(selection.terminating))
+    outcomes = drain_all(
+        ctx.kube, {name: (sel, version) for name, (sel, version, _) in chosen.items()}, deadline=deadline,
+        grace_period_s=grace, disable_eviction=p.disable_eviction, concurrency=ctx.settings.kube.qps_concurrency,
+        log=ctx.log,
     )
-    outputs = {
-        "node": p.node,
-        "evicted": outcome.evicted,
-        "deleted": outcome.deleted,
-        "already_gone": outcome.already_gone,
-        "skipped": selection.skipped,
-        "warnings": selection.warnings,
-        "blocked": outcome.blocked,
-        "was_cordoned": was_cordoned,
-    }
+    results: dict[str, dict[str, Any]] = {}
+    for name, (selection, _, _) in chosen.items():
+        outcome = outcomes[name]
+        results[name] = {
+            "node": name,
+            "evicted": outcome.evicted,
+            "deleted": outcome.deleted,
+            "already_gone": outcome.already_gone,
+            "skipped": selection.skipped,
+            "warnings": selection.warnings,
+            "blocked": outcome.blocked,
+            "was_cordoned": was_cordoned[name],
+        }
     if ctx.kube.dry_run:
-        return outputs
-    if not outcome.ok:
+        return results
+    failed = [outcomes[name].failure_message(name, timeout) for name in chosen if not outcomes[name].ok]
+    if failed:
         raise ActionError(
-            outcome.failure_message(p.node, timeout),
+            " || ".join(failed),
             hint="the node stays cordoned; fix the budget or wait, then resume the run",
         )
     if p.wait_for_replacements:
-        removed = [pod for pod in selection.evict if pod_key(pod) in set(outcome.evicted) | set(outcome.deleted)]
+        removed = [
+            pod
+            for name, (selection, _, _) in chosen.items()
+            for pod in selection.evict
+            if pod_key(pod) in set(outcomes[name].evicted) | set(outcomes[name].deleted)
+        ]
         late = wait_for_replacements(ctx.kube, removed, deadline=deadline, log=ctx.log)
         if late:
+            which = f"node {next(iter(chosen))} is" if len(chosen) == 1 else f"nodes {', '.join(chosen)} are"
             raise ActionError(
-                f"node {p.node} is drained, but these controllers are not fully Ready again: {', '.join(late)}",
+                f"{which} drained, but these controllers are not fully Ready again: {', '.join(late)}",
                 hint="check why their pods are Pending (`kubectl get pods -o wide`), then resume",
             )
-    ctx.record_node_event(p.node, "Drained", f"Node {p.node} drained: {len(outcome.evicted)} pod(s) evicted, "
-                          f"{len(outcome.deleted)} deleted")
-    return outputs
+    for name in chosen:
+        done = outcomes[name]
+        ctx.record_node_event(name, "Drained", f"Node {name} drained: {len(done.evicted)} pod(s) evicted, "
+                              f"{len(done.deleted)} deleted")
+    return results
 
 
 def _plan_drain(ctx: StepContext, p: DrainParams) -> Plan:
@@ -415,6 +445,57 @@ def _plan_drain(ctx: StepContext, p: DrainParams) -> Plan:
 def drain(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
     """Evict the node's pods like `kubectl drain`, waiting (by watch) until they are gone."""
     return _run(ctx, p)
+
+
+@dataclass(frozen=True, slots=True)
+class DrainNodesParams:
+    nodes: list[str] = field(metadata={"help": "nodes to drain together"})
+    pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
+    ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
+    delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
+    force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
+    disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
+    grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
+    timeout_s: float | None = field(default=None, metadata={"help": "one limit for all nodes; default: the step's"})
+    wait_for_replacements: bool = field(
+        default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
+    )
+    cordon: bool = field(default=True, metadata={"help": "cordon the nodes first, as kubectl drain does"})
+
+    def one(self) -> DrainParams:
+        """The shared flags as a single-node DrainParams (`node` is filled per node)."""
+        flags = {f: getattr(self, f) for f in DrainParams.__dataclass_fields__ if f != "node"}
+        return DrainParams(node="", **flags)
+
+
+def _check_nodes(p: DrainNodesParams) -> None:
+    if not p.nodes or not all(isinstance(n, str) and n for n in p.nodes):
+        raise InputError("k8s.drain_nodes: nodes must be a non-empty list of node names")
+
+
+def _plan_drain_nodes(ctx: StepContext, p: DrainNodesParams) -> Plan:
+    _check_nodes(p)
+    by_node = run_drains(ctx, p.one(), p.nodes)  # dry-run client: evictions go out with dryRun=All
+    details = [f"{name}: evict {key}" for name, out in by_node.items() for key in out["evicted"]]
+    details += [f"{name}: BLOCKED {key}" for name, out in by_node.items() for key in out["blocked"]]
+    evictions = sum(len(out["evicted"]) for out in by_node.values())
+    return Plan(
+        summary=f"drain {len(by_node)} node(s) together: {evictions} eviction(s)",
+        details=details,
+        outputs=_drain_nodes_outputs(by_node),
+    )
+
+
+@action("k8s.drain_nodes", params=DrainNodesParams, mutates=True, plan=_plan_drain_nodes,
+        outputs=("nodes", "by_node", "evicted"))
+def drain_nodes(ctx: StepContext, p: DrainNodesParams) -> dict[str, Any]:
+    """Drain several nodes at once under one eviction bound and one deadline (a held node holds no other)."""
+    _check_nodes(p)
+    return _drain_nodes_outputs(run_drains(ctx, p.one(), p.nodes))
+
+
+def _drain_nodes_outputs(by_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"nodes": list(by_node), "by_node": by_node, "evicted": [k for o in by_node.values() for k in o["evicted"]]}
 
 
 # --- k8s.wait_node_ready / k8s.delete_node ----------------------------------------------------------------------

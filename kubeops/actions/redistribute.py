@@ -46,13 +46,14 @@ def _measure_and_plan(ctx: StepContext, p: RedistributeParams, already: int) -> 
     from kubeops.clients.cadvisor import sample_nodes
     from kubeops.clients.nodes import get_node, list_nodes
     from kubeops.clients.pods import list_pods
+    from kubeops.metrics.report import report_fields
 
     thresholds = _thresholds(p)
     kube = ctx.kube
     nodes = [get_node(kube, n) for n in p.nodes] if p.nodes else list_nodes(kube)
     names = [n["metadata"]["name"] for n in nodes]
     samples = sample_nodes(kube, names, interval_s=p.interval_s)
-    pods, _ = list_pods(kube)
+    pods, _ = list_pods(kube, keep=report_fields)  # what planning and eviction read, page by page
     by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     index: dict[str, dict[str, Any]] = {}
     for pod in pods:

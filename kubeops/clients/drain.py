@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from kubeops.clients.kube import KubeClient
     from kubeops.drain import DrainSelection
 
-__all__ = ["DrainOutcome", "run_drain", "wait_for_replacements"]
+__all__ = ["DrainOutcome", "run_drain", "run_drains", "wait_for_replacements"]
 
 Obj = Mapping[str, Any]
 _BACKOFF_FIRST_S = 0.5
@@ -161,12 +161,14 @@ def run_drain(
     disable_eviction: bool = False,
     concurrency: int = 10,
     log: Any = None,
+    gate: threading.Semaphore | None = None,
 ) -> DrainOutcome:
     """Remove the selected pods and wait until they are gone, or until `deadline` (a `time.monotonic()` value).
 
     In dry-run mode (the client sends dryRun=All) every request is sent once, refusals are reported and
     nothing is waited for. While waiting, `log` gets a ``drain.progress`` event at most once a second
-    ("3 pods left, 1 blocked by budget web").
+    ("3 pods left, 1 blocked by budget web"). `gate`, shared by several drains running at once (`run_drains`),
+    bounds their evictions in flight together; it is held only for the request, never across a budget's backoff.
     """
     outcome = DrainOutcome()
     progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
@@ -188,6 +190,13 @@ def run_drain(
     inflight = 0
 
     def send(pod: Obj, attempt: int) -> None:
+        if gate is None:
+            _send(pod, attempt)
+            return
+        with gate:
+            _send(pod, attempt)
+
+    def _send(pod: Obj, attempt: int) -> None:
         key = pod_key(pod)
         try:
             if disable_eviction or id(pod) in to_delete:
@@ -327,6 +336,50 @@ def _unhealthy_of(kube: KubeClient, info: Mapping[str, Any], budget: str, node_a
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or ())
+
+
+def run_drains(
+    kube: KubeClient,
+    jobs: Mapping[str, tuple[DrainSelection, str]],
+    *,
+    deadline: float,
+    grace_period_s: int | None = None,
+    disable_eviction: bool = False,
+    concurrency: int = 10,
+    log: Any = None,
+) -> dict[str, DrainOutcome]:
+    """Drain several nodes at once: `jobs` maps node -> (selection, list resourceVersion) as for `run_drain`.
+
+    Why together: a batch of nodes drained one after another costs the sum of their drains, and a budget that
+    holds one node's pods would hold every node behind it. Here each node has its own drain (own watch, own
+    retries) and all share one deadline and one bound of `concurrency` evictions in flight across the nodes,
+    so the API server sees no more than a single drain would send. A node's failure never stops the others;
+    every node's outcome is returned, the caller decides.
+    """
+    if not jobs:
+        return {}
+    if len(jobs) == 1:
+        ((node, (selection, version)),) = jobs.items()
+        return {node: run_drain(kube, node, selection, version, deadline=deadline, grace_period_s=grace_period_s,
+                                disable_eviction=disable_eviction, concurrency=concurrency, log=log)}
+    gate = threading.BoundedSemaphore(max(1, concurrency))
+
+    def one(node: str, selection: DrainSelection, version: str) -> DrainOutcome:
+        node_log = log.bind(node=node) if log is not None and hasattr(log, "bind") else log
+        return run_drain(kube, node, selection, version, deadline=deadline, grace_period_s=grace_period_s,
+                         disable_eviction=disable_eviction, concurrency=concurrency, log=node_log, gate=gate)
+
+    outcomes: dict[str, DrainOutcome] = {}
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="drain") as pool:
+        futures = {node: pool.submit(one, node, sel, ver) for node, (sel, ver) in jobs.items()}
+        for node, future in futures.items():
+            try:
+                outcomes[node] = future.result()
+            except Exception as exc:  # one node's bug or lost connection is that node's failure only
+                outcome = DrainOutcome()
+                outcome.failed["(drain)"] = f"{type(exc).__name__}: {exc}"
+                outcomes[node] = outcome
+    return outcomes
 
 
 def _progress_text(left: int, blocked: Mapping[str, Mapping[str, Any]]) -> str:

@@ -14,6 +14,7 @@ Helpers for a domain live in sibling modules (e.g. node/pod helpers) built on `c
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import random
 import time
@@ -90,12 +91,14 @@ class KubeClient:
         max_retries: int = 5,
         request_timeout_s: float = 30.0,
         concurrency: int = 10,
+        scrape_concurrency: int = 16,
     ) -> None:
         self.api_client = api_client
         self.dry_run = dry_run
         self.max_retries = max_retries
         self.request_timeout_s = request_timeout_s
         self.concurrency = concurrency
+        self.scrape_concurrency = scrape_concurrency
         self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
         self._apis: dict[str, Any] = {}
 
@@ -124,8 +127,8 @@ class KubeClient:
         except ConfigException as exc:
             raise InputError(f"cannot load Kubernetes configuration: {exc}") from None
         configuration.retries = False  # we retry ourselves, honouring Retry-After
-        # evictions run `qps_concurrency` at a time, plus a watch: give each its own connection
-        configuration.connection_pool_maxsize = max(settings.qps_concurrency + 4, 10)
+        # evictions run `qps_concurrency` at a time, scrapes `scrape_concurrency`, plus watches: each its own connection
+        configuration.connection_pool_maxsize = max(settings.qps_concurrency, settings.scrape_concurrency, 6) + 4
         api_client = client.ApiClient(configuration)
         api_client.user_agent = "kubeops/0.1"
         return cls(
@@ -134,6 +137,7 @@ class KubeClient:
             max_retries=settings.max_retries,
             request_timeout_s=settings.request_timeout_s,
             concurrency=settings.qps_concurrency,
+            scrape_concurrency=settings.scrape_concurrency,
         )
 
     def close(self) -> None:
@@ -230,7 +234,10 @@ class KubeClient:
         if stream:
             return response
         data = response.data
-        return json.loads(data) if data else {}
+        if not data:
+            return {}
+        with gc_paused():
+            return _loads(data)
 
     def request(
         self,
@@ -273,6 +280,40 @@ class KubeClient:
             self._send, "GET", path, query, None, None, (5.0, timeout_s + 5.0), True, what=what
         )
         return WatchStream(response)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a big list is decoded and gathered, then freeze what it built.
+
+    Why: 60,000 pods are millions of new objects. Collected as they are built, the collector walks every page
+    already kept, again and again (twice the decoding's CPU); merely paused, the first collections afterwards
+    walk all of them at once, three times over, in whatever code runs next. `gc.freeze()` moves what exists to
+    the permanent generation, which collections skip. Decoded JSON holds no reference cycles, and refcounting
+    still frees it the moment it is dropped, so only a cycle among objects alive at this instant could outlive
+    its use (kubeops runs are short-lived processes).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
+
+
+def _json_decoder() -> Callable[[bytes], Any]:
+    """orjson's loads when installed (it decodes a 60,000-pod list about 3x faster: most of a capacity check's
+    CPU on a big cluster), else the standard library's; both give the same plain dicts."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+_loads = _json_decoder()
 
 
 class WatchStream:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubeops.clients.aws import instance_id_from_provider_id
+from kubeops.clients.kube import gc_paused
 from kubeops.errors import ActionError, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -48,12 +49,13 @@ def list_nodes(kube: KubeClient) -> list[Obj]:
     """Every node (clusters have thousands at most: one page of 500 at a time)."""
     items: list[Obj] = []
     token: str | None = None
-    while True:
-        page = kube.request("GET", "/api/v1/nodes", query={"limit": 500, "continue": token}, what="list nodes")
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
+    with gc_paused():
+        while True:
+            page = kube.request("GET", "/api/v1/nodes", query={"limit": 500, "continue": token}, what="list nodes")
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
 
 
 def node_is_ready(node: Mapping[str, Any]) -> bool:

@@ -25,8 +25,11 @@ KINDS = ("Deployment", "ReplicationController")
 __all__ = [
     "Controller",
     "EndpointAddress",
+    "collection_path",
+    "controller_of",
     "create_controller",
     "delete_controller",
+    "endpoint_addresses",
     "ensure_service",
     "get_controller",
     "get_service",
@@ -43,6 +46,11 @@ def _collection(kind: str, namespace: str) -> str:
     if kind == "ReplicationController":
         return f"/api/v1/namespaces/{namespace}/replicationcontrollers"
     raise ValueError(f"unsupported controller kind {kind!r}")
+
+
+def collection_path(kind: str, namespace: str) -> str:
+    """The API path of a controller kind's collection in a namespace (to list or watch it)."""
+    return _collection(kind, namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,11 @@ def _controller(obj: Obj, kind: str) -> Controller:
         observed_generation=int(status.get("observedGeneration") or 0),
         uid=meta.get("uid", ""),
     )
+
+
+def controller_of(obj: Obj, kind: str) -> Controller:
+    """A controller object (read, listed or watched) as a `Controller`."""
+    return _controller(obj, kind)
 
 
 def list_controllers(kube: KubeClient, *, namespace: str, label_selector: str) -> list[Controller]:
@@ -224,8 +237,13 @@ def read_endpoints(kube: KubeClient, namespace: str, name: str) -> list[Endpoint
         obj = kube.request("GET", f"/api/v1/namespaces/{namespace}/endpoints/{name}", what=f"read Endpoints {name}")
     except NotFound:
         return []
+    return endpoint_addresses(obj)
+
+
+def endpoint_addresses(obj: Obj | None) -> list[EndpointAddress]:
+    """Every address (ready and not) of an Endpoints object read or watched; empty for None."""
     out: list[EndpointAddress] = []
-    for subset in obj.get("subsets") or []:
+    for subset in (obj or {}).get("subsets") or []:
         for key, ready in (("addresses", True), ("notReadyAddresses", False)):
             for address in subset.get(key) or []:
                 ref = address.get("targetRef") or {}

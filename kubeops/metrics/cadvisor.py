@@ -54,6 +54,7 @@ _REST = re.compile(rf"({_LABELS})?[ \t]+([^ \t]+)(?:[ \t]+([+-]?\d+))?[ \t]*")
 _PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\\n]|\\.)*)"')
 _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_TIMESTAMP = re.compile(r"[+-]?\d+")
 _VALUE = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|[Nn]a[Nn]|[Ii]nf|\+?Inf)")
 
 # Last path component of a pod-level cgroup, for the cgroupfs and systemd drivers:
@@ -248,6 +249,9 @@ def parse_line(text: str, *, line: int = 0) -> tuple[str, dict[str, str], float,
     if cut <= 0:
         raise CadvisorParseError(f"expected 'name{{labels}} value', got {_clip(text)!r}", line=line)
     name = text[:cut]
+    fast = _parse_canonical(text, cut) if brace == cut else None
+    if fast is not None:
+        return (name, *fast)
     match = _REST.fullmatch(text, cut)
     if match is None:
         raise CadvisorParseError(
@@ -263,6 +267,33 @@ def parse_line(text: str, *, line: int = 0) -> tuple[str, dict[str, str], float,
     if not _VALUE.fullmatch(value_text):
         raise CadvisorParseError(f"value {_clip(value_text)!r} of {name} is not a number", line=line)
     return name, labels, float(value_text), int(ts_text) if ts_text else None
+
+
+def _parse_canonical(text: str, cut: int) -> tuple[dict[str, str], float, int | None] | None:
+    """The common shape a kubelet writes, `{k="v",k="v"} value timestamp` with no escapes, parsed in one label pass.
+
+    Why: this is where `stats` spends its CPU on a big cluster (two hundred such lines per node, twice per node).
+    Anything else (escapes, spaces, an empty or odd label block, a malformed value) returns None and goes through
+    the full grammar, which also names what is wrong.
+    """
+    close = text.find("} ", cut)
+    if close == -1:
+        return None
+    label_text = text[cut + 1 : close]
+    if "\\" in label_text:
+        return None
+    pairs = _PAIR.findall(label_text)
+    if not pairs or ",".join(f'{k}="{v}"' for k, v in pairs) != label_text:
+        return None
+    rest = text[close + 2 :].split(" ")
+    if not 1 <= len(rest) <= 2 or not _VALUE.fullmatch(rest[0]):
+        return None
+    timestamp = None
+    if len(rest) == 2:
+        if not _TIMESTAMP.fullmatch(rest[1]):
+            return None
+        timestamp = int(rest[1])
+    return dict(pairs), float(rest[0]), timestamp
 
 
 def _unescape(match: re.Match[str]) -> str:

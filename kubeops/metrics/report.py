@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from kubeops.capacity import pod_requests
-from kubeops.drain import is_finished
+from kubeops.drain import MIRROR_ANNOTATION, is_finished
 from kubeops.metrics.cadvisor import NodeUsage
 from kubeops.quantity import format_bytes, format_cpu, parse_quantity
 
@@ -68,6 +68,28 @@ def allocatable(node: Obj) -> tuple[float, float]:
     status = node.get("status") or {}
     alloc = status.get("allocatable") or status.get("capacity") or {}
     return float(parse_quantity(str(alloc.get("cpu", 0)))), float(parse_quantity(str(alloc.get("memory", 0))))
+
+
+def report_fields(pod: Obj) -> dict[str, Any]:
+    """The part of a pod that usage reports and redistribution read (names, owner, requests, limits, phase).
+
+    Why: a listed pod is kilobytes of JSON (status, conditions, tolerations...); kept whole for 60,000 pods it is
+    hundreds of MB. Lists made for a report keep only this, page by page.
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    slim_meta = {k: meta[k] for k in ("name", "namespace", "uid", "ownerReferences", "deletionTimestamp")
+                 if k in meta}
+    annotations = meta.get("annotations") or {}
+    if MIRROR_ANNOTATION in annotations:  # a static pod: never moved
+        slim_meta["annotations"] = {MIRROR_ANNOTATION: annotations[MIRROR_ANNOTATION]}
+    slim_spec: dict[str, Any] = {k: spec[k] for k in ("nodeName", "priority", "priorityClassName", "overhead",
+                                                      "nodeSelector", "affinity", "tolerations") if k in spec}
+    for kind in ("containers", "initContainers"):
+        if kind in spec:
+            slim_spec[kind] = [{"name": c.get("name"), "resources": c.get("resources") or {}} for c in spec[kind]]
+    return {"metadata": slim_meta, "spec": slim_spec, "status": {"phase": status.get("phase")}}
 
 
 def pod_limits(pod: Obj) -> tuple[float | None, float | None]:

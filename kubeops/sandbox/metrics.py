@@ -312,27 +312,29 @@ def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], 
     groups = _cgroups(node, pods, now, departed or {})
     samples: dict[str, list[tuple[str, str, bool]]] = {name: [] for name in _FAMILIES}
 
-    def add(family: str, labels: Mapping[str, str], value: float, *, stamped: bool = True) -> None:
-        samples[family].append((_label_text(labels), go_float(value), stamped))
+    def add(family: str, labels: Mapping[str, str] | str, value: float, *, stamped: bool = True) -> None:
+        text = labels if isinstance(labels, str) else _label_text(labels)
+        samples[family].append((text, go_float(value), stamped))
 
     for g in groups:
         uptime = max(0.0, now - g.start)
         used = g.cpu_s
+        own = _label_text(g.labels)  # the same label text in most families: escaped and sorted once per cgroup
         add("container_cpu_usage_seconds_total", {**g.labels, "cpu": "total"}, round(used, 9))
-        add("container_cpu_user_seconds_total", g.labels, round(used * 0.7, 9))
-        add("container_cpu_system_seconds_total", g.labels, round(used * 0.3, 9))
-        add("container_memory_working_set_bytes", g.labels, math.floor(g.mem))
-        add("container_memory_usage_bytes", g.labels, math.floor(g.mem * 1.1))
-        add("container_memory_rss", g.labels, math.floor(g.mem * 0.9))
-        add("container_memory_cache", g.labels, math.floor(g.mem * 0.1))
-        add("container_last_seen", g.labels, math.floor(now))
-        add("container_start_time_seconds", g.labels, math.floor(g.start), stamped=False)
-        add("container_spec_cpu_period", g.labels, 100000, stamped=False)
+        add("container_cpu_user_seconds_total", own, round(used * 0.7, 9))
+        add("container_cpu_system_seconds_total", own, round(used * 0.3, 9))
+        add("container_memory_working_set_bytes", own, math.floor(g.mem))
+        add("container_memory_usage_bytes", own, math.floor(g.mem * 1.1))
+        add("container_memory_rss", own, math.floor(g.mem * 0.9))
+        add("container_memory_cache", own, math.floor(g.mem * 0.1))
+        add("container_last_seen", own, math.floor(now))
+        add("container_start_time_seconds", own, math.floor(g.start), stamped=False)
+        add("container_spec_cpu_period", own, 100000, stamped=False)
         if g.cpu_limit:
-            add("container_spec_cpu_quota", g.labels, math.floor(g.cpu_limit * 100000), stamped=False)
-        add("container_spec_cpu_shares", g.labels, max(2, math.floor((g.cpu_request or 0.002) * 1024)),
+            add("container_spec_cpu_quota", own, math.floor(g.cpu_limit * 100000), stamped=False)
+        add("container_spec_cpu_shares", own, max(2, math.floor((g.cpu_request or 0.002) * 1024)),
             stamped=False)
-        add("container_spec_memory_limit_bytes", g.labels, math.floor(g.mem_limit), stamped=False)
+        add("container_spec_memory_limit_bytes", own, math.floor(g.mem_limit), stamped=False)
         if g.network:
             net = {**g.labels, "interface": "eth0"}
             add("container_network_receive_bytes_total", net, math.floor(uptime * 2048))

@@ -220,6 +220,21 @@ def _short(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def positive_int(value: Any, flag: str) -> int | None:
+    """A whole-number flag of at least 1 (None when absent); InputError naming the flag otherwise."""
+    from kubeops.errors import InputError
+
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InputError(f"{flag} expects a whole number of at least 1, got {value!r}")
+    return number
+
+
 def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
     """Seconds from a `--wait-for-lock` value (0 when absent); InputError for a malformed one."""
     from kubeops.errors import InputError

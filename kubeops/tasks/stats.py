@@ -18,10 +18,11 @@ _INTERVAL = "seconds between the two cAdvisor samples (default 5)"
         "sort": "cpu (default), memory or name",
         "output": "table (default) or json",
         "interval": _INTERVAL,
+        "concurrency": "cAdvisor scrapes in flight at once (default: kube.scrape_concurrency, 16)",
         "cluster": _CLUSTER,
     }
 )
-def stats(c, node=None, sort="cpu", output="table", interval=5.0, cluster=None):  # type: ignore[no-untyped-def]
+def stats(c, node=None, sort="cpu", output="table", interval=5.0, concurrency=None, cluster=None):  # type: ignore[no-untyped-def]
     """Measured CPU and memory per pod of a node (or per node), beside requests, limits and allocatable."""
     from kubeops.actions.cadvisor import render_stats
     from kubeops.clients.factory import Clients
@@ -29,7 +30,10 @@ def stats(c, node=None, sort="cpu", output="table", interval=5.0, cluster=None):
     with _common.exit_codes():
         clients = Clients(_common.build_settings(cluster))
         try:
-            text = render_stats(clients.kube, node=node, sort=sort, output=output, interval_s=float(interval))
+            text = render_stats(
+                clients.kube, node=node, sort=sort, output=output, interval_s=float(interval),
+                concurrency=_common.positive_int(concurrency, "--concurrency"),
+            )
         finally:
             clients.close()
     print(text)

@@ -1,0 +1,116 @@
+"""`Mirror` (list, then watch) against a real sandbox: it follows changes, and resumes after 410 Gone by listing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeops.clients.factory import Clients
+from kubeops.clients.watch import Mirror, wait_until
+from kubeops.sandbox.testing import SandboxProcess
+from kubeops.settings import load_settings
+
+SCENARIO: dict[str, Any] = {
+    "name": "watch-test",
+    "settings": {"tick_ms": 50, "watch_history": 5},  # only 5 events kept: older versions answer 410 Gone
+    "nodes": [{"name": "worker-0"}],
+}
+
+
+@pytest.fixture
+def kube(sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path):  # type: ignore[no-untyped-def]
+    sb = sandbox_factory(SCENARIO)
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    spec = {"name": "sandbox", "kube": {"kubeconfig": str(sb.kubeconfig)}}
+    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
+    clients = Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "state"))
+    yield sb, clients.kube
+    clients.close()
+
+
+def configmap(kube: Any, name: str, value: str) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": value}}
+    try:
+        kube.request("POST", "/api/v1/namespaces/default/configmaps", body=body, what="create")
+    except Exception:
+        kube.request("PUT", f"/api/v1/namespaces/default/configmaps/{name}", body=body, what="update")
+
+
+def config_reads(sb: SandboxProcess, mark: int) -> list[str]:
+    """Verbs of the GETs on configmaps since `mark` (a watch is logged only when its stream ends, at the server)."""
+    return [r["verb"] for r in sb.requests()[mark:] if r["method"] == "GET" and "/configmaps" in r["path"]]
+
+
+def values(mirror: Mirror) -> dict[str, str]:
+    return {o["metadata"]["name"]: (o.get("data") or {}).get("v", "") for o in mirror.objects()}
+
+
+def test_follows_changes_with_one_list_and_one_watch(kube) -> None:  # type: ignore[no-untyped-def]
+    sb, client = kube
+    configmap(client, "a", "1")
+    mark = len(sb.requests())
+    with Mirror(client, "/api/v1/namespaces/default/configmaps", what="configmaps") as mirror:
+        assert values(mirror) == {"a": "1"}
+        for i in range(10):
+            configmap(client, "a", str(i))
+        configmap(client, "b", "x")
+        got = wait_until([mirror], lambda: values(mirror) == {"a": "9", "b": "x"} or None,
+                         deadline=time.monotonic() + 10)
+        assert got
+    assert [v for v in config_reads(sb, mark) if v != "watch"] == ["list"]  # 11 changes, no other read
+    assert mirror.relists == 0
+
+
+def test_a_too_old_version_gets_410_and_the_mirror_lists_again(kube) -> None:  # type: ignore[no-untyped-def]
+    sb, client = kube
+    configmap(client, "a", "old")
+    listed = client.request("GET", "/api/v1/namespaces/default/configmaps", what="list")
+    stale = (listed["items"], listed["metadata"]["resourceVersion"])
+    for i in range(12):  # more changes than the server keeps: the stale version is now too old to watch from
+        configmap(client, "a", str(i))
+    configmap(client, "c", "new")
+    mark = len(sb.requests())
+    with Mirror(client, "/api/v1/namespaces/default/configmaps", what="configmaps", seed=stale) as mirror:
+        got = wait_until([mirror], lambda: values(mirror) == {"a": "11", "c": "new"} or None,
+                         deadline=time.monotonic() + 10)
+        assert got, values(mirror)
+        assert mirror.relists == 1 and not mirror.polling
+        configmap(client, "c", "after")  # and it keeps following from the fresh list's version
+        assert wait_until([mirror], lambda: values(mirror).get("c") == "after" or None,
+                          deadline=time.monotonic() + 10)
+    assert [v for v in config_reads(sb, mark) if v != "watch"] == ["list"]  # the one list after the 410
+
+
+def test_when_watches_keep_failing_the_mirror_falls_back_to_a_slow_list(
+    sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    sb = sandbox_factory(SCENARIO)
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    spec = {"name": "sandbox", "kube": {"kubeconfig": str(sb.kubeconfig), "max_retries": 0}}
+    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
+    clients = Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "state"))
+    client = clients.kube
+    configmap(client, "a", "1")
+    path = "/api/v1/namespaces/default/configmaps"
+    listed = client.request("GET", path, what="list")
+    # from now on every request on the collection fails (a proxy that drops long requests, say): watches, lists
+    sb.set_faults(error_503_rate=1.0, path_prefix=path)
+    seed = (listed["items"], listed["metadata"]["resourceVersion"])
+    with Mirror(client, path, what="configmaps", fallback_poll_s=0.5, seed=seed) as mirror:
+        deadline = time.monotonic() + 5
+        while not mirror.polling and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mirror.polling and mirror.error is not None and mirror.error.status == 503
+        sb.set_faults()
+        client.request("PUT", f"{path}/a", body={"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "a"}, "data": {"v": "2"}}, what="update")
+        got = wait_until([mirror], lambda: values(mirror) == {"a": "2"} or None, deadline=time.monotonic() + 5)
+        assert got, values(mirror)  # seen by the slow list, not by a watch
+    clients.close()
