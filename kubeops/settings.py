@@ -58,6 +58,9 @@ class KubeSettings:
     max_retries: int = 5  # 429/5xx/dropped connections are retried this often, honouring Retry-After
     qps_concurrency: int = 10  # evictions in flight at once: bounded like kubectl's default client QPS
     scrape_concurrency: int = 16  # cAdvisor scrapes in flight at once (`stats --concurrency` overrides)
+    # Big decoded lists leave the cycle collector's view (gc.freeze): right for a run that ends, wrong for the
+    # long-lived console, where anything frozen that later became cyclic garbage would never be freed.
+    freeze_big_lists: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ class KubeClient:
         request_timeout_s: float = 30.0,
         concurrency: int = 10,
         scrape_concurrency: int = 16,
+        freeze_big_lists: bool = True,
     ) -> None:
         self.api_client = api_client
         self.dry_run = dry_run
@@ -99,6 +100,7 @@ class KubeClient:
         self.request_timeout_s = request_timeout_s
         self.concurrency = concurrency
         self.scrape_concurrency = scrape_concurrency
+        self.freeze_big_lists = freeze_big_lists
         self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
         self._apis: dict[str, Any] = {}
 
@@ -138,6 +140,7 @@ class KubeClient:
             request_timeout_s=settings.request_timeout_s,
             concurrency=settings.qps_concurrency,
             scrape_concurrency=settings.scrape_concurrency,
+            freeze_big_lists=settings.freeze_big_lists,
         )
 
     def close(self) -> None:
@@ -236,7 +239,9 @@ class KubeClient:
         data = response.data
         if not data:
             return {}
-        with gc_paused():
+        if len(data) < _BIG_BODY:
+            return _loads(data)
+        with gc_paused(freeze=self.freeze_big_lists):
             return _loads(data)
 
     def request(
@@ -282,8 +287,11 @@ class KubeClient:
         return WatchStream(response)
 
 
+_BIG_BODY = 1 << 20  # bodies from here on are list pages worth keeping out of the cycle collector's way
+
+
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, freeze: bool = True) -> Iterator[None]:
     """Pause the cyclic garbage collector while a big list is decoded and gathered, then freeze what it built.
 
     Why: 60,000 pods are millions of new objects. Collected as they are built, the collector walks every page
@@ -291,8 +299,11 @@ def gc_paused() -> Iterator[None]:
     walk all of them at once, three times over, in whatever code runs next. `gc.freeze()` moves what exists to
     the permanent generation, which collections skip. Decoded JSON holds no reference cycles, and refcounting
     still frees it the moment it is dropped, so only a cycle among objects alive at this instant could outlive
-    its use (kubeops runs are short-lived processes).
+    its use; so only short-lived runs do it (`KubeSettings.freeze_big_lists`; the console turns it off).
     """
+    if not freeze:  # a long-lived process (the console): leave the collector alone
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -49,7 +49,7 @@ def list_nodes(kube: KubeClient) -> list[Obj]:
     """Every node (clusters have thousands at most: one page of 500 at a time)."""
     items: list[Obj] = []
     token: str | None = None
-    with gc_paused():
+    with gc_paused(freeze=kube.freeze_big_lists):
         while True:
             page = kube.request("GET", "/api/v1/nodes", query={"limit": 500, "continue": token}, what="list nodes")
             items.extend(page.get("items") or [])

@@ -35,7 +35,8 @@ def _paged(
     items: list[Obj] = []
     token: str | None = None
     version = ""
-    with gc_paused():  # every page's objects stay alive: no point in the collector walking them page after page
+    # every page's objects stay alive: no point in the collector walking them page after page
+    with gc_paused(freeze=kube.freeze_big_lists):
         while True:
             page = kube.request("GET", path, query={**query, "limit": PAGE, "continue": token}, what=what)
             found = page.get("items") or []

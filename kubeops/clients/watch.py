@@ -109,7 +109,7 @@ class Mirror:
         objects: dict[str, Obj] = {}
         token: str | None = None
         version = ""
-        with gc_paused():
+        with gc_paused(freeze=self.kube.freeze_big_lists):
             while True:
                 query = {**self.query, "limit": _PAGE, "continue": token}
                 data = self.kube.request("GET", self.path, query=query, what=f"list {self.what}")

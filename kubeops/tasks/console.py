@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kubeops.tasks import _common
 from kubeops.tasks._common import task
 
@@ -35,6 +37,8 @@ def console(  # type: ignore[no-untyped-def]
         from kubeops.console.server import ServeOptions, serve
 
         settings = _common.build_settings(cluster, log_format)
+        # a long-lived server: decoded lists must stay collectable (see KubeSettings.freeze_big_lists)
+        settings = replace(settings, kube=replace(settings.kube, freeze_big_lists=False))
         _common.setup_logging(settings)
         serve(settings, _common.registry(), ServeOptions(host=host, port=int(port), read_only=bool(read_only),
                                                          token_file=token_file, tls_cert=tls_cert, tls_key=tls_key))
