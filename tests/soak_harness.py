@@ -197,7 +197,7 @@ def _wait(check: Callable[[], bool], timeout_s: float) -> bool:
         try:
             if check():
                 return True
-        except Exception:  # noqa: BLE001 - a read can race a node going away; try again
+        except Exception:
             pass
         if time.monotonic() > deadline:
             return False
