@@ -47,6 +47,8 @@ def main() -> int:
         outcomes.append(outcome)
         print(f"[{(time.monotonic() - began) / 60:5.1f} min] {name}: {outcome.kills} kills, {outcome.resumes} "
               f"resumes, {outcome.faults} faults, {len(outcome.violations)} violations", flush=True)
+        for text in outcome.violations:
+            print(f"    VIOLATION: {text}", flush=True)
     print()
     print(table(outcomes))
     (root / "soak.json").write_text(summary_json(outcomes))
