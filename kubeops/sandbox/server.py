@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from kubeops.errors import PlaybookError
 from kubeops.sandbox import openapi, tables
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
@@ -34,6 +35,7 @@ from kubeops.sandbox.faults import FaultConfig, FaultConfigError, Faults
 from kubeops.sandbox.requestlog import RequestLog
 from kubeops.sandbox.selectors import fields_match, labels_match
 from kubeops.sandbox.store import Obj, WatchEvent, clone
+from kubeops.yamlsource import parse_yaml
 
 log = logging.getLogger("kubeops.sandbox.server")
 SANDBOX_TOKEN = "kubeops-sandbox-token"  # written into the sandbox kubeconfig; not a secret
@@ -233,8 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").lower()
         try:
             if allow_yaml and "yaml" in ctype:
-                return yaml.safe_load(raw)
+                return parse_yaml(raw.decode("utf-8"), path="request body").data  # bounded: no alias bombs
             return json.loads(raw)
+        except PlaybookError as exc:
+            raise st.bad_request(f"error decoding request body: {exc.message}") from None
         except (ValueError, yaml.YAMLError) as exc:
             raise st.bad_request(f"error decoding request body: {exc}") from None
 

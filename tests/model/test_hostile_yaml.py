@@ -96,3 +96,18 @@ def test_pure_python_fallback_refuses_depth_too(tmp_path: Path, monkeypatch: pyt
     path.write_text("a:\n  b: " + "[" * 500 + "]" * 500 + "\n")
     with pytest.raises(PlaybookError, match=r"deep.yaml:2: nested more than 100"):
         load_yaml(path)
+
+
+@pytest.mark.timeout(60)
+def test_the_sandbox_refuses_a_yaml_bomb_request_body(sandbox) -> None:  # type: ignore[no-untyped-def]
+    path = "/api/v1/namespaces/default/configmaps/bomb"
+    created = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bomb"}, "data": {"a": "b"}}
+    status, _ = sandbox.request("POST", "/api/v1/namespaces/default/configmaps", created)
+    assert status == 201
+    body = BOMB.replace("name: bomb", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}").split("steps:")[0]
+    status, answer = sandbox.request("PATCH", path + "?fieldManager=t", body.encode(),
+                                     content_type="application/apply-patch+yaml")
+    assert status == 400, answer
+    assert "expands to more than" in answer["message"]
+    status, now = sandbox.request("GET", path)
+    assert status == 200 and now["data"] == {"a": "b"}
