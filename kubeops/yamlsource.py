@@ -292,9 +292,12 @@ def load_yaml(path: str | Path, *, limits: YamlLimits | None = None) -> YamlDocu
     limits = limits or YamlLimits.from_env()
     try:
         with Path(path).open("rb") as handle:
-            raw = handle.read(limits.max_bytes + 1)
-        if len(raw) > limits.max_bytes:
-            raise _too_big(name, Path(path).stat().st_size, limits)
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_bytes:
+                raise _too_big(name, size, limits)
+            raw = handle.read()  # not read(max_bytes + 1): that allocates the whole limit up front
+        if len(raw) > limits.max_bytes:  # grew while we looked, or a pipe/FIFO whose size stat cannot tell
+            raise _too_big(name, len(raw), limits)
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise PlaybookError("file not found", path=name) from None
