@@ -22,6 +22,7 @@ import json
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class Outcome:
     faults: int = 0
     requests: int = 0
     seconds: float = 0.0
+    lowest_ready: int = -1  # fewest Ready apps/web pods seen while the run went on (its budget promises 2)
+    ready_samples: int = 0
     violations: list[str] = field(default_factory=list)
 
 
@@ -77,6 +80,50 @@ def _all_instances(env: AwsSandbox) -> dict[str, str]:
         for instance in reservation["Instances"]:
             out[instance["InstanceId"]] = instance["State"]["Name"]
     return out
+
+
+WEB_MIN_READY = 2  # apps/web: 3 replicas, PodDisruptionBudget maxUnavailable 1
+
+
+class ReadyWatch:
+    """Samples the Ready pods of apps/web all through a run (kills and resumes included), keeping the lowest.
+
+    Reads go straight to the sandbox and can be faulted like any request: a faulted sample is simply skipped.
+    Counts Ready pods, not the Deployment's status, so a pod on a node that vanished counts as lost at once.
+    """
+
+    def __init__(self, env: AwsSandbox) -> None:
+        self.env = env
+        self.lowest = WEB_MIN_READY + 100
+        self.lowest_at = ""
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                status, body = self.env.sb.request("GET", "/api/v1/namespaces/apps/pods?labelSelector=app%3Dweb")
+            except OSError:
+                continue
+            if status != 200 or not isinstance(body, dict):
+                continue
+            ready = sum(
+                1 for pod in body.get("items", [])
+                if not pod["metadata"].get("deletionTimestamp")
+                and any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (pod.get("status") or {}).get("conditions") or [])
+            )
+            self.samples += 1
+            if ready < self.lowest:
+                self.lowest, self.lowest_at = ready, time.strftime("%H:%M:%S")
 
 
 def _set_faults(env: AwsSandbox, faults: dict[str, Any]) -> None:
@@ -158,7 +205,12 @@ def soak_one(name: str, root: Path, *, seed: int, kills: int, kill_window_s: flo
         _set_faults(env, {**FAULTS, **(faults or {}), "seed": seed})
         driver = Driver(env, rng, outcome, kills=kills, kill_window_s=kill_window_s, deadline=deadline,
                         logs=root / "soak-logs")
-        record = driver.drive(args)
+        watch = ReadyWatch(env)
+        watch.start()
+        try:
+            record = driver.drive(args)
+        finally:
+            watch.stop()
         _set_faults(env, {})
         seen = env.requests()[requests_before:]
         outcome.requests = len(seen)
@@ -183,6 +235,10 @@ def soak_one(name: str, root: Path, *, seed: int, kills: int, kill_window_s: flo
         gone = sorted(i for i, state in instances_after.items()
                       if state in ("shutting-down", "terminated") and instances_before.get(i) == "running")
         v.extend(check(env, group_before, after, launched, gone))
+        outcome.lowest_ready, outcome.ready_samples = watch.lowest, watch.samples
+        if watch.lowest < WEB_MIN_READY:
+            v.append(f"apps/web had only {watch.lowest} Ready pods at {watch.lowest_at}; its budget promises "
+                     f"{WEB_MIN_READY}: pods of a controller were lost")
         if not _wait(env.deployment_ready, 60):
             v.append("Deployment apps/web is not fully Ready: pods of a controller were lost")
     finally:
@@ -288,13 +344,14 @@ def _prepare(name: str, env: AwsSandbox) -> tuple[list[str], Check]:
 
 def table(outcomes: list[Outcome]) -> str:
     """kills, resumes, faults injected and violations per scenario, with a total row."""
-    rows = [("scenario", "runs", "kills", "resumes", "requests", "faults", "violations", "seconds")]
+    rows = [("scenario", "runs", "kills", "resumes", "requests", "faults", "min ready web", "violations", "seconds")]
     by: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by.setdefault(o.scenario, []).append(o)
     for name, group in [*by.items(), ("TOTAL", outcomes)]:
         rows.append((name, str(len(group)), str(sum(o.kills for o in group)), str(sum(o.resumes for o in group)),
                      str(sum(o.requests for o in group)), str(sum(o.faults for o in group)),
+                     str(min(o.lowest_ready for o in group)),
                      str(sum(len(o.violations) for o in group)), f"{sum(o.seconds for o in group):.0f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))

@@ -21,3 +21,4 @@ def test_replace_node_survives_kills_and_faults_with_no_violation(tmp_path: Path
     assert outcome.kills >= 2  # kills land within 2.5 s of each try; a replace takes longer than that
     assert outcome.resumes >= 1  # a kill before the record exists restarts the command instead
     assert outcome.faults > 0
+    assert outcome.ready_samples > 10 and outcome.lowest_ready >= 2  # the budget held through kills and faults
