@@ -11,8 +11,9 @@ Invariants checked after each run ends (each is one "violation" when broken):
   which keeps terminated instances), the group's desired/max as before (or desired-1 for a decommission with
   terminate), no process left suspended;
 - the nodes in the promised state (replaced/decommissioned node gone, the right number of Ready workers);
-- pods of a controller never lost: the Deployment is fully Ready again, and (deploy) exactly one controller of
-  the new version serves all replicas;
+- pods of a controller never lost: apps/web never has fewer Ready pods than its budget allows (sampled every
+  0.1 s all through the run, kills and resumes included), is fully Ready at the end, and (deploy) exactly one
+  controller of the new version serves all replicas;
 - the cluster lock released (`kubeops lock` says it is not locked).
 """
 
