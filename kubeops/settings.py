@@ -86,6 +86,9 @@ class SshSettings:
     strict_host_key_checking: bool = True
     connect_timeout_s: float = 10.0
     hosts: dict[str, str] = field(default_factory=dict)  # node name -> address, when not the node's InternalIP
+    # name of an environment variable holding the passphrase of an encrypted key_filename (never the passphrase
+    # itself: the inventory is a file people share and commit)
+    key_passphrase_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

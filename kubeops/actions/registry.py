@@ -15,6 +15,7 @@ the Kubernetes API with ``dryRun=All``; it must not change anything anywhere.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import types
 import typing
@@ -76,7 +77,7 @@ class ActionSpec:
 
     def param_specs(self) -> dict[str, ParamSpec]:
         """The parameters a step may pass, in declaration order."""
-        hints = typing.get_type_hints(self.params)
+        hints = _type_hints(self.params)
         specs: dict[str, ParamSpec] = {}
         for f in dataclasses.fields(self.params):
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -91,6 +92,12 @@ class ActionSpec:
                 description=str(f.metadata.get("help", "")),
             )
         return specs
+
+
+@functools.cache
+def _type_hints(params: type) -> dict[str, Any]:
+    """Resolved annotations of a params class, once: resolving them per step made big playbooks load slowly."""
+    return typing.get_type_hints(params)
 
 
 class Registry:

@@ -188,10 +188,13 @@ class KubeClient:
         return {"dry_run": "All"} if self.dry_run else {}
 
     # --- the choke point ----------------------------------------------------------------------------------------
-    def call(self, fn: Callable[..., T], *args: Any, what: str, retry: bool = True, **kwargs: Any) -> T:
+    def call(self, fn: Callable[..., T], *args: Any, what: str, retry: bool = True, retry_429: bool = True,
+             **kwargs: Any) -> T:
         """Call an API method, retrying transient failures; `what` names the operation in errors.
 
-        Evictions pass ``retry=False``: their 429 means a PodDisruptionBudget said no, which the drain handles.
+        Evictions pass ``retry_429=False``: their 429 means a PodDisruptionBudget said no, which the drain handles
+        with its own backoff; their 5xx and dropped connections are retried like any call (a single 503 used to
+        fail a whole drain, found by the soak).
         """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
@@ -203,7 +206,8 @@ class KubeClient:
                 return fn(*args, **kwargs)
             except ApiException as exc:
                 error = map_api_exception(exc, what=what)
-                if not retry or exc.status not in RETRYABLE_STATUS or attempt > self.max_retries:
+                throttled_by_caller = exc.status == 429 and not retry_429
+                if not retry or throttled_by_caller or exc.status not in RETRYABLE_STATUS or attempt > self.max_retries:
                     raise error from None
                 delay = _retry_after(exc)
             except (Urllib3Error, ConnectionError, OSError) as exc:
@@ -254,6 +258,7 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         retry: bool = True,
+        retry_429: bool = True,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
         """One API call as plain JSON, through `call` (retries, error mapping).
@@ -264,7 +269,8 @@ class KubeClient:
         if method != "GET" and self.dry_run:
             query["dryRun"] = "All"
         timeout = timeout_s or self.request_timeout_s
-        return self.call(self._send, method, path, query, body, content_type, timeout, what=what, retry=retry)
+        return self.call(self._send, method, path, query, body, content_type, timeout, what=what, retry=retry,
+                         retry_429=retry_429)
 
     def watch(
         self,

@@ -109,7 +109,7 @@ def evict_pod(kube: KubeClient, pod: Mapping[str, Any], *, grace_period_s: int |
     """Ask the eviction subresource to remove `pod`; False when it was already gone.
 
     Raises `TooManyRequests` when a PodDisruptionBudget refuses (never retried here: the drain decides), and
-    other ClusterErrors as they come.
+    other ClusterErrors once the client's retries of 5xx and dropped connections are spent.
     """
     ns, name, _ = _meta(pod)
     version = getattr(kube, "eviction_version", "v1")
@@ -121,7 +121,7 @@ def evict_pod(kube: KubeClient, pod: Mapping[str, Any], *, grace_period_s: int |
     }
     path = f"/api/v1/namespaces/{ns}/pods/{name}/eviction"
     try:
-        kube.request("POST", path, body=body, what=f"evict pod {ns}/{name}", retry=False)
+        kube.request("POST", path, body=body, what=f"evict pod {ns}/{name}", retry_429=False)
     except ClusterError as error:
         if _pod_gone(error):
             return False

@@ -17,6 +17,7 @@ Why a wrapper rather than `Connection.run`:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import socket
@@ -221,6 +222,7 @@ class SshClient:
     strict_host_key_checking: bool = True
     connect_timeout_s: float = 10.0
     dry_run: bool = False
+    passphrase: str | None = field(default=None, repr=False)  # of an encrypted key; never printed
     output_limit: int = OUTPUT_LIMIT
     recorded: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would have been sent
     _connections: dict[tuple[str | None, str, int], Any] = field(default_factory=dict, repr=False)
@@ -231,7 +233,16 @@ class SshClient:
         key = settings.key_filename
         if key and not Path(key).expanduser().exists():
             raise InputError(f"ssh.key_filename {key} does not exist", hint="fix ssh.key_filename in the inventory")
+        passphrase = None
+        if settings.key_passphrase_env:
+            passphrase = os.environ.get(settings.key_passphrase_env)
+            if not passphrase:
+                raise InputError(
+                    f"ssh.key_passphrase_env names ${settings.key_passphrase_env}, which is not set",
+                    hint=f"export {settings.key_passphrase_env} (the passphrase of {key}) before running",
+                )
         return cls(
+            passphrase=passphrase,
             user=settings.user,
             port=settings.port,
             key_filename=str(Path(key).expanduser()) if key else None,
@@ -261,6 +272,8 @@ class SshClient:
         if self.key_filename:
             # an explicit key only: no agent or ~/.ssh guessing, so the inventory says exactly what is used
             connect_kwargs.update(key_filename=self.key_filename, look_for_keys=False, allow_agent=False)
+            if self.passphrase:
+                connect_kwargs["passphrase"] = self.passphrase  # decrypts the key in memory only
         config = Config(overrides={"load_ssh_configs": False})  # the inventory, not ~/.ssh/config, decides
         conn = Connection(
             host,

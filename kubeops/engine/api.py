@@ -4,7 +4,8 @@
 - `run_playbook(ref, settings=..., params=..., dry_run=...)`: run and return the final record;
   raises StepFailed (resumable) or InputError (rejected: nothing changed) unless ``check=False``;
 - `resume_run(run_id, settings=..., force=...)`: continue a run (None: the latest unfinished of the cluster);
-- `list_runs`, `get_run`: read records.
+- `list_runs`, `get_run`, `list_unreadable`: read records (an undecodable one is listed as unreadable, and
+  `get_run` of it raises CorruptRecord saying where it is and what to do).
 
 A dry run keeps its record in memory only: it never appears in `runs` and can never be resumed, so a dry run
 leaves no trace in the state folder (the returned record carries each step's plan for printing).
@@ -22,6 +23,7 @@ from kubeops.engine.checkpoints import (
     CheckpointStore,
     MemoryCheckpointStore,
     RunRecord,
+    UnreadableRecord,
     latest_unfinished,
 )
 from kubeops.engine.runner import NullGuard, RunGuard, Runner
@@ -118,6 +120,15 @@ def list_runs(
     return (store or store_for(settings)).list(cluster=None if all_clusters else settings.cluster)
 
 
+def list_unreadable(
+    *, settings: Settings, store: CheckpointStore | None = None, all_clusters: bool = False
+) -> list[UnreadableRecord]:
+    """Stored records that cannot be decoded (truncated, not JSON): shown by `runs` so no run vanishes."""
+    st = store or store_for(settings)
+    finder = getattr(st, "unreadable", None)
+    return list(finder(cluster=None if all_clusters else settings.cluster)) if finder else []
+
+
 def resume_run(
     run_id: str | None,
     *,
@@ -139,7 +150,13 @@ def resume_run(
     if run_id is None:
         record = latest_unfinished(st, cluster=settings.cluster)
         if record is None:
-            raise InputError(f"no unfinished run for cluster {settings.cluster!r}", hint="see `invoke runs`")
+            broken = list_unreadable(settings=settings, store=st)
+            raise InputError(
+                f"no unfinished run for cluster {settings.cluster!r}"
+                + (f" ({len(broken)} unreadable record(s) skipped: {', '.join(u.where for u in broken)})"
+                   if broken else ""),
+                hint="see `invoke runs`",
+            )
     else:
         record = get_run(run_id, settings=settings, store=st)
     if record.get("status") == "done":

@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
+
+from kubeops.errors import InputError
 
 RECORD_VERSION = 1
 RUN_STATUSES = ("running", "done", "failed", "paused", "rejected")
@@ -66,6 +69,62 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A stored run record that cannot be decoded (disk full mid-write on another filesystem, a hand edit).
+
+    Listed beside the readable runs instead of vanishing: a half-done maintenance run must stay visible."""
+
+    run_id: str
+    where: str  # a file path, or namespace/name of a ConfigMap
+    reason: str
+    hint: str
+
+
+class CorruptRecord(InputError):
+    """`show`/`resume` of a run whose record cannot be decoded: says where it is and what to do."""
+
+    def __init__(self, unreadable: UnreadableRecord) -> None:
+        super().__init__(
+            f"run {unreadable.run_id}: record {unreadable.where} is unreadable ({unreadable.reason}); "
+            "it can be neither shown nor resumed",
+            hint=unreadable.hint,
+        )
+        self.unreadable = unreadable
+
+
+def decode_record(text: str | bytes, *, run_id: str | None) -> RunRecord | str:
+    """The record in `text`, or a short reason it is not one (empty, truncated, not JSON, wrong shape).
+
+    `run_id` is the id the record must carry (its file name); None where the store cannot tell exactly."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"not UTF-8 text (byte {exc.start})"
+    if not text.strip():
+        return "empty (0 bytes of JSON)"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        body = text.strip()
+        if exc.pos >= len(text.rstrip()) or (body.startswith("{") and not body.endswith("}")):
+            return f"truncated: the JSON stops after {len(text.encode())} bytes"
+        return f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    if not isinstance(record, dict):
+        return f"not a run record: a JSON {type(record).__name__}, not an object"
+    missing = [key for key in ("id", "status", "steps") if key not in record]
+    if missing:
+        return f"not a run record: no {', '.join(repr(k) for k in missing)}"
+    if not isinstance(record["steps"], list) or not isinstance(record.get("playbook", {}), dict):
+        return "not a run record: 'steps' must be a list and 'playbook' an object"
+    if not all(isinstance(step, dict) for step in record["steps"]):
+        return "not a run record: every step must be an object"
+    if run_id is not None and record["id"] != run_id:
+        return f"holds run {record['id']!r}, not {run_id!r}"
+    return record  # type: ignore[no-any-return]
+
+
 class CheckpointStore(Protocol):
     """Where run records live. Implementations must make `save` atomic."""
 
@@ -78,7 +137,11 @@ class CheckpointStore(Protocol):
         ...
 
     def list(self, *, cluster: str | None = None) -> list[RunRecord]:
-        """All records (of `cluster` when given), oldest first."""
+        """All readable records (of `cluster` when given), oldest first."""
+        ...
+
+    def unreadable(self, *, cluster: str | None = None) -> list[UnreadableRecord]:
+        """Stored records that cannot be decoded (of `cluster` when the store can tell), oldest first."""
         ...
 
 
@@ -98,6 +161,9 @@ class MemoryCheckpointStore:
     def list(self, *, cluster: str | None = None) -> list[RunRecord]:
         records = [json.loads(t) for _, t in sorted(self._records.items())]
         return [r for r in records if cluster is None or r.get("cluster") == cluster]
+
+    def unreadable(self, *, cluster: str | None = None) -> list[UnreadableRecord]:
+        return []
 
 
 def latest_unfinished(

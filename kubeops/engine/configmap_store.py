@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from kubeops.clients import leases
-from kubeops.engine.checkpoints import RunRecord
+from kubeops.engine.checkpoints import CorruptRecord, RunRecord, UnreadableRecord, decode_record
 from kubeops.errors import Conflict, InputError
 
 if TYPE_CHECKING:
@@ -107,24 +107,55 @@ class ConfigMapCheckpointStore:
             ) from None
         self._versions[rid] = written["metadata"].get("resourceVersion", "")
 
-    def list(self, *, cluster: str | None = None) -> list[RunRecord]:
+    def _list_objects(self, cluster: str | None) -> list[dict[str, Any]]:
         selector = f"{MANAGED_BY}=kubeops,{RUN_LABEL}"
         if cluster is not None:
             selector += f",{CLUSTER_LABEL}={label_value(cluster)}"
+        return list(leases.list_configmaps(self.kube, self.namespace, label_selector=selector))
+
+    def list(self, *, cluster: str | None = None) -> list[RunRecord]:
         out: list[RunRecord] = []
-        for obj in leases.list_configmaps(self.kube, self.namespace, label_selector=selector):
-            record = self._decode(obj)
-            if record is None or (cluster is not None and record.get("cluster") != cluster):
+        for obj in self._list_objects(cluster):
+            record = self._decode_or_reason(obj)
+            if isinstance(record, str) or (cluster is not None and record.get("cluster") != cluster):
                 continue
             out.append(record)
         return sorted(out, key=lambda r: r.get("id", ""))
 
-    def _decode(self, obj: dict[str, Any]) -> RunRecord | None:
+    def unreadable(self, *, cluster: str | None = None) -> list[UnreadableRecord]:
+        out = []
+        for obj in self._list_objects(cluster):
+            reason = self._decode_or_reason(obj)
+            if isinstance(reason, str):
+                out.append(self._unreadable(obj, reason))
+        return sorted(out, key=lambda u: u.run_id)
+
+    def _run_id(self, obj: dict[str, Any]) -> str:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        name = str(obj.get("metadata", {}).get("name", ""))
+        return str(labels.get(RUN_LABEL) or name.removeprefix("kubeops-run-"))
+
+    def _decode_or_reason(self, obj: dict[str, Any]) -> RunRecord | str:
         text = (obj.get("data") or {}).get(KEY)
-        if not text:
-            return None
-        try:
-            return json.loads(text)  # type: ignore[no-any-return]
-        except ValueError:
-            name = obj.get("metadata", {}).get("name")
-            raise InputError(f"run record configmap {self.namespace}/{name} is not valid JSON") from None
+        if text is None:
+            return f"no {KEY} key in the ConfigMap"
+        return decode_record(text, run_id=None)  # names are lower-cased and labels sanitised: no exact id to match
+
+    def _unreadable(self, obj: dict[str, Any], reason: str) -> UnreadableRecord:
+        name = obj.get("metadata", {}).get("name")
+        where = f"configmap {self.namespace}/{name}"
+        return UnreadableRecord(
+            run_id=self._run_id(obj),
+            where=where,
+            reason=reason,
+            hint=(
+                f"inspect it with `kubectl -n {self.namespace} get configmap {name} -o yaml`; check by hand what "
+                f"the run had done, then remove it: `kubectl -n {self.namespace} delete configmap {name}`"
+            ),
+        )
+
+    def _decode(self, obj: dict[str, Any]) -> RunRecord | None:
+        decoded = self._decode_or_reason(obj)
+        if isinstance(decoded, str):
+            raise CorruptRecord(self._unreadable(obj, decoded))
+        return decoded

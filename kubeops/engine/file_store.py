@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kubeops.engine.checkpoints import RunRecord
+from kubeops.engine.checkpoints import CorruptRecord, RunRecord, UnreadableRecord, decode_record
 from kubeops.errors import InputError
 
 
@@ -54,13 +54,44 @@ class FileCheckpointStore:
     def load(self, *, run_id: str) -> RunRecord | None:
         path = self._path(run_id)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"run record {path} is not valid JSON: {exc}") from None
+        except OSError as exc:
+            raise CorruptRecord(self._unreadable(path, f"cannot be read: {exc.strerror}")) from None
+        decoded = decode_record(raw, run_id=run_id)
+        if isinstance(decoded, str):
+            raise CorruptRecord(self._unreadable(path, decoded))
+        return decoded
+
+    def _unreadable(self, path: Path, reason: str) -> UnreadableRecord:
+        return UnreadableRecord(
+            run_id=path.stem,
+            where=str(path),
+            reason=reason,
+            hint=(
+                f"inspect it with `less {path}`; restore it from a backup if you have one, else check by hand "
+                f"what the run had done (`invoke lock`, the nodes and groups it touched) and move it aside: "
+                f"`mv {path} {path}.corrupt`"
+            ),
+        )
+
+    def _read_all(self) -> list[tuple[Path, RunRecord | str]]:
+        if not self.folder.is_dir():
+            return []
+        out: list[tuple[Path, RunRecord | str]] = []
+        for path in sorted(self.folder.glob("*.json")):
+            if path.name.startswith("."):
+                continue  # a temp file of a save in progress (or left by a kill): not a record
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue  # removed between glob and read
+            except OSError as exc:
+                out.append((path, f"cannot be read: {exc.strerror}"))
+                continue
+            out.append((path, decode_record(raw, run_id=path.stem)))
+        return out
 
     def save(self, *, record: RunRecord) -> None:
         if not self._ready:
@@ -91,14 +122,12 @@ class FileCheckpointStore:
                 os.close(dir_fd)
 
     def list(self, *, cluster: str | None = None) -> list[RunRecord]:
-        if not self.folder.is_dir():
-            return []
-        out: list[RunRecord] = []
-        for path in sorted(self.folder.glob("*.json")):
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            if cluster is None or record.get("cluster") == cluster:
-                out.append(record)
-        return out
+        return [
+            decoded
+            for _, decoded in self._read_all()
+            if not isinstance(decoded, str) and (cluster is None or decoded.get("cluster") == cluster)
+        ]
+
+    def unreadable(self, *, cluster: str | None = None) -> list[UnreadableRecord]:
+        """Every undecodable record file: a file cannot say its cluster, so each is listed for every cluster."""
+        return [self._unreadable(path, decoded) for path, decoded in self._read_all() if isinstance(decoded, str)]

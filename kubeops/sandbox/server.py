@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from kubeops.errors import PlaybookError
 from kubeops.sandbox import openapi, openapi_v2, rbac, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
@@ -34,6 +35,7 @@ from kubeops.sandbox.faults import FaultConfig, FaultConfigError, Faults
 from kubeops.sandbox.requestlog import RequestLog
 from kubeops.sandbox.selectors import fields_match, labels_match
 from kubeops.sandbox.store import Obj, WatchEvent, clone
+from kubeops.yamlsource import parse_yaml
 
 log = logging.getLogger("kubeops.sandbox.server")
 SANDBOX_TOKEN = rbac.ADMIN_TOKEN  # written into the sandbox kubeconfig; not a secret
@@ -234,8 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
             if wire.is_protobuf(ctype):
                 return wire.decode_protobuf(raw)
             if allow_yaml and "yaml" in ctype:
-                return yaml.safe_load(raw)
+                return parse_yaml(raw.decode("utf-8"), path="request body").data  # bounded: no alias bombs
             return json.loads(raw)
+        except PlaybookError as exc:
+            raise st.bad_request(f"error decoding request body: {exc.message}") from None
         except (ValueError, yaml.YAMLError) as exc:
             raise st.bad_request(f"error decoding request body: {exc}") from None
 

@@ -59,10 +59,10 @@ def validate(c, playbook=None):  # type: ignore[no-untyped-def]
 def _current_step(record: dict[str, Any]) -> str:
     for s in record.get("steps", []):
         if s.get("status") in ("running", "failed"):
-            return str(s["name"])
+            return str(s.get("name", "?"))
     for s in record.get("steps", []):
         if s.get("status") == "pending":
-            return str(s["name"])
+            return str(s.get("name", "?"))
     return "-"
 
 
@@ -82,19 +82,29 @@ def runs(c, json_=False, cluster=None, all_=False, fleet=None):  # type: ignore[
         show_fleet(fleet, as_json=json_)
         return
     with _common.exit_codes():
-        from kubeops.engine.api import list_runs
+        from kubeops.engine.api import list_runs, list_unreadable
 
         settings = _common.build_settings(cluster)
         records = list_runs(settings=settings, all_clusters=all_)
+        broken = list_unreadable(settings=settings, all_clusters=all_)
         if json_:
-            print(json.dumps(records, indent=1))
+            entries = [*records, *({"id": u.run_id, "status": "unreadable", "path": u.where, "reason": u.reason}
+                                   for u in broken)]
+            print(json.dumps(sorted(entries, key=lambda e: str(e.get("id"))), indent=1))
             return
         rows = [("ID", "PLAYBOOK", "CLUSTER", "STATUS", "STARTED", "STEP")]
-        for r in records:
-            rows.append((r["id"], r["playbook"]["name"], r["cluster"], r["status"], r["started"], _current_step(r)))
+        listed = [
+            (r["id"], r.get("playbook", {}).get("name", "?"), r.get("cluster", "?"), r["status"],
+             r.get("started", "-"), _current_step(r))
+            for r in records
+        ]
+        listed += [(u.run_id, "?", "?", "unreadable", "-", "-") for u in broken]
+        rows += sorted(listed)
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        for u in broken:
+            print(f"unreadable {u.run_id}: {u.where}: {u.reason} (see `invoke show --run={u.run_id}`)")
 
 
 @task(help={"run": "run id (see `runs`)", "json": "print the record as JSON", "cluster": _CLUSTER})
@@ -168,6 +178,12 @@ def resume(  # type: ignore[no-untyped-def]
         wait_s = _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
+        if run is None:
+            from kubeops.engine.api import list_unreadable
+
+            for u in list_unreadable(settings=settings):
+                print(f"warning: skipped unreadable run record {u.where} ({u.reason}); "
+                      f"see `invoke show --run={u.run_id}`", file=sys.stderr)
         if run is not None and get_run(run, settings=settings).get("status") == "done":
             print(f"run {run} is already done; nothing to resume")
             return

@@ -338,3 +338,20 @@ class TestWaitForReplacements:
         assert "node worker-a is drained, but these controllers are not fully Ready again: ReplicaSet apps/web-" \
             in str(err.value)
         assert sb.pods_on("worker-a") == [] and len(sb.pods_on("worker-b")) == 2
+
+
+def test_a_transient_5xx_or_dropped_eviction_is_retried_not_a_failed_drain(make_sandbox):
+    """Found by the soak: one 503 on an eviction used to fail the whole drain (and with it a replace-group batch)."""
+    sb = make_sandbox({
+        "nodes": WORKERS,
+        "workloads": [{"kind": "Deployment", "name": "web", "replicas": 4}],
+        "faults": {"error_503_rate": 0.5, "drop_rate": 0.3, "methods": ["POST"], "path_regex": "/eviction$",
+                   "max_faults": 4, "seed": 1},
+    })
+    sb.wait_for(lambda: len(sb.pods_on("worker-0")) + len(sb.pods_on("worker-1")) == 4, what="4 pods placed")
+    on_node = names(sb.pods_on("worker-0"))
+    assert on_node
+    out = k8s.drain(ctx_for(sb), k8s.DrainParams(node="worker-0", grace_period_s=0, timeout_s=60))
+    assert set(out["evicted"]) == {f"default/{n}" for n in on_node}
+    faulted = [r for r in sb.requests() if r["path"].endswith("/eviction") and r.get("fault")]
+    assert faulted, "no eviction was faulted: the test would prove nothing"

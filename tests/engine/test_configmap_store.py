@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubeops.clients.kube import KubeClient
-from kubeops.engine.configmap_store import ConfigMapCheckpointStore, configmap_name
+from kubeops.engine.configmap_store import ConfigMapCheckpointStore, configmap_name, label_value
 from kubeops.errors import Conflict, InputError
 from kubeops.sandbox.testing import SandboxProcess
 from kubeops.settings import KubeSettings
@@ -74,3 +74,26 @@ def test_a_run_killed_mid_step_is_resumed_from_the_configmap_by_the_next_invocat
     (final,) = json.loads(h.call("runs", "--json").stdout)
     assert final["id"] == crashed["id"] and final["status"] == "done"
     assert h.effects_done() == ["a", "b"]
+
+
+@pytest.mark.timeout(120)
+def test_a_corrupt_record_configmap_is_listed_unreadable_and_load_says_what_to_do(sandbox: SandboxProcess) -> None:
+    from kubeops.engine.checkpoints import CorruptRecord
+
+    store = _store(sandbox)
+    good = {"id": "20260101T000000Z-aaaa", "cluster": "prod", "status": "done", "steps": []}
+    bad = {"id": "20260102T000000Z-bbbb", "cluster": "prod", "status": "running", "steps": []}
+    store.save(record=good)  # type: ignore[arg-type]
+    store.save(record=bad)  # type: ignore[arg-type]
+    name = configmap_name(bad["id"])
+    status, cm = sandbox.request("GET", f"/api/v1/namespaces/kube-system/configmaps/{name}")
+    cm["data"]["record.json"] = json.dumps(bad)[:25]  # a hand edit cut short
+    status, _ = sandbox.request("PUT", f"/api/v1/namespaces/kube-system/configmaps/{name}", cm)
+    assert status == 200
+    reader = _store(sandbox)
+    assert [r["id"] for r in reader.list(cluster="prod")] == [good["id"]]
+    [broken] = reader.unreadable(cluster="prod")
+    assert broken.run_id == label_value(bad["id"]) and broken.where == f"configmap kube-system/{name}"
+    assert broken.reason.startswith("truncated")
+    with pytest.raises(CorruptRecord, match=f"kubectl -n kube-system delete configmap {name}"):
+        reader.load(run_id=bad["id"])
