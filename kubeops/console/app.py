@@ -32,6 +32,7 @@ from kubeops.console.auth import Session, Sessions, TokenBook, csrf_ok
 from kubeops.console.headers import SecurityHeaders
 from kubeops.engine import api, overview
 from kubeops.engine.audit import Actor, AuditEntry
+from kubeops.engine.checkpoints import CorruptRecord
 from kubeops.engine.launcher import Launcher
 from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.engine.run_index import RunIndex
@@ -199,12 +200,14 @@ def build_app(config: ConsoleConfig) -> Starlette:
 
         return render(request, "runs.html", session=session, page=page, page_no=page_no, pages=pages, link=link,
                       filters=chosen, playbooks=await call(index.playbooks), cluster_filter=cluster,
-                      statuses=("running", "done", "failed", "paused", "rejected"))
+                      statuses=("running", "done", "failed", "paused", "rejected", "unreadable"))
 
     def run_context(run_id: str) -> dict[str, Any]:
         live = launcher.live(run_id)
         try:
             record = api.get_run(run_id, settings=settings)
+        except CorruptRecord:
+            raise  # its own page: where the record is, why it is unreadable, what to do
         except InputError:
             if live is None:
                 raise Refused(404, f"no run {run_id!r} in this cluster's store") from None

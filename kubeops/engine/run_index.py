@@ -7,7 +7,6 @@ only files whose size or modification time changed; other stores (ConfigMaps) ar
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubeops.engine.checkpoints import CheckpointStore, RunRecord
+from kubeops.engine.checkpoints import CheckpointStore, RunRecord, UnreadableRecord, decode_record
 from kubeops.engine.file_store import FileCheckpointStore
 from kubeops.engine.stores import store_for
 from kubeops.settings import Settings
@@ -82,6 +81,20 @@ def summarise(record: RunRecord) -> RunSummary:
     )
 
 
+def summarise_unreadable(broken: UnreadableRecord) -> RunSummary:
+    """A record that cannot be decoded still gets a row (status ``unreadable``, the reason as its error): a
+    half-done maintenance run must not vanish from the list because its file was cut short."""
+    return RunSummary(
+        id=broken.run_id, playbook="?", cluster="?", status="unreadable", dry_run=False, started="",
+        finished=None, failed_step=None, step="-", error=f"{broken.where}: {broken.reason}", params={},
+    )
+
+
+def _newest_first(summary: RunSummary) -> tuple[bool, str, str]:
+    """Sort key (reversed): unreadable records on top, where someone will see them, then by start time."""
+    return (summary.status == "unreadable", summary.started, summary.id)
+
+
 class RunIndex:
     """Summaries of the runs in `settings`' store, refreshed incrementally on each query."""
 
@@ -93,9 +106,13 @@ class RunIndex:
         self._mutex = threading.Lock()
 
     def summaries(self) -> list[RunSummary]:
-        """Every run, newest first (by start time: two ids of the same second sort by their random tail)."""
+        """Every run, unreadable records first, then newest first (by start time, not id: two ids of the same
+        second sort by their random tail)."""
         if not isinstance(self.store, FileCheckpointStore):
-            return sorted((summarise(r) for r in self.store.list()), key=lambda s: (s.started, s.id), reverse=True)
+            found = [summarise(r) for r in self.store.list()]
+            finder = getattr(self.store, "unreadable", None)
+            found += [summarise_unreadable(u) for u in (finder() if finder else ())]
+            return sorted(found, key=_newest_first, reverse=True)
         folder = self.store.folder
         with self._mutex:
             # Every save renames a temp file into the folder, so an unchanged folder mtime means unchanged
@@ -125,13 +142,18 @@ class RunIndex:
                     seen[entry.name] = cached
                     continue
                 try:
-                    with open(entry.path, encoding="utf-8") as fh:
-                        record = json.load(fh)
-                except (OSError, ValueError):
-                    continue
-                seen[entry.name] = (key, summarise(record))
+                    with open(entry.path, "rb") as fh:
+                        decoded = decode_record(fh.read(), run_id=entry.name[: -len(".json")])
+                except OSError as exc:
+                    decoded = f"cannot be read: {exc.strerror}"
+                if isinstance(decoded, str):
+                    broken = UnreadableRecord(run_id=entry.name[: -len(".json")], where=entry.path, reason=decoded,
+                                              hint="")
+                    seen[entry.name] = (key, summarise_unreadable(broken))
+                else:
+                    seen[entry.name] = (key, summarise(decoded))
             self._cache = seen
-            self._sorted = sorted((s for _, s in seen.values()), key=lambda s: (s.started, s.id), reverse=True)
+            self._sorted = sorted((s for _, s in seen.values()), key=_newest_first, reverse=True)
             self._folder_mtime_ns = folder_mtime
             return list(self._sorted)
 
@@ -150,7 +172,7 @@ class RunIndex:
             return (
                 (not status or s.status == status)
                 and (not playbook or s.playbook == playbook)
-                and (not cluster or s.cluster == cluster)
+                and (not cluster or s.cluster == cluster or s.status == "unreadable")  # its cluster is unknown
                 and (not text or any(text in (v or "") for v in (s.id, s.playbook, s.failed_step)))
             )
 

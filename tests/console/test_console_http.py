@@ -254,6 +254,21 @@ def test_runs_page_filters_and_paginates_the_same_store(console_factory: Console
     assert len(api.list_runs(settings=console.settings)) == 120
 
 
+def test_an_unreadable_record_is_listed_and_its_page_says_what_to_do(console_factory: ConsoleFactory) -> None:
+    """A record cut short (disk full mid-write) stays on the Runs page, and its page names the file and the fix."""
+    console = console_factory()
+    folder = Path(console.settings.state_dir) / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    broken = folder / "20261130T000000Z-cccc.json"
+    broken.write_text('{"version": 1, "id": "20261130T000000Z-cccc", "status": "running", "ste')
+    viewer = console.client("viewer")
+    runs = viewer.get("/runs").text
+    assert "20261130T000000Z-cccc" in runs and "unreadable" in runs and "truncated" in runs
+    page = viewer.get("/runs/20261130T000000Z-cccc")
+    assert page.status_code == 400
+    assert str(broken) in page.text and "unreadable" in page.text and ".corrupt" in page.text
+
+
 def test_cluster_page_shows_the_lock_holder_and_an_operator_breaks_it(console_factory: ConsoleFactory) -> None:
     from kubeops.engine.guard import lock_for
 

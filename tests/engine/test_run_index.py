@@ -57,3 +57,16 @@ def test_a_settled_folder_is_not_rescanned_and_a_new_save_is_still_seen(tmp_path
     assert page.total == 2 and page.items[1].status == "done"
     time.sleep(1.1)
     assert [s.status for s in index.page().items] == ["failed", "done"]
+
+
+def test_a_truncated_record_is_listed_as_unreadable_on_top(tmp_path: Path) -> None:
+    """A record cut short by a full disk stays visible on the Runs page, with its path and why."""
+    store = FileCheckpointStore(tmp_path, fsync=False)
+    store.save(record=_record("20261201T000000Z-aaaa", "done", started="2026-12-01T00:00:00.000Z"))
+    store.save(record=_record("20261202T000000Z-bbbb", "failed", started="2026-12-02T00:00:00.000Z"))
+    broken = store.folder / "20261130T000000Z-cccc.json"
+    broken.write_text('{"version": 1, "id": "20261130T000000Z-cccc", "status": "running", "ste')
+    rows = RunIndex(_Settings(tmp_path), store=store).summaries()  # type: ignore[arg-type]
+    assert [r.id for r in rows] == ["20261130T000000Z-cccc", "20261202T000000Z-bbbb", "20261201T000000Z-aaaa"]
+    assert rows[0].status == "unreadable"
+    assert str(broken) in (rows[0].error or "") and "truncated" in (rows[0].error or "")
