@@ -99,27 +99,7 @@ class FileCheckpointStore:
             self._ready = True
         path = self._path(record["id"])
         data = self._encode(record)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record['id']}.", suffix=".tmp", dir=self.folder)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
-        if self.fsync:
-            dir_fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        atomic_write(path, data, fsync=self.fsync)
 
     def list(self, *, cluster: str | None = None) -> list[RunRecord]:
         return [
@@ -131,3 +111,29 @@ class FileCheckpointStore:
     def unreadable(self, *, cluster: str | None = None) -> list[UnreadableRecord]:
         """Every undecodable record file: a file cannot say its cluster, so each is listed for every cluster."""
         return [self._unreadable(path, decoded) for path, decoded in self._read_all() if isinstance(decoded, str)]
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace `path` with `data` so that a crash at any instant leaves the old file or the new one, mode 0600.
+
+    A temp file in the same folder, fsync, rename over `path`, fsync the folder (the rename itself must last)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if fsync:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

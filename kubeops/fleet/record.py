@@ -12,12 +12,11 @@ Member statuses: ``pending`` (not started yet), ``running`` (started; after a cr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from kubeops.engine.file_store import atomic_write
 from kubeops.errors import InputError
 
 FLEET_RECORD_VERSION = 1
@@ -109,24 +108,7 @@ class FleetStore:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(record["id"])
         data = json.dumps(record, indent=1, default=str).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{record['id']}.", suffix=".tmp", dir=self.folder)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data)
 
     def list(self) -> list[FleetRecord]:
         """Every readable fleet record, oldest first."""

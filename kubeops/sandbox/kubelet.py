@@ -24,7 +24,7 @@ from kubeops.sandbox import heartbeats
 from kubeops.sandbox.scheduler import node_is_ready
 from kubeops.sandbox.status import ApiError
 from kubeops.sandbox.store import parse_time, rfc3339
-from kubeops.sandbox.timing import Timing
+from kubeops.sandbox.timing import Timing, annotation_seconds
 from kubeops.sandbox.tracker import Tracker, tracker_for
 
 if TYPE_CHECKING:
@@ -48,16 +48,6 @@ ANN_TERMINATION_DELAY = "sandbox.kubeops.io/termination-delay-s"
 ANN_SUCCEED_AFTER = "sandbox.kubeops.io/succeed-after-s"
 _POD_NET = ipaddress.IPv4Address("10.64.0.0")
 _BATCH = 2000  # pods started per lock hold, so API requests interleave with a big start-up
-
-
-def _ann_float(pod: Obj, name: str) -> float | None:
-    value = (pod["metadata"].get("annotations") or {}).get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _truthy(pod: Obj, name: str) -> bool:
@@ -282,7 +272,7 @@ class Kubelet:
         key = (meta.get("namespace") or "", meta["name"])
         if not ready and not _truthy(pod, ANN_NEVER_READY):
             self.t.later(now + delay, "__ready__", key)
-        succeed = _ann_float(pod, ANN_SUCCEED_AFTER)
+        succeed = annotation_seconds(pod, ANN_SUCCEED_AFTER)
         if succeed is not None:
             self.t.later(now + succeed, "__succeed__", key)
 

@@ -30,7 +30,8 @@ _READINESS = "sandbox.kubeops.io/readiness-delay-s"
 _TERMINATION = "sandbox.kubeops.io/termination-delay-s"
 
 
-def _ann(pod: Obj, name: str) -> float | None:
+def annotation_seconds(pod: Obj, name: str) -> float | None:
+    """A pod annotation read as non-negative seconds; None when absent or not a number."""
     value = ((pod.get("metadata") or {}).get("annotations") or {}).get(name)
     if value in (None, ""):
         return None
@@ -97,14 +98,14 @@ class Timing:
             "grace" if str(exit_s) == "grace" else max(0.0, float(exit_s)))
 
     def readiness_s(self, pod: Obj) -> float:
-        delay = _ann(pod, _READINESS)
+        delay = annotation_seconds(pod, _READINESS)
         if delay is None:
             delay = probe_ready_s(pod) if self.from_spec else 0.0
         return delay / self.speed
 
     def exit_s_of(self, pod: Obj) -> float:
         """How long after SIGTERM the app exits (the kubelet caps it at the deletion grace period)."""
-        delay = _ann(pod, _TERMINATION)
+        delay = annotation_seconds(pod, _TERMINATION)
         if delay is None:
             if not self.from_spec:
                 return 0.0
