@@ -144,16 +144,17 @@ def _closure(roots: list[str]) -> dict[str, Any]:
         if name in out or name not in components:
             continue
         out[name] = components[name]
-        todo.extend(_refs(components[name]))
+        todo.extend(schema_refs(components[name]))
     return dict(sorted(out.items()))
 
 
-def _refs(schema: Any) -> list[str]:
+def schema_refs(schema: Any, prefix: str = _REF_PREFIX) -> list[str]:
+    """Names of every schema `schema` references (``$ref`` values less `prefix`), nested ones included."""
     if isinstance(schema, dict):
-        found = [schema["$ref"][len(_REF_PREFIX):]] if isinstance(schema.get("$ref"), str) else []
-        return found + [r for v in schema.values() for r in _refs(v)]
+        found = [schema["$ref"][len(prefix):]] if isinstance(schema.get("$ref"), str) else []
+        return found + [r for v in schema.values() for r in schema_refs(v, prefix)]
     if isinstance(schema, list):
-        return [r for v in schema for r in _refs(v)]
+        return [r for v in schema for r in schema_refs(v, prefix)]
     return []
 
 

@@ -56,7 +56,7 @@ def _document(infos: tuple[ResourceInfo, ...]) -> dict[str, Any]:
         if name in definitions or name not in defs:
             continue
         definitions[name] = _SPECIAL.get(name) or _schema(defs[name])
-        todo.extend(_refs(definitions[name]))
+        todo.extend(openapi.schema_refs(definitions[name], _REF_PREFIX))
     return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {},
             "definitions": dict(sorted(definitions.items()))}
 
@@ -80,15 +80,6 @@ def _schema(schema: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def _refs(schema: Any) -> list[str]:
-    if isinstance(schema, dict):
-        found = [schema["$ref"][len(_REF_PREFIX):]] if isinstance(schema.get("$ref"), str) else []
-        return found + [r for v in schema.values() for r in _refs(v)]
-    if isinstance(schema, list):
-        return [r for v in schema for r in _refs(v)]
-    return []
 
 
 # ---- gnostic openapi.v2 protobuf -----------------------------------------------------------------------------
