@@ -130,16 +130,20 @@ def _server_version(kube: KubeClient) -> str:
     return str(info.get("gitVersion") or "")
 
 
-def _lock_lease(kube: KubeClient, lock: tuple[str, str] | None) -> list[Obj]:
+def _lock_lease(kube: KubeClient, lock: tuple[str, ...] | None) -> list[Obj]:
+    """kubeops' lock Lease(s): ``lock`` is (namespace, name, ...), several names for a lock with concurrency N."""
     if lock is None:
         return []
-    namespace, name = lock
-    try:
-        lease = kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
-                             what=f"get lease {namespace}/{name}")
-    except NotFound:
-        return []
-    return [sanitize(lease)]
+    namespace, *names = lock
+    out = []
+    for name in names:
+        try:
+            lease = kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+                                 what=f"get lease {namespace}/{name}")
+        except NotFound:
+            continue
+        out.append(sanitize(lease))
+    return out
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
@@ -192,7 +196,7 @@ def take_snapshot(
     *,
     cluster: str,
     namespaces: list[str] | None = None,
-    lock: tuple[str, str] | None = None,
+    lock: tuple[str, ...] | None = None,
     sink: Callable[[str, list[Obj]], None] | None = None,
 ) -> Obj:
     """The snapshot document of the cluster `kube` reaches (see the module docstring); reads only.
