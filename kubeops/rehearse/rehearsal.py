@@ -180,6 +180,8 @@ def rehearse(
         # a snapshot file is loaded as it is; anything else is written out in the snapshot format first
         sandbox.snapshot_path = Path(str(snapshot)).resolve() if as_is else write(doc, sandbox.root / "snapshot.json")
         sandbox.start()
+        for what, why in sorted((header.get("not_served") or {}).items()):
+            notes.append(f"not in the snapshot: {what} ({why})")
         for what, count in sorted((sandbox.info.get("not_loaded") or {}).items()):
             notes.append(f"not in the rehearsal: {count} {what} (the sandbox does not hold them)")
         private = sandbox.settings(base)
