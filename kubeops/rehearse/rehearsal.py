@@ -42,6 +42,7 @@ from kubeops.errors import LockHeld, OutsideWindow
 from kubeops.model.params import bind_params
 from kubeops.rehearse.observe import State, capture, evictions, log_offset
 from kubeops.rehearse.private import PrivateSandbox
+from kubeops.rehearse.remote import RehearsalClients, reboot_steps
 from kubeops.rehearse.report import Report, StepTiming
 from kubeops.rehearse.snapshot import load_input, write
 from kubeops.settings import Settings
@@ -155,15 +156,15 @@ def rehearse(
         raise InputError(f"--speed must be > 0, got {speed:g}")
     reg = registry or default_registry()
     pb = load_playbook(playbook, registry=reg)
-    remote = [s for s in (*pb.steps, *pb.cleanup) if s.action.startswith("ssh.")]
-    if remote:
-        # the snapshot's nodes keep their real addresses: an SSH step would reach the real machines
-        where = ", ".join(f"{s.name} ({s.action}, {s.source})" if s.source else f"{s.name} ({s.action})"
-                          for s in remote)
-        raise InputError(f"playbook {pb.name!r} has SSH steps, which a rehearsal cannot run: {where}",
-                         hint="rehearse a playbook without ssh.* steps (drain-node instead of maintain-node)")
     base = settings or Settings()
     bound = bind_params(pb, dict(params or {}), defaults=base.params)
+    reboots = reboot_steps(pb, bound)
+    if reboots:
+        # a reboot needs the node to go away and come back: the sandbox cannot do that yet
+        where = ", ".join(f"{s.name} ({s.source})" if s.source else s.name for s in reboots)
+        raise InputError(f"playbook {pb.name!r} would reboot a node, which a rehearsal cannot do yet: {where}",
+                         hint="rehearse without the reboot (maintain-node: --param reboot=false); "
+                              "SSH commands are recorded, not run")
     run_params, scaled = scale_timeouts(bound, speed)
     window = window_from_settings(base)  # a bad inventory window is bad input, as for the real run
     doc = snapshot if isinstance(snapshot, dict) else load_input(snapshot)
@@ -197,8 +198,12 @@ def rehearse(
         # and ${run.cluster}), and a reader of the logs must never take these evictions for real ones
         with structlog.contextvars.bound_contextvars(rehearsal=True):
             try:
-                record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False,
-                                      guard=guard)
+                clients = RehearsalClients(private)
+                try:
+                    record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False,
+                                          guard=guard, clients=clients)
+                finally:
+                    clients.close()
             except OutsideWindow as exc:
                 refused, record = ("outside window", str(exc)), {"steps": []}
             except LockHeld as exc:
@@ -215,6 +220,10 @@ def rehearse(
                         rehearsal_s=round(d := _seconds(s.get("started"), s.get("finished")), 3),
                         predicted_s=round(d * speed, 1), error=s.get("error"))
              for s in record["steps"]]
+    ssh = [{"node": (s.get("outputs") or {}).get("node"), "host": r.get("host"), "command": r.get("command"),
+            "step": s["name"]}
+           for s in record["steps"] if s.get("action") == "ssh.run" and s.get("outputs")
+           for r in (s["outputs"].get("results") or ()) if not r.get("skipped")]
     status = refused[0] if refused else str(record.get("status"))
     error = refused[1] if refused else record.get("error")
     return Report(
@@ -224,6 +233,6 @@ def rehearse(
         evictions=[{"pod": e.pod, "at_s": round(e.at_s * speed, 1), "budget_waits": e.budget_waits,
                     "waited_s": round(e.waited_s * speed, 1), "evicted": e.evicted} for e in evs],
         predicted_total_s=round(sum(s.predicted_s for s in steps), 1), startup_s=round(sandbox.started_s, 2),
-        rehearsal_s=round(time.perf_counter() - t_start, 2), scaled_params=scaled, notes=notes,
+        rehearsal_s=round(time.perf_counter() - t_start, 2), scaled_params=scaled, notes=notes, ssh_commands=ssh,
         **_diff(before, after),
     )

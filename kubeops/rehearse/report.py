@@ -51,6 +51,7 @@ class Report:
     rehearsal_s: float
     scaled_params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ssh_commands: list[dict[str, Any]] = field(default_factory=list)  # recorded, never sent: node, host, command
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +104,10 @@ def render_text(r: Report) -> str:
             wait = f", {e['budget_waits']} budget refusals over {_dur(e['waited_s'])}" if e["budget_waits"] else ""
             state = "" if e["evicted"] else " NOT evicted (still blocked)"
             lines.append(f"  +{_dur(e['at_s'])} {e['pod']}{wait}{state}")
+    if r.ssh_commands:
+        lines.append(f"SSH commands ({len(r.ssh_commands)}, recorded, not sent):")
+        for c in r.ssh_commands:
+            lines.append(f"  would run over SSH on node {c['node']} ({c['host']}): {c['command']}")
     if r.would_not_fit:
         lines.append(f"pods that would not fit ({len(r.would_not_fit)}):")
         for p in r.would_not_fit:

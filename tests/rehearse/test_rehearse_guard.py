@@ -104,3 +104,30 @@ def test_windows_are_judged_at_the_time_asked_inventory_and_playbook_together(or
     bad = _run(orig, *drain, "--at=tonight")
     assert bad.returncode == 2 and "--at expects an ISO 8601 time" in bad.stderr
     assert orig.mutations(mark) == []
+
+
+def test_maintain_rehearse_records_the_ssh_commands_and_connects_to_nothing(original_factory) -> None:
+    import socket
+
+    orig = original_factory("default")
+    # the node's address is a port nobody listens on here: were anything sent, the step would fail to connect
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    inventory = Path(str(orig.settings.inventory_path))
+    doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    doc["ssh"] = {"user": "ops", "port": port, "hosts": {"worker-1": "127.0.0.1"}}
+    inventory.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    mark = orig.mark()
+
+    out = _run(orig, "maintain", "--node=worker-1", "--command=apt-get -y upgrade",
+               "--command=systemctl restart kubelet", "--rehearse", "--speed=5")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "outcome: the run would succeed (exit 0)" in out.stdout, out.stdout
+    assert "would run over SSH on node worker-1 (127.0.0.1): sudo apt-get -y upgrade" in out.stdout, out.stdout
+    assert "would run over SSH on node worker-1 (127.0.0.1): sudo systemctl restart kubelet" in out.stdout
+    assert "commands [ssh.run] done" in out.stdout and "uncordon [k8s.uncordon] done" in out.stdout
+    rebooting = _run(orig, "maintain", "--node=worker-1", "--command=true", "--reboot", "--rehearse")
+    assert rebooting.returncode == 2 and "would reboot a node" in rebooting.stderr
+    assert orig.mutations(mark) == []
