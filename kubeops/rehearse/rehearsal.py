@@ -42,7 +42,7 @@ from kubeops.errors import LockHeld, OutsideWindow
 from kubeops.model.params import bind_params
 from kubeops.rehearse.observe import State, capture, evictions, log_offset
 from kubeops.rehearse.private import PrivateSandbox
-from kubeops.rehearse.remote import RehearsalClients, reboot_steps
+from kubeops.rehearse.remote import RehearsalClients
 from kubeops.rehearse.report import Report, StepTiming
 from kubeops.rehearse.snapshot import load_input, write
 from kubeops.settings import Settings
@@ -143,13 +143,15 @@ def rehearse(
     keep: bool = False,
     at: datetime | None = None,
     wait_for_lock_s: float = 0.0,
+    reboot_s: float = 60.0,
 ) -> Report:
     """Rehearse `playbook` with `params` on `snapshot`; see the module docstring. Raises InputError (exit 2) for
     a bad playbook, parameter, window or snapshot before anything starts; any run outcome is in the report.
 
     `at`: the time the real run would start (default now), for the maintenance windows. `wait_for_lock_s`: the
     real run's ``--wait-for-lock``; a rehearsal never waits (nobody renews or releases the copied Lease, so
-    waiting would only predict a dead holder) and reports what the wait depends on instead."""
+    waiting would only predict a dead holder) and reports what the wait depends on instead. `reboot_s`: how long
+    a node takes to reboot in real life (SSH commands are recorded, never sent; `kubeops.rehearse.remote`)."""
     from kubeops.errors import InputError
 
     if speed <= 0:
@@ -158,13 +160,6 @@ def rehearse(
     pb = load_playbook(playbook, registry=reg)
     base = settings or Settings()
     bound = bind_params(pb, dict(params or {}), defaults=base.params)
-    reboots = reboot_steps(pb, bound)
-    if reboots:
-        # a reboot needs the node to go away and come back: the sandbox cannot do that yet
-        where = ", ".join(f"{s.name} ({s.source})" if s.source else s.name for s in reboots)
-        raise InputError(f"playbook {pb.name!r} would reboot a node, which a rehearsal cannot do yet: {where}",
-                         hint="rehearse without the reboot (maintain-node: --param reboot=false); "
-                              "SSH commands are recorded, not run")
     run_params, scaled = scale_timeouts(bound, speed)
     window = window_from_settings(base)  # a bad inventory window is bad input, as for the real run
     doc = snapshot if isinstance(snapshot, dict) else load_input(snapshot)
@@ -194,15 +189,17 @@ def rehearse(
                       lock_factory=lambda: lock_for(private, required=True, clock=lock_clock))
         t0 = time.time()
         refused: tuple[str, str] | None = None
+        sent: list[dict[str, Any]] = []
         # every log line of the run says it is a rehearsal: the cluster name is the real one (for app overrides
         # and ${run.cluster}), and a reader of the logs must never take these evictions for real ones
         with structlog.contextvars.bound_contextvars(rehearsal=True):
             try:
-                clients = RehearsalClients(private)
+                clients = RehearsalClients(private, reboot_s=reboot_s / speed)
                 try:
                     record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False,
                                           guard=guard, clients=clients)
                 finally:
+                    sent = list(clients.ssh.sent)
                     clients.close()
             except OutsideWindow as exc:
                 refused, record = ("outside window", str(exc)), {"steps": []}
@@ -220,10 +217,10 @@ def rehearse(
                         rehearsal_s=round(d := _seconds(s.get("started"), s.get("finished")), 3),
                         predicted_s=round(d * speed, 1), error=s.get("error"))
              for s in record["steps"]]
-    ssh = [{"node": (s.get("outputs") or {}).get("node"), "host": r.get("host"), "command": r.get("command"),
-            "step": s["name"]}
-           for s in record["steps"] if s.get("action") == "ssh.run" and s.get("outputs")
-           for r in (s["outputs"].get("results") or ()) if not r.get("skipped")]
+    node_of_host = {(st.get("outputs") or {}).get("host"): (st.get("outputs") or {}).get("node")
+                    for st in record["steps"] if str(st.get("action", "")).startswith("ssh.")}
+    ssh = [{"node": c.get("node") or node_of_host.get(c["host"]), "host": c["host"], "command": c["command"],
+            "reboot": bool(c.get("reboot"))} for c in sent]
     status = refused[0] if refused else str(record.get("status"))
     error = refused[1] if refused else record.get("error")
     return Report(

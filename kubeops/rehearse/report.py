@@ -107,7 +107,8 @@ def render_text(r: Report) -> str:
     if r.ssh_commands:
         lines.append(f"SSH commands ({len(r.ssh_commands)}, recorded, not sent):")
         for c in r.ssh_commands:
-            lines.append(f"  would run over SSH on node {c['node']} ({c['host']}): {c['command']}")
+            then = " (the node reboots: NotReady, then Ready)" if c.get("reboot") else ""
+            lines.append(f"  would run over SSH on node {c['node']} ({c['host']}): {c['command']}{then}")
     if r.would_not_fit:
         lines.append(f"pods that would not fit ({len(r.would_not_fit)}):")
         for p in r.would_not_fit:

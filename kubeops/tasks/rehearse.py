@@ -50,7 +50,7 @@ def _exit_s(value: Any) -> float | str | None:
         raise InputError(f"--exit-s expects seconds or 'grace', got {value!r}") from None
 
 
-def _join_s(value: Any) -> float:
+def _join_s(value: Any, flag: str = "--join-s") -> float:
     from kubeops.errors import InputError
 
     if value in (None, ""):
@@ -58,9 +58,9 @@ def _join_s(value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"--join-s expects seconds, got {value!r}") from None
+        raise InputError(f"{flag} expects seconds, got {value!r}") from None
     if seconds < 0:
-        raise InputError(f"--join-s must be >= 0, got {seconds:g}")
+        raise InputError(f"{flag} must be >= 0, got {seconds:g}")
     return seconds
 
 
@@ -92,6 +92,7 @@ def rehearse_playbook(
     join_s: Any = None,
     at: Any = None,
     wait_for_lock: str | None = None,
+    reboot_s: Any = None,
 ) -> None:
     """Rehearse `playbook` and print the report; raises `Exit` with the real run's exit code."""
     with _common.exit_codes():
@@ -101,6 +102,7 @@ def rehearse_playbook(
         if fmt not in ("text", "json"):
             raise InputError(f"--output must be text or json, got {fmt!r}")
         speed_n, join = _speed(speed), _join_s(join_s)  # bad flags exit 2 before any snapshot is taken
+        reboot = _join_s(reboot_s, "--reboot-s") if reboot_s not in (None, "") else 60.0
         when, wait_s = _at(at), _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
@@ -117,7 +119,7 @@ def rehearse_playbook(
                 take(settings, path=source)
             report = rehearse(source, playbook, params=given, settings=settings, speed=speed_n,
                               exit_s=exit_s, join_s=join, registry=_common.registry(), at=when,
-                              wait_for_lock_s=wait_s)
+                              wait_for_lock_s=wait_s, reboot_s=reboot)
         print(report.to_json() if fmt == "json" else render_text(report))
     if report.exit_code:
         raise Exit(code=report.exit_code)
@@ -186,12 +188,13 @@ def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_fo
         "at": "judge the maintenance windows as if the run started at this ISO 8601 time (default now; "
         "no zone: UTC), e.g. 2026-12-05T03:00:00+01:00",
         "wait-for-lock": "the real run's --wait-for-lock (reported; a rehearsal never waits)",
+        "reboot-s": "seconds a node takes to reboot in real life (default 60; SSH commands are recorded, never sent)",
         "log-format": _common.LOG_HELP,
     },
 )
 def rehearse(  # type: ignore[no-untyped-def]
     c, playbook=None, param=None, snapshot=None, cluster=None, speed=None, exit_s=None, join_s=None, output=None,
-    at=None, wait_for_lock=None, log_format=None,
+    at=None, wait_for_lock=None, reboot_s=None, log_format=None,
 ):
     """Run a playbook for real on a private copy of the cluster and report what the real run would do."""
     name = _common.required_flag(playbook, "playbook", "decommission-node")
@@ -199,4 +202,4 @@ def rehearse(  # type: ignore[no-untyped-def]
         params = _common.parse_params(param)
     rehearse_playbook(name, params=params, cluster=cluster, snapshot=snapshot, speed=speed, output=output,
                       log_format=log_format, exit_s=_exit_s(exit_s), join_s=join_s, at=at,
-                      wait_for_lock=wait_for_lock)
+                      wait_for_lock=wait_for_lock, reboot_s=reboot_s)

@@ -5,6 +5,7 @@ at 03:00"). Real subprocesses against a real sandbox; the original cluster is ne
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -128,6 +129,18 @@ def test_maintain_rehearse_records_the_ssh_commands_and_connects_to_nothing(orig
     assert "would run over SSH on node worker-1 (127.0.0.1): sudo apt-get -y upgrade" in out.stdout, out.stdout
     assert "would run over SSH on node worker-1 (127.0.0.1): sudo systemctl restart kubelet" in out.stdout
     assert "commands [ssh.run] done" in out.stdout and "uncordon [k8s.uncordon] done" in out.stdout
-    rebooting = _run(orig, "maintain", "--node=worker-1", "--command=true", "--reboot", "--rehearse")
-    assert rebooting.returncode == 2 and "would reboot a node" in rebooting.stderr
+    # --reboot: recorded too, and the copy of the node reboots (NotReady with a new boot, Ready 60 s later in
+    # real time): the reboot step waits for it as for a real node and the report predicts its minute
+    rebooting = _run(orig, "maintain", "--node=worker-1", "--command=true", "--reboot", "--rehearse", "--speed=20",
+                     "--log-format=json")
+    assert rebooting.returncode == 0, rebooting.stdout + rebooting.stderr
+    assert ("would run over SSH on node worker-1 (127.0.0.1): sudo systemctl reboot (the node reboots: NotReady, "
+            "then Ready)") in rebooting.stdout
+    reboot_line = next(line for line in rebooting.stdout.splitlines() if "reboot [ssh.reboot]" in line)
+    assert "done" in reboot_line
+    minutes, seconds = re.search(r"~(?:(\d+)m)?(\d+(?:\.\d+)?)s", reboot_line).groups()  # ~58.3s or ~1m02s
+    predicted = int(minutes or 0) * 60 + float(seconds)
+    # the node is down 60 s; the action reads it every 5 s of real time, which a speed of 20 makes 100 s
+    assert 60 <= predicted <= 60 + 5 * 20 + 10, reboot_line
+    assert "uncordon [k8s.uncordon] done" in rebooting.stdout
     assert orig.mutations(mark) == []
