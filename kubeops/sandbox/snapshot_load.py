@@ -145,8 +145,10 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
     by_key: dict[str, list[Obj]] = {}
     not_loaded: dict[str, int] = {}
     objects = doc.get("objects") or {}
+    serves_crds = catalog.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition") is not None
     crds = [dict(o, metadata={k: v for k, v in (o.get("metadata") or {}).items() if k != "resourceVersion"})
-            for items in objects.values() for o in items or () if o.get("kind") == "CustomResourceDefinition"]
+            for items in objects.values() for o in items or ()
+            if serves_crds and o.get("kind") == "CustomResourceDefinition"]
     loaded: dict[str, int] = {}
     if crds:
         # first, so the kinds they define are served (the CRD controller subscribes to the store) and their
@@ -154,7 +156,7 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
         loaded[CRD_KEY] = store.load(CRD_KEY, crds)
     for items in objects.values():
         for obj in items or ():
-            if obj.get("kind") == "CustomResourceDefinition":
+            if serves_crds and obj.get("kind") == "CustomResourceDefinition":
                 continue
             info = catalog.by_kind(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
             if info is None:
