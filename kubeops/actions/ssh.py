@@ -314,7 +314,7 @@ def _send_reboot(ctx: StepContext, host: str, p: RebootParams) -> None:
     from kubeops.clients.ssh import SshConnectionLost, SshTimeout
 
     try:
-        ctx.ssh.run(host, p.command, sudo=p.sudo, timeout_s=p.send_timeout_s)
+        ctx.ssh.send_reboot(host, p.command, node=p.node, sudo=p.sudo, timeout_s=p.send_timeout_s)
     except (SshConnectionLost, SshTimeout) as exc:
         ctx.log.info("ssh.reboot.connection_dropped", node=p.node, host=host, reason=type(exc).__name__)
 

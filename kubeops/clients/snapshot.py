@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kubeops.clients.aws import instance_id_from_provider_id
-from kubeops.errors import NotFound
+from kubeops.errors import ClusterError, NotFound
 
 if TYPE_CHECKING:
     from kubeops.clients.aws import AwsClient
@@ -117,6 +117,22 @@ def _pages(kube: KubeClient, path: str, what: str) -> Iterator[list[Obj]]:
             return
 
 
+CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"
+
+
+def custom_resource_lists(crd: Obj) -> tuple[str, str, bool] | None:
+    """(store key, API path prefix, namespaced) of the custom resources a CRD defines, read at its storage
+    version when that is served (else the first served one); None when it serves no version."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    served = [v for v in spec.get("versions") or () if v.get("served")]
+    if not served or not spec.get("group") or not names.get("plural"):
+        return None
+    version = next((v for v in served if v.get("storage")), served[0])["name"]
+    group, plural = spec["group"], names["plural"]
+    return f"{plural}.{group}", f"/apis/{group}/{version}/{plural}", spec.get("scope") == "Namespaced"
+
+
 def _namespaced_path(prefix: str, namespace: str) -> str:
     head, _, plural = prefix.rpartition("/")
     return f"{head}/namespaces/{namespace}/{plural}"
@@ -130,16 +146,20 @@ def _server_version(kube: KubeClient) -> str:
     return str(info.get("gitVersion") or "")
 
 
-def _lock_lease(kube: KubeClient, lock: tuple[str, str] | None) -> list[Obj]:
+def _lock_lease(kube: KubeClient, lock: tuple[str, ...] | None) -> list[Obj]:
+    """kubeops' lock Lease(s): ``lock`` is (namespace, name, ...), several names for a lock with concurrency N."""
     if lock is None:
         return []
-    namespace, name = lock
-    try:
-        lease = kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
-                             what=f"get lease {namespace}/{name}")
-    except NotFound:
-        return []
-    return [sanitize(lease)]
+    namespace, *names = lock
+    out = []
+    for name in names:
+        try:
+            lease = kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+                                 what=f"get lease {namespace}/{name}")
+        except NotFound:
+            continue
+        out.append(sanitize(lease))
+    return out
 
 
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
@@ -192,7 +212,7 @@ def take_snapshot(
     *,
     cluster: str,
     namespaces: list[str] | None = None,
-    lock: tuple[str, str] | None = None,
+    lock: tuple[str, ...] | None = None,
     sink: Callable[[str, list[Obj]], None] | None = None,
 ) -> Obj:
     """The snapshot document of the cluster `kube` reaches (see the module docstring); reads only.
@@ -217,6 +237,7 @@ def take_snapshot(
         else:
             objects.setdefault(key, []).extend(items)
 
+    crds: list[Obj] = []
     for key, prefix, namespaced in RESOURCES:
         paths = [(_namespaced_path(prefix, ns), f"list {key} in {ns}") for ns in namespaces] \
             if namespaced and namespaces else [(prefix, f"list {key}")]
@@ -226,11 +247,30 @@ def take_snapshot(
                 for items in _pages(kube, path, what):
                     if key == "namespaces" and namespaces:
                         items = [n for n in items if n["metadata"]["name"] in namespaces]
+                    if key == CRD_KEY:
+                        crds.extend(items)
                     add(key, items)
         except NotFound:
             if key not in _OPTIONAL:
                 raise
             skipped[key] = "not served by this API server"
+    # the custom resources of every CRD, so rehearsed playbooks (and their operators' objects) see them; a kind
+    # that cannot be listed (not allowed, a broken conversion webhook) is named in the header, the rest is kept
+    for crd in crds:
+        where = custom_resource_lists(crd)
+        if where is None:
+            continue
+        key, prefix, namespaced = where
+        paths = [(_namespaced_path(prefix, ns), f"list {key} in {ns}") for ns in namespaces] \
+            if namespaced and namespaces else [(prefix, f"list {key}")]
+        try:
+            pages = [items for path, what in paths for items in _pages(kube, path, what)]
+        except ClusterError as exc:
+            skipped[key] = f"could not be listed: {exc.message}"
+            continue
+        add(key, [])
+        for items in pages:
+            add(key, items)
     add("leases.coordination.k8s.io", _lock_lease(kube, lock))
     groups: list[Obj] = describe_groups(aws, instance_ids) if aws is not None and instance_ids else []
     doc: Obj = {

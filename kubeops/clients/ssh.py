@@ -361,6 +361,13 @@ class SshClient:
         self._connections.clear()
 
     # --- commands -----------------------------------------------------------------------------------------------
+    def send_reboot(
+        self, host: str, argv: Sequence[str], *, node: str, sudo: bool = False, timeout_s: float | None = None
+    ) -> CommandResult:
+        """Send a reboot command to `node` at `host`: `run`, named apart so that a rehearsal's client can make
+        its copy of the node go through a reboot instead (`kubeops.rehearse.remote`)."""
+        return self.run(host, argv, sudo=sudo, timeout_s=timeout_s)
+
     def run(
         self,
         host: str,

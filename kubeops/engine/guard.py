@@ -177,9 +177,12 @@ class Guard:
         raise OutsideWindow(text if starting else f"{text}; the run pauses and continues in the next window")
 
 
-def lock_for(settings: Settings, *, required: bool = False) -> ClusterLock | None:
+def lock_for(
+    settings: Settings, *, required: bool = False, clock: Callable[[], datetime] | None = None
+) -> ClusterLock | None:
     """The cluster's lock through a non-dry-run client, or None (logged) when no kubeconfig exists at all
-    (unless `required`: then that is an InputError)."""
+    (unless `required`: then that is an InputError). `clock` decides when leases expire (a rehearsal judges the
+    snapshot's Lease at the time the snapshot was taken)."""
     from kubeops.clients.kube import KubeClient
     from kubeops.engine.lock import ClusterLock
 
@@ -196,6 +199,7 @@ def lock_for(settings: Settings, *, required: bool = False) -> ClusterLock | Non
         name=settings.lock.name,
         ttl_s=settings.lock.ttl_s,
         concurrency=int(settings.lock.concurrency),
+        **({"clock": clock} if clock else {}),
     )
 
 

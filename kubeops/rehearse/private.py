@@ -104,6 +104,9 @@ class PrivateSandbox:
             aws=AwsSettings(region=env.get("AWS_REGION") or "us-east-1", env_file=str(self.state_dir / "env"),
                             endpoint_url=env["AWS_ENDPOINT_URL"]),
             lock=base.lock,
+            # the real addresses and user, so recorded SSH commands name the host the real run would reach;
+            # nothing connects with them: a rehearsal's SSH client records (`kubeops.rehearse.remote`)
+            ssh=base.ssh,
             params=dict(base.params),
             log_format=base.log_format,
         )

@@ -31,8 +31,8 @@ class Report:
     params: dict[str, Any]
     snapshot: dict[str, Any]  # the header of the snapshot rehearsed on
     speed: float
-    status: str  # done, failed, rejected, paused
-    exit_code: int  # what the real run would return (0, 1, 2)
+    status: str  # done, failed, rejected, paused, locked, outside window
+    exit_code: int  # what the real run would return (0, 1, 2, 3)
     failed_step: str | None
     error: str | None
     steps: list[StepTiming]
@@ -51,6 +51,7 @@ class Report:
     rehearsal_s: float
     scaled_params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ssh_commands: list[dict[str, Any]] = field(default_factory=list)  # recorded, never sent: node, host, command
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,13 +78,22 @@ def render_text(r: Report) -> str:
              f"(snapshot {head.get('taken_at', '?')}, speed x{r.speed:g}): nothing real was touched"]
     if r.status == "done":
         lines.append(f"outcome: the run would succeed (exit {r.exit_code})")
+    elif r.status == "locked":
+        lines.append(f"outcome: the run would not start, another run holds the cluster lock (exit {r.exit_code}): "
+                     f"{r.error}")
+    elif r.status == "outside window":
+        lines.append(f"outcome: the run would not start, outside its maintenance window, nothing changed "
+                     f"(exit {r.exit_code}): {r.error}")
+    elif r.status == "paused":
+        lines.append(f"outcome: the run would pause, its maintenance window closes (exit {r.exit_code}): {r.error}")
     elif r.status == "rejected":
         lines.append(f"outcome: the run would be rejected at step {r.failed_step!r}, nothing changed "
                      f"(exit {r.exit_code}): {r.error}")
     else:
         lines.append(f"outcome: the run would FAIL at step {r.failed_step!r} (exit {r.exit_code}): {r.error}")
-    lines.append(f"predicted duration: {_dur(r.predicted_total_s)}")
-    lines.append("steps:")
+    if r.status not in ("locked", "outside window"):  # those runs stop before their first step
+        lines.append(f"predicted duration: {_dur(r.predicted_total_s)}")
+        lines.append("steps:")
     for s in r.steps:
         extra = f": {s.error}" if s.error else ""
         prefix = "cleanup " if s.phase == "cleanup" else ""
@@ -94,6 +104,11 @@ def render_text(r: Report) -> str:
             wait = f", {e['budget_waits']} budget refusals over {_dur(e['waited_s'])}" if e["budget_waits"] else ""
             state = "" if e["evicted"] else " NOT evicted (still blocked)"
             lines.append(f"  +{_dur(e['at_s'])} {e['pod']}{wait}{state}")
+    if r.ssh_commands:
+        lines.append(f"SSH commands ({len(r.ssh_commands)}, recorded, not sent):")
+        for c in r.ssh_commands:
+            then = " (the node reboots: NotReady, then Ready)" if c.get("reboot") else ""
+            lines.append(f"  would run over SSH on node {c['node']} ({c['host']}): {c['command']}{then}")
     if r.would_not_fit:
         lines.append(f"pods that would not fit ({len(r.would_not_fit)}):")
         for p in r.would_not_fit:

@@ -54,7 +54,9 @@ def take(settings: Settings, *, namespaces: list[str] | None = None, aws: bool =
     from kubeops.clients.factory import Clients
 
     clients = Clients(settings)
-    lock = (settings.lock.namespace, settings.lock.name)
+    count = int(settings.lock.concurrency)
+    names = [settings.lock.name] if count == 1 else [f"{settings.lock.name}-{i}" for i in range(count)]
+    lock = (settings.lock.namespace, *names)  # the leases `kubeops.engine.lock.ClusterLock` uses
     writer = SnapshotWriter(path) if path is not None else None
     try:
         aws_client = None

@@ -13,9 +13,10 @@ The snapshot document (``kubeops.io/snapshot/v1``, written by `kubeops.clients.s
 (resource -> list of objects, each with apiVersion and kind) and ``autoscaling_groups``. Each group becomes a
 scenario group for the AWS link, which creates it in moto with one instance per snapshot node that was one of its
 InService instances (the node keeps its name and addresses and adopts the new instance id), then tops it up to
-the group's desired capacity; lifecycle hooks and suspended processes are recreated as well. Objects of kinds the
-sandbox does not serve (CustomResourceDefinitions) and pods that were terminating when the snapshot was taken are
-left out and counted in ``cluster.settings["not_loaded"]``.
+the group's desired capacity; lifecycle hooks and suspended processes are recreated as well. CustomResourceDefinitions
+are loaded first, so the sandbox serves their kinds and their custom resources load like any other object. Objects
+of kinds the sandbox does not serve (custom resources whose CRD is not in the snapshot, say) and pods that were
+terminating when the snapshot was taken are left out and counted in ``cluster.settings["not_loaded"]``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubeops.errors import InputError
+from kubeops.sandbox.crds import CRD_KEY
 from kubeops.sandbox.scenario import SYSTEM_NAMESPACES, Scenario
 
 if TYPE_CHECKING:
@@ -142,8 +144,20 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
     catalog = cluster.catalog
     by_key: dict[str, list[Obj]] = {}
     not_loaded: dict[str, int] = {}
-    for items in (doc.get("objects") or {}).values():
+    objects = doc.get("objects") or {}
+    serves_crds = catalog.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition") is not None
+    crds = [dict(o, metadata={k: v for k, v in (o.get("metadata") or {}).items() if k != "resourceVersion"})
+            for items in objects.values() for o in items or ()
+            if serves_crds and o.get("kind") == "CustomResourceDefinition"]
+    loaded: dict[str, int] = {}
+    if crds:
+        # first, so the kinds they define are served (the CRD controller subscribes to the store) and their
+        # custom resources below are recognised and loaded like any other object
+        loaded[CRD_KEY] = store.load(CRD_KEY, crds)
+    for items in objects.values():
         for obj in items or ():
+            if serves_crds and obj.get("kind") == "CustomResourceDefinition":
+                continue
             info = catalog.by_kind(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
             if info is None:
                 kind = f"{obj.get('apiVersion')} {obj.get('kind')}"
@@ -160,7 +174,6 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
     for ns in SYSTEM_NAMESPACES:
         if ns not in names:
             by_key.setdefault("namespaces", []).append({"metadata": {"name": ns}})
-    loaded: dict[str, int] = {}
     order = [*_ORDER, *sorted(k for k in by_key if k not in _ORDER)]
     for key in order:
         items = by_key.get(key)

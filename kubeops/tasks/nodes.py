@@ -105,20 +105,22 @@ def decommission(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
+        **_common.REHEARSE_FLAGS_HELP,
     },
 )
 def maintain(  # type: ignore[no-untyped-def]
     c, node=None, command=None, reboot=False, no_sudo=False, ignore_daemonsets=True, delete_emptydir_data=False,
     force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    rehearse=False, snapshot=None, speed=None,
 ):
     """Cordon and drain a node, run maintenance over SSH, optionally reboot, wait Ready, uncordon."""
     with _common.exit_codes():
         commands = _split_commands(command)
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     params.update({"commands": commands, "reboot": bool(reboot), "sudo": not no_sudo})
-    _common.run_playbook_task(
+    run_or_rehearse(  # a rehearsal records the SSH commands; one that would reboot is refused
         c, "maintain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
     )
 
 

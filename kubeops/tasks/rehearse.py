@@ -1,7 +1,8 @@
 """Rehearsal tasks: `snapshot` (a read-only copy of a cluster) and `rehearse` (run a playbook on a copy, report).
 
 Thin: flags -> `kubeops.rehearse` -> printed report -> exit code. The exit code of `rehearse` is the one the real
-run would return (0 done, 1 a step would fail, 2 rejected/bad input); the domain tasks' `--rehearse` flag
+run would return (0 done or outside the maintenance window, 1 a step would fail, 2 rejected/bad input, 3 the
+cluster lock is held by another run); the domain tasks' `--rehearse` flag
 (`invoke decommission --node=x --rehearse`) comes through `rehearse_playbook` here.
 """
 
@@ -49,7 +50,7 @@ def _exit_s(value: Any) -> float | str | None:
         raise InputError(f"--exit-s expects seconds or 'grace', got {value!r}") from None
 
 
-def _join_s(value: Any) -> float:
+def _join_s(value: Any, flag: str = "--join-s") -> float:
     from kubeops.errors import InputError
 
     if value in (None, ""):
@@ -57,10 +58,25 @@ def _join_s(value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"--join-s expects seconds, got {value!r}") from None
+        raise InputError(f"{flag} expects seconds, got {value!r}") from None
     if seconds < 0:
-        raise InputError(f"--join-s must be >= 0, got {seconds:g}")
+        raise InputError(f"{flag} must be >= 0, got {seconds:g}")
     return seconds
+
+
+def _at(value: Any) -> Any:
+    """The ``--at`` time as an aware datetime (no zone: UTC), None when absent; a bad one is an input error."""
+    from datetime import UTC, datetime
+
+    from kubeops.errors import InputError
+
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--at expects an ISO 8601 time like 2026-12-05T03:00:00+01:00, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def rehearse_playbook(
@@ -74,6 +90,9 @@ def rehearse_playbook(
     log_format: str | None = None,
     exit_s: float | str | None = None,
     join_s: Any = None,
+    at: Any = None,
+    wait_for_lock: str | None = None,
+    reboot_s: Any = None,
 ) -> None:
     """Rehearse `playbook` and print the report; raises `Exit` with the real run's exit code."""
     with _common.exit_codes():
@@ -83,6 +102,8 @@ def rehearse_playbook(
         if fmt not in ("text", "json"):
             raise InputError(f"--output must be text or json, got {fmt!r}")
         speed_n, join = _speed(speed), _join_s(join_s)  # bad flags exit 2 before any snapshot is taken
+        reboot = _join_s(reboot_s, "--reboot-s") if reboot_s not in (None, "") else 60.0
+        when, wait_s = _at(at), _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)
         from kubeops.rehearse.rehearsal import rehearse
@@ -97,7 +118,8 @@ def rehearse_playbook(
                 source = str(Path(tmp) / "snapshot.json")
                 take(settings, path=source)
             report = rehearse(source, playbook, params=given, settings=settings, speed=speed_n,
-                              exit_s=exit_s, join_s=join, registry=_common.registry())
+                              exit_s=exit_s, join_s=join, registry=_common.registry(), at=when,
+                              wait_for_lock_s=wait_s, reboot_s=reboot)
         print(report.to_json() if fmt == "json" else render_text(report))
     if report.exit_code:
         raise Exit(code=report.exit_code)
@@ -119,7 +141,7 @@ def run_or_rehearse(
         if _common.is_fleet(kwargs.get("cluster"), kwargs.get("clusters")):
             raise InputError("--rehearse takes one cluster", hint="rehearse each cluster of the fleet on its own")
     rehearse_playbook(playbook, params=kwargs.get("params"), cluster=kwargs.get("cluster"), snapshot=snapshot,
-                      speed=speed, log_format=kwargs.get("log_format"))
+                      speed=speed, log_format=kwargs.get("log_format"), wait_for_lock=kwargs.get("wait_for_lock"))
 
 
 @task(
@@ -163,16 +185,21 @@ def snapshot(c, cluster=None, output=None, namespaces=None, no_aws=False, log_fo
         "exit-s": "seconds every pod takes to exit after SIGTERM, or 'grace' for its whole grace period "
         "(default: a preStop `sleep N` takes N, other preStop hooks the whole grace, no hook: at once)",
         "output": _OUTPUT,
+        "at": "judge the maintenance windows as if the run started at this ISO 8601 time (default now; "
+        "no zone: UTC), e.g. 2026-12-05T03:00:00+01:00",
+        "wait-for-lock": "the real run's --wait-for-lock (reported; a rehearsal never waits)",
+        "reboot-s": "seconds a node takes to reboot in real life (default 60; SSH commands are recorded, never sent)",
         "log-format": _common.LOG_HELP,
     },
 )
 def rehearse(  # type: ignore[no-untyped-def]
     c, playbook=None, param=None, snapshot=None, cluster=None, speed=None, exit_s=None, join_s=None, output=None,
-    log_format=None,
+    at=None, wait_for_lock=None, reboot_s=None, log_format=None,
 ):
     """Run a playbook for real on a private copy of the cluster and report what the real run would do."""
     name = _common.required_flag(playbook, "playbook", "decommission-node")
     with _common.exit_codes():
         params = _common.parse_params(param)
     rehearse_playbook(name, params=params, cluster=cluster, snapshot=snapshot, speed=speed, output=output,
-                      log_format=log_format, exit_s=_exit_s(exit_s), join_s=join_s)
+                      log_format=log_format, exit_s=_exit_s(exit_s), join_s=join_s, at=at,
+                      wait_for_lock=wait_for_lock, reboot_s=reboot_s)
