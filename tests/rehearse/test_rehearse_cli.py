@@ -16,17 +16,17 @@ pytestmark = pytest.mark.timeout(180)
 KUBEOPS = [sys.executable, "-c", "from kubeops.cli import main; main()"]
 
 
-def _run(orig, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(orig, *args: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBEOPS_INVENTORY_DIR": str(Path(str(orig.settings.inventory_path)).parent),
            "KUBEOPS_LOG_FORMAT": "json"}
+    if tmpdir is not None:  # the rehearsal's private sandbox lives under TMPDIR: a folder only this test sees
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run([*KUBEOPS, *args, "--cluster=prod"], capture_output=True, text=True, env=env,
                           timeout=150, check=False)
 
 
-def _private_sandboxes() -> set[str]:
-    import tempfile
-
-    return {p.name for p in Path(tempfile.gettempdir()).glob("kubeops-rehearse-*")}
+def _private_sandboxes(tmpdir: Path) -> set[str]:
+    return {p.name for p in tmpdir.glob("kubeops-rehearse-*")}
 
 
 def test_snapshot_then_rehearse_a_blocked_drain_exits_1_with_a_json_report(original_factory, tmp_path) -> None:
@@ -35,11 +35,12 @@ def test_snapshot_then_rehearse_a_blocked_drain_exits_1_with_a_json_report(origi
     taken = _run(orig, "snapshot", f"--output={snap}")
     assert taken.returncode == 0, taken.stderr
     assert "2 nodes" in taken.stdout and snap.exists()
-    before = _private_sandboxes()
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     mark = orig.mark()
 
     out = _run(orig, "rehearse", "--playbook=drain-node", "--param", "node=worker-0", "--param", "timeout_s=2",
-               f"--snapshot={snap}", "--output=json")
+               f"--snapshot={snap}", "--output=json", tmpdir=private_tmp)
 
     assert out.returncode == 1, out.stderr
     report = json.loads(out.stdout)
@@ -47,7 +48,7 @@ def test_snapshot_then_rehearse_a_blocked_drain_exits_1_with_a_json_report(origi
     assert "PodDisruptionBudget apps/critical" in report["error"]
     assert [s["name"] for s in report["steps"]][:3] == ["node", "cordon", "drain"]
     assert orig.mutations(mark) == []
-    assert _private_sandboxes() == before  # the private sandbox's folder is gone
+    assert _private_sandboxes(private_tmp) == set()  # the private sandbox's folder is gone
     events = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     steps = [e for e in events if str(e.get("event", "")).startswith("step.")]
     assert steps and all(e.get("rehearsal") is True for e in steps)  # no log line passes for a real eviction
