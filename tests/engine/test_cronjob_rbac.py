@@ -2,9 +2,9 @@
 
 Runs go through `kubeops run-scheduled` (what the CronJob's container runs) with the shipped ServiceAccount's token:
 the scheduled playbooks (decommission-node, replace-node, rolling-deploy, redistribute, maintain-node) succeed under
-exactly the shipped rules (and a rolling-deploy that fails rolls back under them), every permission granted is used by some run,
-and removing any one rule makes a run fail with 403 -- after which putting the rule back and running the schedule
-again resumes the run and finishes it. (Events are the one exception: without ``events create`` a run still
+exactly the shipped rules (and a rolling-deploy that fails rolls back under them), every permission granted is used
+by some run, and removing any one rule makes a run fail with 403 -- after which putting the rule back and running
+the schedule again resumes the run and finishes it. (Events are the one exception: without ``events create`` a run still
 succeeds, logging each Event it could not record.)
 """
 
