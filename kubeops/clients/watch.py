@@ -5,7 +5,10 @@ and still sees a change up to one period late. A `Mirror` lists a collection onc
 so a wait evaluates its condition on local copies, only when something changed, for one list plus one long
 watch request per collection. When the watch's resourceVersion is too old (ERROR event or HTTP 410 Gone) the
 mirror lists again and watches from there, as client-go's reflector does. Only when watches keep failing
-(a proxy that cuts long requests, RBAC without `watch`) does it fall back to listing every `fallback_poll_s`.
+(a proxy that cuts long requests, a flaky API server) does it fall back to listing every `fallback_poll_s`.
+A 401/403 (RBAC without `watch` or `list`) is not such a failure: it will never heal by itself, and polling
+around it would hide a missing permission behind a slower rollout. So the mirror stops and `wait_until` raises
+that Forbidden, naming the verb and resource, as `kubectl rollout status` does without `watch`.
 
     with Mirror(kube, "/api/v1/namespaces/apps/pods", query={"labelSelector": "app=web"}, what="pods") as pods:
         wait_until([pods], lambda: len(pods.objects()) >= 3, deadline=time.monotonic() + 60)
@@ -19,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubeops.clients.kube import gc_paused
-from kubeops.errors import ClusterError
+from kubeops.errors import ClusterError, Forbidden
 
 if TYPE_CHECKING:
     from kubeops.clients.kube import KubeClient
@@ -56,6 +59,7 @@ class Mirror:
         self.relists = 0  # lists after the first one (410 Gone or a failed watch)
         self.polling = False  # True once watches failed and the mirror lists every `fallback_poll_s`
         self.error: ClusterError | None = None  # the last error seen (reported if a wait times out)
+        self.forbidden: Forbidden | None = None  # a 401/403 on a watch or list: the mirror stopped; waits raise it
         self._objects: dict[str, Obj] = {}
         self._version = ""
         self._stop = threading.Event()
@@ -141,6 +145,14 @@ class Mirror:
         return True
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        except Forbidden as exc:  # missing permission: fail the wait clearly instead of polling around it
+            with self.changed:
+                self.error = self.forbidden = exc
+                self._bump()
+
+    def _follow(self) -> None:
         failures = 0
         while not self._stop.is_set():
             if self.polling:
@@ -149,6 +161,8 @@ class Mirror:
                 try:
                     self._list()
                     self.relists += 1
+                except Forbidden:
+                    raise
                 except ClusterError as exc:
                     self.error = exc
                 continue
@@ -168,6 +182,10 @@ class Mirror:
                     self._list()
                     self.relists += 1
                 failures = 0
+            except Forbidden:
+                if self._stop.is_set():
+                    return
+                raise
             except ClusterError as exc:
                 if self._stop.is_set():
                     return
@@ -183,6 +201,8 @@ class Mirror:
                 try:
                     self._list()
                     self.relists += 1
+                except Forbidden:
+                    raise
                 except ClusterError as again:
                     self.error = again
 
@@ -203,10 +223,14 @@ def wait_until(
 
     `check` runs on every wake-up (e.g. a step's deadline check that raises). Mirrors share no lock, so each is
     watched for its own change counter; a wake-up happens at least once a second to notice the others.
+    A mirror refused by RBAC (401/403 on its watch or list) raises that `Forbidden` here.
     """
     watched = list(mirrors)
     seen = [-1] * len(watched)
     while True:
+        for mirror in watched:
+            if mirror.forbidden is not None:
+                raise mirror.forbidden
         now_seen = [m.generation for m in watched]
         if now_seen != seen:
             seen = now_seen

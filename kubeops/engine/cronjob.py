@@ -49,14 +49,17 @@ CLUSTER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
     # the drain reads the controllers of evicted pods (ReplicationController, ReplicaSet, StatefulSet) to wait for
     # their replacements (a Job's pods are not waited for, so Jobs are never read);
-    # apps.rolling_update creates, scales (patch) and deletes versioned ReplicationControllers/Deployments
+    # apps.rolling_update creates, scales (patch) and deletes versioned ReplicationControllers/Deployments, and
+    # waits for each step by watching the new version (list + watch with a metadata.name field selector)
     {"apiGroups": [""], "resources": ["replicationcontrollers"],
-     "verbs": ["get", "list", "create", "patch", "delete"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "patch", "delete"]},
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"],
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"], "verbs": ["get"]},
-    # apps.*: the role Service (read, created when missing) and its Endpoints
+    # apps.*: the role Service (read, created when missing) and its Endpoints (read; rollouts and
+    # apps.verify_endpoints watch them: list + watch with a metadata.name field selector)
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
-    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get", "list", "watch"]},
     # what kubeops did, noted on the Nodes it acted on (cordoned, drained, rebooted, terminated, deleted): best
     # effort, a refused Event is logged and the run goes on
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},

@@ -12,6 +12,7 @@ import yaml
 
 from kubeops.clients.factory import Clients
 from kubeops.clients.watch import Mirror, wait_until
+from kubeops.errors import Forbidden
 from kubeops.sandbox.testing import SandboxProcess
 from kubeops.settings import load_settings
 
@@ -114,3 +115,50 @@ def test_when_watches_keep_failing_the_mirror_falls_back_to_a_slow_list(
         got = wait_until([mirror], lambda: values(mirror) == {"a": "2"} or None, deadline=time.monotonic() + 5)
         assert got, values(mirror)  # seen by the slow list, not by a watch
     clients.close()
+
+
+def test_a_watch_refused_by_rbac_fails_the_wait_instead_of_falling_back_to_polling(
+    sandbox_factory: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    """A 403 never heals by itself: polling around it would hide the missing `watch` permission behind a slower
+    wait, so the wait raises Forbidden at once, naming the verb and resource."""
+    sb = sandbox_factory({**SCENARIO, "settings": {**SCENARIO["settings"], "rbac": True}})
+    admin = {"Authorization": "Bearer kubeops-sandbox-token"}
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    for path, doc in (
+        ("/api/v1/namespaces/default/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                        "metadata": {"name": "lister"}}),
+        (f"{rbac}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                           "metadata": {"name": "list-only"},
+                           "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]}),
+        (f"{rbac}/rolebindings", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                                  "metadata": {"name": "lister"},
+                                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                              "name": "list-only"},
+                                  "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}]}),
+        ("/api/v1/namespaces/default/serviceaccounts/lister/token",
+         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}),
+    ):
+        code, answer = sb.request("POST", path, doc, headers=admin)
+        assert code == 201, answer
+    kubeconfig = yaml.safe_load(sb.kubeconfig.read_text())
+    kubeconfig["users"] = [{"name": "lister", "user": {"token": answer["status"]["token"]}}]
+    kubeconfig["contexts"] = [{"name": "lister", "context": {"cluster": "sandbox", "user": "lister"}}]
+    kubeconfig["current-context"] = "lister"
+    (tmp_path / "lister.kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    spec = {"name": "sandbox", "kube": {"kubeconfig": str(tmp_path / "lister.kubeconfig"), "context": "lister"}}
+    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
+    clients = Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "state"))
+    try:
+        with Mirror(clients.kube, "/api/v1/namespaces/default/configmaps", what="configmaps",
+                    fallback_poll_s=0.2) as mirror:
+            started = time.monotonic()
+            with pytest.raises(Forbidden) as refused:
+                wait_until([mirror], lambda: None, deadline=started + 30)
+            assert time.monotonic() - started < 5  # not after the three failures that lead to polling
+            assert not mirror.polling
+        assert 'cannot watch resource "configmaps"' in str(refused.value)
+    finally:
+        clients.close()

@@ -2,9 +2,9 @@
 
 Runs go through `kubeops run-scheduled` (what the CronJob's container runs) with the shipped ServiceAccount's token:
 the scheduled playbooks (decommission-node, replace-node, rolling-deploy, redistribute, maintain-node) succeed under
-exactly the shipped rules, every permission granted is used by some run,
-and removing any one rule makes a run fail with 403 -- after which putting the rule back and running the schedule
-again resumes the run and finishes it. (Events are the one exception: without ``events create`` a run still
+exactly the shipped rules (and a rolling-deploy that fails rolls back under them), every permission granted is used
+by some run, and removing any one rule makes a run fail with 403 -- after which putting the rule back and running
+the schedule again resumes the run and finishes it. (Events are the one exception: without ``events create`` a run still
 succeeds, logging each Event it could not record.)
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kubeops.engine import cronjob
-from tests.engine.rbac_harness import RbacSandbox, granted
+from tests.engine.rbac_harness import APP, RbacSandbox, granted
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -67,6 +67,7 @@ def test_shipped_role_runs_the_scheduled_playbooks_and_every_permission_it_grant
     for app in ("shop", "oldshop"):  # a Deployment app and a ReplicationController app, first deploy then a roll
         ok(env.run("rolling-deploy", app=app, version="1"))
         ok(env.run("rolling-deploy", app=app, version="2"))
+    rolled_back_a_version_that_never_becomes_ready(env)
     ok(env.run("replace-node", node=busiest_worker(env)))
     ok(env.run("redistribute", interval_s=0.2))
     env.sb.set_faults(error_503_rate=1.0, path_prefix=PROXY)  # kubelets unreachable: metrics-server instead
@@ -84,6 +85,22 @@ def test_shipped_role_runs_the_scheduled_playbooks_and_every_permission_it_grant
         (g2, r2) for g2, r2, _ in granted(local["rules"])}}
     assert namespaces == {local["metadata"]["namespace"]}, "the lock and checkpoints live in the lock namespace"
     # the resume path reads its checkpoint ConfigMap (get): measured by the rule-removal test below
+
+
+def rolled_back_a_version_that_never_becomes_ready(env: RbacSandbox) -> None:
+    """rolling-deploy of a shop version whose pods never become ready: the step times out and the cleanup rolls
+    back under the same role (it reads the new Deployment, finds the previous version still serving -- its
+    Endpoints read once, no watch -- and removes the new one)."""
+    never_ready = env.root / "shop-never-ready.yaml"
+    never_ready.write_text(APP.format(name="shop", controller="Deployment").replace("step_timeout_s: 30",
+                                                                                   "step_timeout_s: 2")
+                           + "pod_annotations: {sandbox.kubeops.io/never-ready: 'true'}\n")
+    failed = env.run("rolling-deploy", app=str(never_ready), version="3")
+    assert failed.returncode == 1, (failed.stdout[-2000:], failed.stderr[-3000:])
+    assert "shop-v3 not ready in time" in failed.stdout + failed.stderr, failed.stdout[-2000:]
+    assert "cleanup rollback [apps.rollback]: done" in failed.stdout, failed.stdout[-2000:]
+    shop = env.get("/apis/apps/v1/namespaces/default/deployments?labelSelector=app%3Dshop")["items"]
+    assert [(d["metadata"]["name"], d["spec"]["replicas"]) for d in shop] == [("shop-v2", 2)]
 
 
 def maintain_a_node_that_comes_back(env: RbacSandbox) -> Any:
@@ -202,3 +219,40 @@ def test_the_forbidden_run_names_the_permission_it_lacked(env: RbacSandbox):
     finally:
         ok(env.run("decommission-node", node=node))
         uncordon_all(env)
+
+
+def _deploy_old(env: RbacSandbox) -> dict[str, Any]:
+    return {"playbook": "rolling-deploy", "app": "oldshop", "version": f"r{time.monotonic_ns() % 100000}"}
+
+
+WATCHED = [(("apps", "deployments"), _deploy), (("", "replicationcontrollers"), _deploy_old),
+           (("", "endpoints"), _deploy), (("", "pods"), _deploy)]
+
+
+@pytest.mark.parametrize(("resource", "make"), WATCHED, ids=[f"{g or 'core'}/{r}" for (g, r), _ in WATCHED])
+def test_a_role_without_watch_fails_the_rollout_with_403_instead_of_polling_around_it(
+    env: RbacSandbox, resource: tuple[str, str], make: Callable[[RbacSandbox], dict[str, Any]]
+):
+    """Rollouts wait on watches; a role that lists but cannot watch must fail the run on that 403 (naming the
+    verb), not quietly fall back to slow polling that would hide the missing permission forever."""
+    shipped = list(cronjob.CLUSTER_RULES)
+    index = next(i for i, r in enumerate(shipped) if (r["apiGroups"][0], r["resources"][0]) == resource)
+    assert "watch" in shipped[index]["verbs"]
+    without = [*shipped[:index], {**shipped[index], "verbs": [v for v in shipped[index]["verbs"] if v != "watch"]},
+               *shipped[index + 1:]]
+    case = make(env)
+    playbook = case.pop("playbook")
+    mark = len(env.sb.requests())
+    env.set_rules("ClusterRole", without)
+    try:
+        failed = env.run(playbook, **case)
+    finally:
+        env.set_rules("ClusterRole", shipped)
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    denied = {(d["group"], d["resource"], d["verb"]) for d in env.denied(mark)}
+    assert denied == {(*resource, "watch")}, denied
+    error = next(line for line in failed.stderr.splitlines() if line.startswith("error: "))
+    assert f'User "{env.user}" cannot watch resource "{resource[1]}"' in error, error
+    again = env.run(playbook, **case)
+    ok(again)
+    assert "resuming run" in again.stdout, again.stdout[-1500:]
