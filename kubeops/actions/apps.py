@@ -81,7 +81,8 @@ class RollbackParams:
     app: str = field(metadata={"help": "app name (inventory/apps/<app>.yaml) or path to its config"})
     version: str = field(default="", metadata={"help": "the version being deployed, to be removed"})
     cluster: str = field(default="", metadata={"help": "whose overrides apply; empty: the run's cluster"})
-    timeout_s: float = field(default=120.0, metadata={"help": "how long the previous version may take to be ready"})
+    timeout_s: float = field(default=120.0, metadata={"help": "how long the previous version may take to be ready "
+                                                                 "(and, again, the new one to leave the Service)"})
 
 
 # --- shared helpers ------------------------------------------------------------------------------------------------
@@ -499,7 +500,9 @@ def rollback(ctx: StepContext, p: RollbackParams) -> dict[str, Any]:
 
     config, version = _load_version(ctx, p)
     new, _ = _versions(ctx, config, version)
-    if new is None:
+    label = version_labels(config, version)[LABEL_VERSION]
+    if new is None:  # never created, or removed by a run that crashed before its pods had left the Service
+        _wait_out_of_service(ctx, config, label, timeout_s=p.timeout_s)
         ctx.log.info("apps.rollback.nothing", version=version)
         return _rollback_out(False)
     previous = _previous(new)
@@ -528,5 +531,43 @@ def rollback(ctx: StepContext, p: RollbackParams) -> dict[str, Any]:
     if current is not None and current.replicas:
         scale_controller(ctx.kube, new.kind, new.namespace, new.name, 0)
     delete_controller(ctx.kube, new.kind, new.namespace, new.name)
+    _wait_out_of_service(ctx, config, label, timeout_s=p.timeout_s)
     ctx.log.info("apps.rolled_back", removed=new.name, restored=restored)
     return _rollback_out(True, restored, new.name)
+
+
+def _wait_out_of_service(ctx: StepContext, config: AppConfig, label: str, *, timeout_s: float) -> None:
+    """Wait until no pod of version `label` is in the Service's Endpoints (ready or not).
+
+    Why: deleting a controller only marks its pods terminating; the endpoints controller drops them a moment later.
+    A rollback that reported done before that would let a cron job or a person move on while the version being
+    rolled back still receives traffic. An address whose pod no longer exists counts as still in service too.
+    """
+    from kubeops.clients.watch import Mirror, wait_until
+    from kubeops.clients.workloads import endpoint_addresses
+
+    limit = ctx.remaining_s(timeout_s)
+    deadline = time.monotonic() + min(timeout_s, limit if limit is not None else timeout_s)
+    ns, svc = config.namespace, config.service.name
+    seen: dict[str, list[str]] = {"left": []}
+
+    def gone() -> bool:
+        version_of = {pod["metadata"]["name"]: (pod["metadata"].get("labels") or {}).get(LABEL_VERSION)
+                      for pod in pods.objects()}
+        seen["left"] = sorted({a.pod for a in endpoint_addresses(endpoints.get(svc, ns))
+                               if a.pod and version_of.get(a.pod, label) == label})
+        return not seen["left"]
+
+    with (
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/pods", query={"labelSelector": app_selector(config)},
+               what=f"pods of {config.name}", fallback_poll_s=FALLBACK_POLL_S) as pods,
+        Mirror(ctx.kube, f"/api/v1/namespaces/{ns}/endpoints", query={"fieldSelector": f"metadata.name={svc}"},
+               what=f"Endpoints {ns}/{svc}", fallback_poll_s=FALLBACK_POLL_S) as endpoints,
+    ):
+        if wait_until([pods, endpoints], gone, deadline=deadline):
+            return
+    raise ActionError(
+        f"Service {ns}/{svc} still routes to {', '.join(seen['left'])} of the rolled-back version after "
+        f"{timeout_s:g}s",
+        hint="its controller is deleted: check why the pods do not terminate (finalizers, a stuck node), then resume",
+    )

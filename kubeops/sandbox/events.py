@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox import heartbeats
@@ -259,11 +260,18 @@ def recorder_for(store: Store) -> Recorder:
 # ---- events.k8s.io/v1, read only ------------------------------------------------------------------------------
 
 def to_events_v1(event: Obj) -> Obj:
-    """A core/v1 Event as events.k8s.io/v1 shows it (regarding, note, deprecated* fields)."""
+    """A core/v1 Event as events.k8s.io/v1 shows it (regarding, note, deprecated* fields).
+
+    ``eventTime`` is required in events.k8s.io/v1, and the official clients refuse an Event without it
+    (kubernetes-client/python's ``EventsV1Event`` raises on null). Events from client-go's legacy recorder carry
+    none, so here it falls back to when the Event was first seen, as a MicroTime: a reader of this API always gets
+    a time it can parse."""
     source = event.get("source") or {}
     out: Obj = {
         "kind": "Event", "apiVersion": f"{EVENTS_GROUP}/v1", "metadata": event["metadata"],
-        "eventTime": event.get("eventTime"), "reportingController": event.get("reportingComponent") or
+        "eventTime": event.get("eventTime") or _micro_time(event.get("firstTimestamp")
+                                                            or event["metadata"].get("creationTimestamp")),
+        "reportingController": event.get("reportingComponent") or
         source.get("component", ""), "reportingInstance": event.get("reportingInstance") or source.get("host", ""),
         "action": event.get("action") or event.get("reason"), "reason": event.get("reason"),
         "regarding": event.get("involvedObject") or {}, "note": event.get("message"), "type": event.get("type"),
@@ -273,6 +281,13 @@ def to_events_v1(event: Obj) -> Obj:
     if event.get("related"):
         out["related"] = event["related"]
     return out
+
+
+def _micro_time(stamp: str | None) -> str | None:
+    """An RFC 3339 time as a metav1.MicroTime (microseconds, UTC), as the API server writes one."""
+    if not stamp:
+        return None
+    return datetime.fromtimestamp(parse_time(stamp), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _events_v1(cluster: Cluster, info: ResourceInfo, namespace: str | None, name: str | None,
