@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubeops.durations import format_duration
 from kubeops.quantity import format_bytes, format_cpu
 
 
@@ -20,14 +21,7 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}%"
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+duration = format_duration  # the one formatter the fleet table and rehearsal reports use too
 
 
 def step_duration(step: dict[str, Any]) -> float | None:

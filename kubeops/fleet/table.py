@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
+from kubeops.durations import format_duration
 from kubeops.fleet.record import FleetRecord, MemberRecord
 
 HEADER = ("CLUSTER", "RUN", "STATUS", "DURATION", "STEP / MESSAGE")
 _MESSAGE_LIMIT = 100
-
-
-def duration_text(seconds: float | None) -> str:
-    """``4.2s``, ``3m05s``, ``1h02m``; ``-`` for a cluster that never ran."""
-    if not seconds:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def member_message(record: FleetRecord, member: MemberRecord) -> str:
@@ -46,7 +34,7 @@ def summary_lines(record: FleetRecord, *, dry_run: bool = False) -> list[str]:
                 cluster,
                 member.get("run_id") or "-",
                 member.get("status", "pending"),
-                duration_text(member.get("duration_s")),
+                format_duration(member.get("duration_s") or None),  # 0: never ran
                 member_message(record, member) or "-",
             )
         )

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kubeops.durations import format_duration
+
 __all__ = ["Report", "StepTiming", "render_text"]
 
 
@@ -60,17 +62,6 @@ class Report:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str)
 
 
-def _dur(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(round(seconds), 60)
-    if minutes < 90:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
 def render_text(r: Report) -> str:
     """The human report (stdout of `invoke rehearse`)."""
     head = r.snapshot
@@ -92,18 +83,19 @@ def render_text(r: Report) -> str:
     else:
         lines.append(f"outcome: the run would FAIL at step {r.failed_step!r} (exit {r.exit_code}): {r.error}")
     if r.status not in ("locked", "outside window"):  # those runs stop before their first step
-        lines.append(f"predicted duration: {_dur(r.predicted_total_s)}")
+        lines.append(f"predicted duration: {format_duration(r.predicted_total_s)}")
         lines.append("steps:")
     for s in r.steps:
         extra = f": {s.error}" if s.error else ""
         prefix = "cleanup " if s.phase == "cleanup" else ""
-        lines.append(f"  {prefix}{s.name} [{s.action}] {s.status} ~{_dur(s.predicted_s)}{extra}")
+        lines.append(f"  {prefix}{s.name} [{s.action}] {s.status} ~{format_duration(s.predicted_s)}{extra}")
     if r.evictions:
         lines.append(f"evictions ({len(r.evictions)}, in order):")
         for e in r.evictions:
-            wait = f", {e['budget_waits']} budget refusals over {_dur(e['waited_s'])}" if e["budget_waits"] else ""
+            waited = format_duration(e["waited_s"])
+            wait = f", {e['budget_waits']} budget refusals over {waited}" if e["budget_waits"] else ""
             state = "" if e["evicted"] else " NOT evicted (still blocked)"
-            lines.append(f"  +{_dur(e['at_s'])} {e['pod']}{wait}{state}")
+            lines.append(f"  +{format_duration(e['at_s'])} {e['pod']}{wait}{state}")
     if r.ssh_commands:
         lines.append(f"SSH commands ({len(r.ssh_commands)}, recorded, not sent):")
         for c in r.ssh_commands:

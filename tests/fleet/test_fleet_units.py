@@ -6,10 +6,11 @@ import stat
 
 import pytest
 
+from kubeops.durations import format_duration
 from kubeops.errors import InputError
 from kubeops.fleet.record import FleetStore, fleet_status, new_fleet_id
 from kubeops.fleet.runner import FleetPlan
-from kubeops.fleet.table import duration_text, summary_lines
+from kubeops.fleet.table import summary_lines
 from kubeops.tasks._common import cluster_names, fleet_exit_code, is_fleet, whole_number
 
 
@@ -112,7 +113,7 @@ def test_the_table_has_a_row_per_cluster_in_fleet_order() -> None:
     assert "web-v2 not ready in time hint: rolled back" in first
     assert second.split()[:4] == ["prod-eu", "-", "pending", "-"]
     assert "not started: canary staging did not finish" in second
-    assert duration_text(4.25) == "4.2s" and duration_text(3725) == "1h02m"
+    assert format_duration(4.25) == "4.2s" and format_duration(3725) == "1h02m" and format_duration(None) == "-"
 
 
 def test_the_record_file_round_trips_privately(tmp_path) -> None:
