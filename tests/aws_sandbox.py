@@ -127,13 +127,16 @@ class AwsSandbox:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for record in self.runs():
-                if record.get("status") not in (None, "running"):
+                if record.get("pid") != proc.pid:  # earlier runs in this sandbox are long done
                     continue
                 entry = next((s for s in record["steps"] if s["name"] == step), None)
-                if entry and entry["status"] in (status, "done"):
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    return entry["status"]
+                if not entry or entry["status"] not in (status, "done") or proc.poll() is not None:
+                    continue
+                # A quick last step can end the whole run between two looks; a kill after the final checkpoint
+                # and before the process exits (lock release, summary) is a crash point as real as any.
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return entry["status"] if record.get("status") in (None, "running") else "run-done"
             if proc.poll() is not None:
                 return "finished"
             time.sleep(0.005)
