@@ -226,10 +226,7 @@ def positive_int(value: Any, flag: str) -> int | None:
 
     if value in (None, ""):
         return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
+    number = whole_number(value, flag, default=0)
     if number < 1:
         raise InputError(f"{flag} expects a whole number of at least 1, got {value!r}")
     return number

@@ -21,15 +21,13 @@ _MAX = "raise the group's max size if the surge needs it (restored afterwards)"
 
 
 def _positive(value: Any, flag: str) -> int:
+    """``--count`` and ``--batch``: a whole number of at least 1 (exit 2 naming the flag otherwise)."""
     with _common.exit_codes():
-        from kubeops.errors import InputError
+        number = _common.positive_int(value, f"--{flag}")
+        if number is None:
+            from kubeops.errors import InputError
 
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise InputError(f"--{flag} must be a whole number, got {value!r}") from None
-        if number < 1:
-            raise InputError(f"--{flag} must be at least 1, got {number}")
+            raise InputError(f"--{flag} needs a value")
         return number
 
 
