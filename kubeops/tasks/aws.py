@@ -21,14 +21,13 @@ _MAX = "raise the group's max size if the surge needs it (restored afterwards)"
 
 
 def _positive(value: Any, flag: str) -> int:
-    """``--count`` and ``--batch``: a whole number of at least 1 (exit 2 naming the flag otherwise)."""
+    """``--count`` and ``--batch`` (default 1): a whole number of at least 1, exit 2 naming the flag otherwise.
+
+    The flags default to None, not 1: with an int default invoke converts the value itself and answers
+    ``--count=abc`` with a traceback instead of our message."""
     with _common.exit_codes():
         number = _common.positive_int(value, f"--{flag}")
-        if number is None:
-            from kubeops.errors import InputError
-
-            raise InputError(f"--{flag} needs a value")
-        return number
+        return 1 if number is None else number
 
 
 @task(
@@ -43,7 +42,7 @@ def _positive(value: Any, flag: str) -> int:
     }
 )
 def scale_up(  # type: ignore[no-untyped-def]
-    c, group=None, count=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, group=None, count=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
 ):
     """Add instances to an Auto Scaling group and wait until their Nodes are Ready."""
     params = {
@@ -97,7 +96,7 @@ def replace(  # type: ignore[no-untyped-def]
     }
 )
 def replace_group(  # type: ignore[no-untyped-def]
-    c, group=None, batch=1, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    c, group=None, batch=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
     clusters=None, parallel=None, canary=None, rehearse=False, snapshot=None, speed=None,
 ):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""

@@ -81,6 +81,8 @@ CASES = [
     (["resume", "--run=nope"], "no run 'nope'"),
     (["drain"], "--node is required"),
     (["sandbox", "--scenario=nope"], "unknown scenario 'nope'"),
+    (["scale-up", "--group=workers", "--count=abc"], "--count expects a whole number, got 'abc'"),
+    (["replace-group", "--group=workers", "--batch=0"], "--batch expects a whole number of at least 1, got '0'"),
 ]
 
 
