@@ -44,12 +44,12 @@ class NodeSample:
     fallback_reason: str | None = None
 
 
-def scrape_cadvisor(kube: KubeClient, node: str, *, timeout_s: float = 30.0) -> Scrape:
-    """One scrape of the node's cAdvisor endpoint, parsed while it streams in."""
+def scrape_cadvisor(kube: KubeClient, node: str, *, timeout_s: float = 30.0, memory: bool = True) -> Scrape:
+    """One scrape of the node's cAdvisor endpoint, parsed while it streams in (`memory=False`: CPU counters only)."""
     what = f"read cAdvisor metrics of node {node}"
     raw = kube.call(_open_cadvisor, kube.api_client, node, timeout_s, what=what, retry=False)
     try:
-        return parse_cadvisor(_chunks(raw, what))
+        return parse_cadvisor(_chunks(raw, what), memory=memory)
     finally:
         raw.release_conn()
 
@@ -71,8 +71,9 @@ def sample_nodes(
     scrape is queued the moment its own interval is up, so the whole run costs about one interval plus the time
     to scrape every node twice at that concurrency. The rate divides by the time really elapsed between the two
     requests of that node (or the samples' own timestamps), never by the nominal interval, so a queued second
-    scrape is still right. Memory stays bounded: each body is parsed as it streams (two families kept), a node's
-    first scrape is dropped as soon as its usage is computed, and at most `concurrency` bodies are being read.
+    scrape is still right. Memory stays bounded: each body is parsed as it streams (the first scrape keeps the
+    CPU counters alone, the second CPU and memory), a node's first scrape is dropped as soon as its usage is
+    computed, and at most `concurrency` bodies are being read.
 
     A node whose proxy answers 403/404/503 is read from metrics-server instead; other errors propagate (the
     remaining scrapes are cancelled).
@@ -84,9 +85,9 @@ def sample_nodes(
     results: dict[str, NodeSample] = {}
     fallback: dict[str, str] = {}
 
-    def timed_scrape(node: str) -> tuple[float, Scrape]:
+    def timed_scrape(node: str, memory: bool) -> tuple[float, Scrape]:
         started = clock()
-        return started, scrape_cadvisor(kube, node, timeout_s=timeout_s)
+        return started, scrape_cadvisor(kube, node, timeout_s=timeout_s, memory=memory)
 
     due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
     todo = deque(nodes)  # first scrapes not yet started
@@ -99,16 +100,19 @@ def sample_nodes(
                 while len(pending) < workers:
                     if due and due[0][0] <= clock():
                         node = heapq.heappop(due)[1]
-                        pending[pool.submit(timed_scrape, node)] = (node, 2)
+                        pending[pool.submit(timed_scrape, node, True)] = (node, 2)
                     elif todo:
                         node = todo.popleft()
-                        pending[pool.submit(timed_scrape, node)] = (node, 1)
+                        # a first scrape only gives CPU counters a start: memory comes from the second
+                        pending[pool.submit(timed_scrape, node, False)] = (node, 1)
                     else:
                         break
                 if not pending:
                     sleep(max(0.0, due[0][0] - clock()))
                     continue
-                wait_s = max(0.0, due[0][0] - clock()) if due else None
+                # with every worker busy only a finished scrape can change anything: waking for a due second
+                # scrape then would spin (timeout 0) and starve the workers of the GIL
+                wait_s = max(0.0, due[0][0] - clock()) if due and len(pending) < workers else None
                 done, _ = wait(pending, timeout=wait_s, return_when=FIRST_COMPLETED)
                 for future in done:
                     node, which = pending.pop(future)

@@ -45,7 +45,7 @@ __all__ = [
 CPU_METRIC = "container_cpu_usage_seconds_total"
 MEMORY_METRIC = "container_memory_working_set_bytes"
 _WANTED = (CPU_METRIC, MEMORY_METRIC)
-_NEEDLES = tuple(("\n" + name).encode() for name in _WANTED)
+_WANTED_NEEDLES = tuple((name, ("\n" + name).encode()) for name in _WANTED)  # CPU first
 
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*[ \t]*=[ \t]*"(?:[^"\\\n]|\\.)*"'
 _LABELS = rf"\{{[ \t]*(?:{_LABEL}[ \t]*(?:,[ \t]*{_LABEL}[ \t]*)*,?[ \t]*)?\}}"
@@ -60,7 +60,9 @@ _VALUE = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|
 # Last path component of a pod-level cgroup, for the cgroupfs and systemd drivers:
 #   /kubepods/burstable/pod<uid>   /kubepods/pod<uid>
 #   /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_with_underscores>.slice
-_POD_CGROUP = re.compile(r"(?:^|/)(?:pod([0-9a-fA-F-]{32,36})|kubepods(?:-[a-z]+)?-pod([0-9a-fA-F_]{32,36})\.slice)$")
+_POD_CGROUP = re.compile(r"pod([0-9a-fA-F-]{32,36})|kubepods(?:-[a-z]+)?-pod([0-9a-fA-F_]{32,36})\.slice")
+_VALUE_BYTES = re.compile(_VALUE.pattern.encode())
+_TIMESTAMP_BYTES = re.compile(_TIMESTAMP.pattern.encode())
 _PAUSE_IMAGE = re.compile(r"(?:^|/)pause(?:-[a-z0-9]+)?(?:[:@]|$)")
 
 _CHUNK = 1 << 20
@@ -101,7 +103,7 @@ class Cgroup:
             return "container"
         if self.pod and self.image:  # containerd sandbox: no container name, but an image
             return "pause"
-        if _POD_CGROUP.search(self.id):
+        if _pod_uid_of(self.id) is not None:
             return "pod"
         if self.pod and not self.image:
             return "pod"
@@ -111,11 +113,16 @@ class Cgroup:
     def pod_uid(self) -> str | None:
         """UID of the pod this cgroup is, or is inside, read from the cgroup path."""
         path = self.id.rstrip("/")
-        for candidate in (path, path.rpartition("/")[0]):
-            match = _POD_CGROUP.search(candidate)
-            if match:
-                return (match.group(1) or match.group(2)).replace("_", "-")
+        return _pod_uid_of(path) or _pod_uid_of(path.rpartition("/")[0])
+
+
+def _pod_uid_of(path: str) -> str | None:
+    """The pod UID when the last component of cgroup `path` is a pod-level cgroup (either driver's spelling)."""
+    last = path.rpartition("/")[2]
+    if "pod" not in last:  # most cgroups; skips the regex
         return None
+    match = _POD_CGROUP.fullmatch(last)
+    return (match.group(1) or match.group(2)).replace("_", "-") if match else None
 
 
 @dataclass(slots=True)
@@ -165,13 +172,15 @@ class NodeUsage:
 # --------------------------------------------------------------------------------------------- parsing
 
 
-def parse_cadvisor(source: bytes | str | Iterable[bytes | str]) -> Scrape:
+def parse_cadvisor(source: bytes | str | Iterable[bytes | str], *, memory: bool = True) -> Scrape:
     """Parse cAdvisor text (whole, or streamed as chunks of any size) keeping only CPU and memory.
 
-    Raises CadvisorParseError naming the line of the first malformed kept sample, or when the body is
-    not Prometheus text at all (an HTML error page, JSON).
+    `memory=False` keeps the CPU counters alone: what the first of two scrapes is for (`compute_usage` reads
+    memory from the second), at half the parsing. Raises CadvisorParseError naming the line of the first
+    malformed kept sample, or when the body is not Prometheus text at all (an HTML error page, JSON).
     """
     scrape = Scrape()
+    wanted = _WANTED_NEEDLES if memory else _WANTED_NEEDLES[:1]
     chunks: Iterable[bytes | str] = [source] if isinstance(source, bytes | str) else source
     carry = b"\n"  # a virtual newline before line 1, so every wanted line is found as "\n<name>"
     lines_before = 0  # newlines of the real text before `carry`'s leading newline
@@ -188,13 +197,13 @@ def parse_cadvisor(source: bytes | str | Iterable[bytes | str]) -> Scrape:
         if cut <= 0:  # no complete line yet; keep accumulating
             carry = block
             continue
-        _scan(block[:cut], lines_before, scrape)
+        _scan(block[:cut], lines_before, scrape, wanted)
         lines_before += block.count(b"\n", 1, cut + 1)
         carry = block[cut:]
         if len(carry) > 64 * _CHUNK:
             raise CadvisorParseError("line longer than 64 MiB", line=lines_before + 1)
     if len(carry) > 1:
-        _scan(carry, lines_before, scrape)
+        _scan(carry, lines_before, scrape, wanted)
         lines_before += 1
     scrape.lines = lines_before
     for cgroup in scrape.cgroups.values():
@@ -216,9 +225,9 @@ def _check_looks_like_prometheus(data: bytes) -> None:
         )
 
 
-def _scan(block: bytes, lines_before: int, scrape: Scrape) -> None:
+def _scan(block: bytes, lines_before: int, scrape: Scrape, wanted: tuple[tuple[str, bytes], ...]) -> None:
     """Parse the wanted lines of `block`, which starts with a newline and holds whole lines."""
-    for needle in _NEEDLES:
+    for family, needle in wanted:
         counted_to, line_no = 0, lines_before  # newlines counted incrementally: linear, not quadratic
         pos = block.find(needle)
         while pos != -1:
@@ -230,6 +239,11 @@ def _scan(block: bytes, lines_before: int, scrape: Scrape) -> None:
             if after in (b"{", b" ", b"\t"):  # not a longer name sharing the prefix
                 line_no += block.count(b"\n", counted_to, pos + 1)
                 counted_to = pos + 1
+                fast = _parse_canonical(raw, len(needle) - 1) if after == b"{" else None
+                if fast is not None:
+                    _record(scrape, family, *fast)
+                    pos = block.find(needle, end)
+                    continue
                 try:
                     text = raw.decode()
                 except UnicodeDecodeError as exc:
@@ -249,9 +263,6 @@ def parse_line(text: str, *, line: int = 0) -> tuple[str, dict[str, str], float,
     if cut <= 0:
         raise CadvisorParseError(f"expected 'name{{labels}} value', got {_clip(text)!r}", line=line)
     name = text[:cut]
-    fast = _parse_canonical(text, cut) if brace == cut else None
-    if fast is not None:
-        return (name, *fast)
     match = _REST.fullmatch(text, cut)
     if match is None:
         raise CadvisorParseError(
@@ -269,31 +280,37 @@ def parse_line(text: str, *, line: int = 0) -> tuple[str, dict[str, str], float,
     return name, labels, float(value_text), int(ts_text) if ts_text else None
 
 
-def _parse_canonical(text: str, cut: int) -> tuple[dict[str, str], float, int | None] | None:
-    """The common shape a kubelet writes, `{k="v",k="v"} value timestamp` with no escapes, parsed in one label pass.
+def _parse_canonical(raw: bytes, cut: int) -> tuple[dict[str, str], float, int | None] | None:
+    """The shape a kubelet writes, `name{k="v",k="v"} value timestamp` with no escapes, parsed with plain splits.
 
     Why: this is where `stats` spends its CPU on a big cluster (two hundred such lines per node, twice per node).
-    Anything else (escapes, spaces, an empty or odd label block, a malformed value) returns None and goes through
-    the full grammar, which also names what is wrong.
+    `cut` is the index of the opening brace. Anything else (escapes, spaces, an empty or odd label block, a
+    malformed value, bytes that are not UTF-8) returns None and goes through the full grammar, which also names
+    what is wrong. The split is exact: without backslashes no label value can hold a quote, so the first `"} `
+    closes the block and `",` separates pairs.
     """
-    close = text.find("} ", cut)
-    if close == -1:
+    close = raw.find(b"} ", cut)
+    if close == -1 or raw[close - 1 : close] != b'"' or b"\\" in raw[cut:close]:
         return None
-    label_text = text[cut + 1 : close]
-    if "\\" in label_text:
+    try:
+        label_text = raw[cut + 1 : close - 1].decode()
+    except UnicodeDecodeError:
         return None
-    pairs = _PAIR.findall(label_text)
-    if not pairs or ",".join(f'{k}="{v}"' for k, v in pairs) != label_text:
-        return None
-    rest = text[close + 2 :].split(" ")
-    if not 1 <= len(rest) <= 2 or not _VALUE.fullmatch(rest[0]):
+    labels: dict[str, str] = {}
+    for pair in label_text.split('",'):
+        key, sep, value = pair.partition('="')
+        if not sep or '"' in value or not (key.isidentifier() and key.isascii()):
+            return None
+        labels[key] = value
+    rest = raw[close + 2 :].split(b" ")
+    if not 1 <= len(rest) <= 2 or not _VALUE_BYTES.fullmatch(rest[0]):
         return None
     timestamp = None
     if len(rest) == 2:
-        if not _TIMESTAMP.fullmatch(rest[1]):
+        if not _TIMESTAMP_BYTES.fullmatch(rest[1]):
             return None
         timestamp = int(rest[1])
-    return dict(pairs), float(rest[0]), timestamp
+    return labels, float(rest[0]), timestamp
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -371,9 +388,10 @@ def compute_usage(before: Scrape, after: Scrape, *, interval_s: float) -> NodeUs
             delta = cg.cpu_seconds
         return _finite(delta / elapsed)
 
+    uid_of = {key: cg.pod_uid for key, cg in after.cgroups.items()}  # a regex each: once per cgroup, not thrice
     uid_to_pod: dict[str, tuple[str, str]] = {}
-    for cg in after.cgroups.values():
-        uid = cg.pod_uid
+    for key, cg in after.cgroups.items():
+        uid = uid_of[key]
         if uid and cg.pod and cg.namespace:
             uid_to_pod.setdefault(uid, (cg.namespace, cg.pod))
 
@@ -382,12 +400,12 @@ def compute_usage(before: Scrape, after: Scrape, *, interval_s: float) -> NodeUs
     uids: dict[tuple[str, str], str] = {}
     node_cpu: float | None = None
     node_memory: float | None = None
-    for cg in after.cgroups.values():
+    for cgroup_key, cg in after.cgroups.items():
         kind = cg.kind
+        uid = uid_of[cgroup_key]
         if kind == "root":
             node_cpu, node_memory = rate(cg), _finite(cg.memory_working_set_bytes)
         elif kind == "pod":
-            uid = cg.pod_uid
             key = (cg.namespace, cg.pod) if cg.pod else uid_to_pod.get(uid or "")
             if key is None:  # a pod cgroup nothing tells us the name of (its containers are gone)
                 continue
@@ -401,13 +419,13 @@ def compute_usage(before: Scrape, after: Scrape, *, interval_s: float) -> NodeUs
                     cg.namespace, cg.pod, cg.container, rate(cg), _finite(cg.memory_working_set_bytes)
                 )
             )
-            if cg.pod_uid:
-                uids.setdefault(key, cg.pod_uid)
+            if uid:
+                uids.setdefault(key, uid)
         elif kind == "pause" and cg.pod:
             key = (cg.namespace, cg.pod)
             containers.setdefault(key, [])
-            if cg.pod_uid:
-                uids.setdefault(key, cg.pod_uid)
+            if uid:
+                uids.setdefault(key, uid)
 
     pods: list[PodUsage] = []
     for key in sorted(set(pod_cgroups) | set(containers)):

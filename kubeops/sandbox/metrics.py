@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -86,6 +86,15 @@ def go_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
         return "0"
+    text = repr(float(value))
+    if "e" not in text:  # 1e-4 <= |value| < 1e16: Python already printed the shortest digits, in fixed notation
+        body = text.lstrip("-")
+        whole, _, fraction = body.partition(".")
+        if whole != "0" and len(whole) > 6:  # Go switches to an exponent from 1e6 on
+            digits = (whole + fraction).rstrip("0")
+            mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+            return f"{text[: len(text) - len(body)]}{mantissa}e+{len(whole) - 1:02d}"
+        return text[:-2] if fraction == "0" else text
     sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
     text = "".join(map(str, digits))
     exp = len(text) + int(exponent) - 1  # decimal exponent of the first digit
@@ -151,17 +160,61 @@ def _pod_cgroup(pod: Mapping[str, Any]) -> str:
     return f"{_qos_cgroup(qos)}/kubepods-{qos}-pod{uid}.slice"
 
 
-@dataclass(slots=True)
-class _Cgroup:
-    labels: dict[str, str]
-    cpu_s: float  # cumulative CPU seconds at the scrape
-    mem: float  # bytes
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """One cgroup's label texts and the samples that do not move with the clock (memory, spec, start time).
+
+    Why apart from the counters: a pod's cgroups only change when the pod does, so its series are built once per
+    pod version (`PodLayouts`) and a scrape only formats the CPU and network counters, which grow with time.
+    """
+
+    own: str  # sorted, escaped labels, shared by most families
+    cpu_labels: str  # own plus cpu="total", for container_cpu_usage_seconds_total
+    net_labels: str | None  # own plus interface="eth0" for cgroups with a network namespace, else None
+    cpu_rate: float  # cores; for parents, the counter is given per render instead
     start: float
-    cpu_limit: float = 0.0
-    cpu_request: float = 0.0
-    mem_limit: float = 0.0
-    network: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
+    constants: tuple[tuple[str, str, bool], ...]  # (family, formatted value, timestamped): memory and spec
+
+
+@dataclass(frozen=True, slots=True)
+class _PodLayout:
+    """A running pod's cgroups (pod, pause, app containers) and what its parents add up."""
+
+    series: tuple[_Series, ...]
+    qos: str
+    memory: float
+    cpu_rate: float  # the pod cgroup's cores: pause plus app containers
+    start: float
+
+
+class PodLayouts:
+    """Per pod UID, the layout built for its current resourceVersion: a scrape of an unchanged pod costs no parsing.
+
+    Bounded by the pods of the cluster: an entry is replaced when its pod changes and dropped when the pod is
+    deleted (`pod_event`, fed by the tracker). A pod without a start time is never kept (its start is "now")."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, tuple[str, _PodLayout]] = {}
+
+    def get(self, pod: Mapping[str, Any], now: float) -> _PodLayout:
+        meta = pod["metadata"]
+        uid, version = meta.get("uid", ""), meta.get("resourceVersion")
+        cached = self._by_uid.get(uid)
+        if cached is not None and version and cached[0] == version:
+            return cached[1]
+        layout = _pod_layout(pod, now)
+        if version and (pod.get("status") or {}).get("startTime"):  # without a start time the start is `now`
+            self._by_uid[uid] = (version, layout)
+        return layout
+
+    def __len__(self) -> int:
+        return len(self._by_uid)
+
+    def pod_event(self, event: Any) -> None:
+        if event.type == "DELETED":
+            gone = event.old or event.obj
+            if gone is not None:
+                self._by_uid.pop(gone["metadata"].get("uid", ""), None)
 
 
 def _pod_usage(pod: Mapping[str, Any]) -> tuple[float, float]:
@@ -229,69 +282,56 @@ def _running_on(pod: Mapping[str, Any] | None) -> str | None:
     return (pod.get("spec") or {}).get("nodeName") or None
 
 
-def _cgroups(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float,
-             departed: Mapping[str, float]) -> list[_Cgroup]:
-    boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
-    groups: list[_Cgroup] = []
-    qos_cpu_s = {q: float(departed.get(q, 0.0)) for q in (*_QOS_SLICES, "guaranteed")}
-    qos_mem = dict.fromkeys(_QOS_SLICES, 0.0)
-    kube_mem = 0.0
-    for pod in pods:
-        if not _running(pod):
-            continue
-        meta = pod["metadata"]
-        ns, name, uid = meta.get("namespace", ""), meta["name"], meta.get("uid", "")
-        start = _pod_start(pod, now)
-        uptime = max(0.0, now - start)
-        pod_id = _pod_cgroup(pod)
-        statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or ()}
-        pod_mem = float(_PAUSE_MEM)
-        children: list[_Cgroup] = []
-        pause_id = _container_id(uid, "POD")
-        children.append(
-            _Cgroup(
-                {"container": "POD", "id": f"{pod_id}/cri-containerd-{pause_id}.scope", "image": PAUSE_IMAGE,
+def _series(labels: Mapping[str, str], cpu_rate: float, start: float, mem: float, *, cpu_limit: float = 0.0,
+            cpu_request: float = 0.0, mem_limit: float = 0.0, network: bool = False) -> _Series:
+    constants = [
+        ("container_memory_working_set_bytes", go_float(math.floor(mem)), True),
+        ("container_memory_usage_bytes", go_float(math.floor(mem * 1.1)), True),
+        ("container_memory_rss", go_float(math.floor(mem * 0.9)), True),
+        ("container_memory_cache", go_float(math.floor(mem * 0.1)), True),
+        ("container_start_time_seconds", go_float(math.floor(start)), False),
+        ("container_spec_cpu_period", "100000", False),
+        ("container_spec_cpu_shares", go_float(max(2, math.floor((cpu_request or 0.002) * 1024))), False),
+        ("container_spec_memory_limit_bytes", go_float(math.floor(mem_limit)), False),
+    ]
+    if cpu_limit:
+        constants.append(("container_spec_cpu_quota", go_float(math.floor(cpu_limit * 100000)), False))
+    net = _label_text({**labels, "interface": "eth0"}) if network else None
+    return _Series(_label_text(labels), _label_text({**labels, "cpu": "total"}), net, cpu_rate, start,
+                   tuple(constants))
+
+
+def _pod_layout(pod: Mapping[str, Any], now: float) -> _PodLayout:
+    meta = pod["metadata"]
+    ns, name, uid = meta.get("namespace", ""), meta["name"], meta.get("uid", "")
+    start = _pod_start(pod, now)
+    pod_id = _pod_cgroup(pod)
+    statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or ()}
+    pod_mem = float(_PAUSE_MEM)
+    pause_id = _container_id(uid, "POD")
+    children = [
+        _series({"container": "POD", "id": f"{pod_id}/cri-containerd-{pause_id}.scope", "image": PAUSE_IMAGE,
                  "name": pause_id, "namespace": ns, "pod": name},
-                _PAUSE_CPU * uptime, _PAUSE_MEM, start, cpu_request=0.002, network=True,
-            )
-        )
-        for c, cpu, mem in _container_split(pod):
-            cid = _container_id(uid, c["name"])
-            res = c.get("resources") or {}
-            image = (statuses.get(c["name"]) or {}).get("image") or c.get("image") or ""
-            children.append(
-                _Cgroup(
-                    {"container": c["name"], "id": f"{pod_id}/cri-containerd-{cid}.scope", "image": image,
+                _PAUSE_CPU, start, _PAUSE_MEM, cpu_request=0.002, network=True)
+    ]
+    split = _container_split(pod)
+    for c, cpu, mem in split:
+        cid = _container_id(uid, c["name"])
+        res = c.get("resources") or {}
+        image = (statuses.get(c["name"]) or {}).get("image") or c.get("image") or ""
+        children.append(
+            _series({"container": c["name"], "id": f"{pod_id}/cri-containerd-{cid}.scope", "image": image,
                      "name": cid, "namespace": ns, "pod": name},
-                    cpu * uptime, mem, start,
+                    cpu, start, mem,
                     cpu_limit=_quantity((res.get("limits") or {}).get("cpu")),
                     cpu_request=_quantity((res.get("requests") or {}).get("cpu")),
-                    mem_limit=_quantity((res.get("limits") or {}).get("memory")),
-                )
-            )
-            pod_mem += mem
-        pod_cpu_s = _pod_cpu_seconds(pod, now)
-        groups.append(
-            _Cgroup({"container": "", "id": pod_id, "image": "", "name": "", "namespace": ns, "pod": name},
-                    pod_cpu_s, pod_mem, start)
+                    mem_limit=_quantity((res.get("limits") or {}).get("memory")))
         )
-        groups.extend(children)
-        qos = _qos(pod)
-        qos_cpu_s[qos] += pod_cpu_s
-        if qos in qos_mem:
-            qos_mem[qos] += pod_mem
-        kube_mem += pod_mem
-    kube_cpu_s = math.fsum(qos_cpu_s.values())
-    system_s = _SYSTEM_CPU * max(0.0, now - boot)
-    empty = {"container": "", "image": "", "name": "", "namespace": "", "pod": ""}
-    groups.append(_Cgroup({**empty, "id": "/"}, kube_cpu_s + system_s, kube_mem + _SYSTEM_MEM, boot, network=True))
-    groups.append(_Cgroup({**empty, "id": _KUBEPODS}, kube_cpu_s, kube_mem, boot))
-    for qos in _QOS_SLICES:
-        groups.append(_Cgroup({**empty, "id": _qos_cgroup(qos)}, qos_cpu_s[qos], qos_mem[qos], boot))
-    groups.append(_Cgroup({**empty, "id": "/system.slice"}, system_s, _SYSTEM_MEM, boot))
-    for unit in ("containerd.service", "kubelet.service"):
-        groups.append(_Cgroup({**empty, "id": f"/system.slice/{unit}"}, system_s / 2, _SYSTEM_MEM / 2, boot))
-    return groups
+        pod_mem += mem
+    cores = _PAUSE_CPU + sum(cpu for _, cpu, _ in split)
+    own = _series({"container": "", "id": pod_id, "image": "", "name": "", "namespace": ns, "pod": name},
+                  cores, start, pod_mem)
+    return _PodLayout((own, *children), _qos(pod), pod_mem, cores, start)
 
 
 def _label_text(labels: Mapping[str, str]) -> str:
@@ -302,59 +342,78 @@ def _label_text(labels: Mapping[str, str]) -> str:
 
 
 def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None,
-                    departed: Mapping[str, float] | None = None) -> str:
+                    departed: Mapping[str, float] | None = None, layouts: PodLayouts | None = None) -> str:
     """The node's ``/metrics/cadvisor`` body for the pods bound to it.
 
     ``departed``: CPU seconds by QoS class of pods that have left the node (`DepartedCpu.on_node`), which the
-    parent cgroups' counters keep."""
+    parent cgroups' counters keep. ``layouts``: a cache of pod layouts kept between scrapes (the server's)."""
     now = now if now is not None else datetime.now(UTC).timestamp()
+    layouts = layouts if layouts is not None else PodLayouts()
     ts = str(int(now * 1000))
-    groups = _cgroups(node, pods, now, departed or {})
-    samples: dict[str, list[tuple[str, str, bool]]] = {name: [] for name in _FAMILIES}
+    boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
+    qos_cpu_s = {q: float(departed.get(q, 0.0)) for q in (*_QOS_SLICES, "guaranteed")} if departed else {
+        q: 0.0 for q in (*_QOS_SLICES, "guaranteed")}
+    qos_mem = dict.fromkeys(_QOS_SLICES, 0.0)
+    kube_mem = 0.0
+    counters: list[tuple[_Series, float]] = []  # each cgroup with its CPU seconds now
+    for pod in pods:
+        if not _running(pod):
+            continue
+        layout = layouts.get(pod, now)
+        uptime = max(0.0, now - layout.start)
+        pod_cpu_s = layout.cpu_rate * uptime
+        counters.append((layout.series[0], pod_cpu_s))
+        counters.extend((child, child.cpu_rate * uptime) for child in layout.series[1:])
+        qos_cpu_s[layout.qos] += pod_cpu_s
+        if layout.qos in qos_mem:
+            qos_mem[layout.qos] += layout.memory
+        kube_mem += layout.memory
+    kube_cpu_s = math.fsum(qos_cpu_s.values())
+    system_s = _SYSTEM_CPU * max(0.0, now - boot)
+    empty = {"container": "", "image": "", "name": "", "namespace": "", "pod": ""}
+    parents = [("/", kube_cpu_s + system_s, kube_mem + _SYSTEM_MEM, True), (_KUBEPODS, kube_cpu_s, kube_mem, False)]
+    parents += [(_qos_cgroup(q), qos_cpu_s[q], qos_mem[q], False) for q in _QOS_SLICES]
+    parents.append(("/system.slice", system_s, _SYSTEM_MEM, False))
+    parents += [(f"/system.slice/{unit}", system_s / 2, _SYSTEM_MEM / 2, False)
+                for unit in ("containerd.service", "kubelet.service")]
+    counters += [(_series({**empty, "id": path}, 0.0, boot, mem, network=network), cpu_s)
+                 for path, cpu_s, mem, network in parents]
 
-    def add(family: str, labels: Mapping[str, str] | str, value: float, *, stamped: bool = True) -> None:
-        text = labels if isinstance(labels, str) else _label_text(labels)
-        samples[family].append((text, go_float(value), stamped))
-
-    for g in groups:
-        uptime = max(0.0, now - g.start)
-        used = g.cpu_s
-        own = _label_text(g.labels)  # the same label text in most families: escaped and sorted once per cgroup
-        add("container_cpu_usage_seconds_total", {**g.labels, "cpu": "total"}, round(used, 9))
-        add("container_cpu_user_seconds_total", own, round(used * 0.7, 9))
-        add("container_cpu_system_seconds_total", own, round(used * 0.3, 9))
-        add("container_memory_working_set_bytes", own, math.floor(g.mem))
-        add("container_memory_usage_bytes", own, math.floor(g.mem * 1.1))
-        add("container_memory_rss", own, math.floor(g.mem * 0.9))
-        add("container_memory_cache", own, math.floor(g.mem * 0.1))
-        add("container_last_seen", own, math.floor(now))
-        add("container_start_time_seconds", own, math.floor(g.start), stamped=False)
-        add("container_spec_cpu_period", own, 100000, stamped=False)
-        if g.cpu_limit:
-            add("container_spec_cpu_quota", own, math.floor(g.cpu_limit * 100000), stamped=False)
-        add("container_spec_cpu_shares", own, max(2, math.floor((g.cpu_request or 0.002) * 1024)),
-            stamped=False)
-        add("container_spec_memory_limit_bytes", own, math.floor(g.mem_limit), stamped=False)
-        if g.network:
-            net = {**g.labels, "interface": "eth0"}
-            add("container_network_receive_bytes_total", net, math.floor(uptime * 2048))
-            add("container_network_transmit_bytes_total", net, math.floor(uptime * 1024))
+    samples: dict[str, list[str]] = {name: [] for name in _FAMILIES}
+    last_seen = go_float(math.floor(now))
+    # one order serves every family: ids are unique, so the label texts sort alike with or without cpu/interface
+    for series, used in sorted(counters, key=lambda item: item[0].own):
+        own = series.own
+        samples["container_cpu_usage_seconds_total"].append(
+            f"container_cpu_usage_seconds_total{{{series.cpu_labels}}} {go_float(round(used, 9))} {ts}")
+        samples["container_cpu_user_seconds_total"].append(
+            f"container_cpu_user_seconds_total{{{own}}} {go_float(round(used * 0.7, 9))} {ts}")
+        samples["container_cpu_system_seconds_total"].append(
+            f"container_cpu_system_seconds_total{{{own}}} {go_float(round(used * 0.3, 9))} {ts}")
+        samples["container_last_seen"].append(f"container_last_seen{{{own}}} {last_seen} {ts}")
+        for family, value, stamped in series.constants:
+            samples[family].append(f"{family}{{{own}}} {value} {ts}" if stamped else f"{family}{{{own}}} {value}")
+        net = series.net_labels
+        if net is not None:
+            uptime = max(0.0, now - series.start)
+            samples["container_network_receive_bytes_total"].append(
+                f"container_network_receive_bytes_total{{{net}}} {go_float(math.floor(uptime * 2048))} {ts}")
+            samples["container_network_transmit_bytes_total"].append(
+                f"container_network_transmit_bytes_total{{{net}}} {go_float(math.floor(uptime * 1024))} {ts}")
     cpu_m, mem = _node_capacity(node)
-    machine = {"boot_id": _container_id(node["metadata"]["name"], "boot"),
-               "machine_id": _container_id(node["metadata"]["name"], "machine")[:32],
-               "system_uuid": _container_id(node["metadata"]["name"], "uuid")[:32]}
-    add("machine_cpu_cores", machine, cpu_m)
-    add("machine_memory_bytes", machine, mem)
+    node_name = node["metadata"]["name"]
+    machine = _label_text({"boot_id": _container_id(node_name, "boot"),
+                           "machine_id": _container_id(node_name, "machine")[:32],
+                           "system_uuid": _container_id(node_name, "uuid")[:32]})
+    samples["machine_cpu_cores"].append(f"machine_cpu_cores{{{machine}}} {go_float(cpu_m)} {ts}")
+    samples["machine_memory_bytes"].append(f"machine_memory_bytes{{{machine}}} {go_float(mem)} {ts}")
+    samples["container_scrape_error"].append("container_scrape_error 0")
     lines: list[str] = []
     for family in sorted(_FAMILIES):
         help_text, kind = _FAMILIES[family]
         lines.append(f"# HELP {family} {help_text}")
         lines.append(f"# TYPE {family} {kind}")
-        if family == "container_scrape_error":
-            lines.append("container_scrape_error 0")
-            continue
-        for labels, value, stamped in sorted(samples[family]):
-            lines.append(f"{family}{{{labels}}} {value} {ts}" if stamped else f"{family}{{{labels}}} {value}")
+        lines.extend(samples[family])
     return "\n".join(lines) + "\n"
 
 
@@ -440,7 +499,9 @@ def install(cluster: Any) -> None:
     tracker = tracker_for(cluster)
     store = cluster.store
     departed = DepartedCpu(cluster.clock.now)
+    layouts = PodLayouts()
     tracker.listeners["pods"].append(departed.pod_event)
+    tracker.listeners["pods"].append(layouts.pod_event)
     tracker.listeners["nodes"].append(departed.node_event)
 
     def proxy(cluster: Any, namespace: str | None, name: str, path: str, query: dict[str, str]
@@ -453,7 +514,7 @@ def install(cluster: Any) -> None:
         with store.lock:  # pods and the departed ledger from one instant, or a leaving pod counts twice
             now = cluster.clock.now()
             pods, gone = tracker.pods_on(name), departed.on_node(name)
-        text = render_cadvisor(node, pods, now=now, departed=gone)
+        text = render_cadvisor(node, pods, now=now, departed=gone, layouts=layouts)
         return 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8"
 
     def read(cluster: Any, info: Any, namespace: str | None, name: str | None, query: dict[str, str]) -> Obj:

@@ -128,9 +128,28 @@ class TestCadvisorText:
         assert 'pod="web-1"' not in metrics.render_cadvisor(NODE, [pod], now=NOW)
 
 
+def test_cached_pod_layouts_give_the_same_text_and_follow_pod_changes():
+    layouts = metrics.PodLayouts()
+    pod = running_pod("web-1")
+    pod["metadata"]["resourceVersion"] = "7"
+    for now in (NOW, NOW + 10.5):  # a cached pod's counters still grow with the clock
+        assert metrics.render_cadvisor(NODE, [pod], now=now, layouts=layouts) == metrics.render_cadvisor(
+            NODE, [pod], now=now)
+    assert len(layouts) == 1
+    busier = copy.deepcopy(pod)
+    busier["metadata"]["annotations"][metrics.ANN_CPU_USAGE] = "2"
+    busier["metadata"]["resourceVersion"] = "8"
+    before = parse_cadvisor(metrics.render_cadvisor(NODE, [busier], now=NOW, layouts=layouts))
+    after = parse_cadvisor(metrics.render_cadvisor(NODE, [busier], now=NOW + 10, layouts=layouts))
+    (usage,) = compute_usage(before, after, interval_s=10).pods
+    assert usage.cpu_cores == pytest.approx(2.0001)  # the new rate plus the pause container, not the cached 0.25
+    layouts.pod_event(WatchEvent(9, "DELETED", "pods", "shop", "web-1", busier, busier))
+    assert len(layouts) == 0
+
+
 def test_go_float_matches_prometheus_text_encoding():
-    assert [metrics.go_float(v) for v in (1395066363.0, 2e-09, 928708, 1e6, 0.25, 0)] == [
-        "1.395066363e+09", "2e-09", "928708", "1e+06", "0.25", "0"]
+    assert [metrics.go_float(v) for v in (1395066363.0, 2e-09, 928708, 1e6, 0.25, 0, -1234567.5, 12.0, 1e16)] == [
+        "1.395066363e+09", "2e-09", "928708", "1e+06", "0.25", "0", "-1.2345675e+06", "12", "1e+16"]
 
 
 class TestMetricsApi:
