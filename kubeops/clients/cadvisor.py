@@ -11,12 +11,13 @@ Node, pod and eviction calls live in `kubeops.clients.nodes` / `kubeops.clients.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,82 +61,65 @@ def sample_nodes(
     *,
     interval_s: float,
     concurrency: int | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     timeout_s: float = 30.0,
 ) -> dict[str, NodeSample]:
     """Usage of every node in `nodes`: two scrapes each, `interval_s` apart, all nodes in flight together.
 
-    Why this shape: one node costs one interval, so N nodes one after another cost N intervals. Here a pool of
-    `concurrency` workers (default `kube.scrape_concurrency`) takes every node's first scrape; each node's second
-    scrape is queued the moment its own interval is up, so the whole run costs about one interval plus the time
-    to scrape every node twice at that concurrency. The rate divides by the time really elapsed between the two
-    requests of that node (or the samples' own timestamps), never by the nominal interval, so a queued second
-    scrape is still right. Memory stays bounded: each body is parsed as it streams (the first scrape keeps the
-    CPU counters alone, the second CPU and memory), a node's first scrape is dropped as soon as its usage is
-    computed, and at most `concurrency` bodies are being read.
+    Why this shape: one node costs one interval, so N nodes one after another cost N intervals. Here
+    `concurrency` worker threads (default `kube.scrape_concurrency`) take every node's first scrape; each node's
+    second scrape is queued the moment its own interval is up and goes before any first scrape still waiting, so
+    the whole run costs about one interval plus the time to scrape every node twice at that concurrency. The
+    rate divides by the time really elapsed between the two requests of that node (or the samples' own
+    timestamps), never by the nominal interval, so a late second scrape is still right. Workers pull from one
+    schedule (no future per scrape: at thousands of nodes the bookkeeping of futures cost as much as a scrape).
+    Memory stays bounded: each body is parsed as it streams (the first scrape keeps the CPU counters alone, the
+    second CPU and memory), a node's first scrape is dropped as soon as its usage is computed, and at most
+    `concurrency` bodies are being read.
 
-    A node whose proxy answers 403/404/503 is read from metrics-server instead; other errors propagate (the
-    remaining scrapes are cancelled).
+    A node whose proxy answers 403/404/503 is read from metrics-server instead; any other error stops the
+    workers (scrapes in flight finish) and is raised here.
     """
     if not interval_s > 0:
         raise ValueError(f"interval_s must be positive, got {interval_s!r}")
     workers = max(1, min(concurrency or getattr(kube, "scrape_concurrency", 16), max(1, len(nodes))))
-    first: dict[str, tuple[float, Scrape]] = {}
-    results: dict[str, NodeSample] = {}
-    fallback: dict[str, str] = {}
+    plan = _SamplingPlan(list(dict.fromkeys(nodes)), interval_s, clock)  # a node named twice is measured once
 
-    def timed_scrape(node: str, memory: bool) -> tuple[float, Scrape]:
-        started = clock()
-        return started, scrape_cadvisor(kube, node, timeout_s=timeout_s, memory=memory)
-
-    due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
-    todo = deque(nodes)  # first scrapes not yet started
-    pending: dict[Future[tuple[float, Scrape]], tuple[str, int]] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cadvisor") as pool:
-        try:
-            while todo or pending or due:
-                # no more in flight than workers (waiting on thousands of futures costs more than scraping);
-                # a second scrape that is due goes before the next first one, so intervals stay close to asked
-                while len(pending) < workers:
-                    if due and due[0][0] <= clock():
-                        node = heapq.heappop(due)[1]
-                        pending[pool.submit(timed_scrape, node, True)] = (node, 2)
-                    elif todo:
-                        node = todo.popleft()
-                        # a first scrape only gives CPU counters a start: memory comes from the second
-                        pending[pool.submit(timed_scrape, node, False)] = (node, 1)
-                    else:
-                        break
-                if not pending:
-                    sleep(max(0.0, due[0][0] - clock()))
+    def work() -> None:
+        while (job := plan.next_job()) is not None:
+            node, second = job
+            try:
+                started = clock()
+                try:
+                    scrape = scrape_cadvisor(kube, node, timeout_s=timeout_s, memory=second)
+                except ClusterError as exc:
+                    if exc.status not in FALLBACK_STATUS:
+                        raise
+                    plan.fell_back(node, f"cAdvisor proxy answered {exc.status}: {exc.message}")
                     continue
-                # with every worker busy only a finished scrape can change anything: waking for a due second
-                # scrape then would spin (timeout 0) and starve the workers of the GIL
-                wait_s = max(0.0, due[0][0] - clock()) if due and len(pending) < workers else None
-                done, _ = wait(pending, timeout=wait_s, return_when=FIRST_COMPLETED)
-                for future in done:
-                    node, which = pending.pop(future)
-                    try:
-                        started, scrape = future.result()
-                    except ClusterError as exc:
-                        if exc.status not in FALLBACK_STATUS:
-                            raise
-                        fallback[node] = f"cAdvisor proxy answered {exc.status}: {exc.message}"
-                        first.pop(node, None)
-                        continue
-                    if which == 1:
-                        first[node] = (started, scrape)
-                        heapq.heappush(due, (started + interval_s, node))
-                        continue
-                    began, before = first.pop(node)
-                    elapsed = max(started - began, 1e-6)
-                    usage = compute_usage(before, scrape, interval_s=elapsed)
-                    results[node] = NodeSample(node=node, source="cadvisor", usage=usage)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+                if second:
+                    plan.second_done(node, started, scrape)
+                else:
+                    plan.first_done(node, started, scrape)
+            except BaseException as exc:  # handed to the caller's thread and raised there
+                plan.fail(exc)
+                return
+
+    threads = [  # each thread gets its own copy of the caller's context (log fields such as run_id and step)
+        threading.Thread(target=contextvars.copy_context().run, args=(work,), name=f"cadvisor-{i}", daemon=True)
+        for i in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # Ctrl-C: stop starting scrapes; the daemon threads end with the process
+        plan.fail(exc)
+        raise
+    if plan.error is not None:
+        raise plan.error
+    results, fallback = plan.results, plan.fallback
     for node, reason in fallback.items():
         try:
             usage = metrics_server_usage(kube, node)
@@ -204,6 +188,72 @@ def metrics_server_usage(kube: KubeClient, node: str) -> NodeUsage:
 
 
 # ------------------------------------------------------------------------------------------------- internals
+
+
+class _SamplingPlan:
+    """What the scrape workers share: first scrapes to start, second scrapes by due time, results, the first error.
+
+    One condition guards it all; a worker holds it only to pick a job or file a result (never while scraping or
+    parsing), and `compute_usage` runs outside it.
+    """
+
+    def __init__(self, nodes: list[str], interval_s: float, clock: Callable[[], float]) -> None:
+        self._cond = threading.Condition()
+        self._clock = clock
+        self._interval_s = interval_s
+        self._firsts = deque(nodes)
+        self._due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
+        self._first: dict[str, tuple[float, Scrape]] = {}
+        self._open = len(nodes)  # nodes without a result or a fallback yet
+        self.results: dict[str, NodeSample] = {}
+        self.fallback: dict[str, str] = {}
+        self.error: BaseException | None = None
+
+    def next_job(self) -> tuple[str, bool] | None:
+        """(node, is_second_scrape), waiting until one is due; None when all is done or a worker failed."""
+        with self._cond:
+            while self.error is None and self._open > 0:
+                now = self._clock()
+                if self._due and self._due[0][0] <= now:
+                    return heapq.heappop(self._due)[1], True
+                if self._firsts:
+                    return self._firsts.popleft(), False
+                # nothing to start: wait for the next due second scrape, or for a worker to queue one
+                self._cond.wait(self._due[0][0] - now if self._due else None)
+            return None
+
+    def first_done(self, node: str, started: float, scrape: Scrape) -> None:
+        with self._cond:
+            self._first[node] = (started, scrape)
+            heapq.heappush(self._due, (started + self._interval_s, node))
+            self._cond.notify()
+
+    def second_done(self, node: str, started: float, scrape: Scrape) -> None:
+        with self._cond:
+            began, before = self._first.pop(node)
+        usage = compute_usage(before, scrape, interval_s=max(started - began, 1e-6))
+        with self._cond:
+            self.results[node] = NodeSample(node=node, source="cadvisor", usage=usage)
+            self._close_one()
+
+    def fell_back(self, node: str, reason: str) -> None:
+        with self._cond:
+            self.fallback[node] = reason
+            self._first.pop(node, None)
+            self._close_one()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            if self.error is None:
+                self.error = error
+            self._cond.notify_all()
+
+    def _close_one(self) -> None:
+        self._open -= 1
+        if self._open == 0:
+            self._cond.notify_all()
+
+
 
 
 def _open_cadvisor(api_client: Any, node: str, timeout_s: float) -> Any:

@@ -17,7 +17,7 @@ import yaml
 from kubeops.actions.cadvisor import collect_reports
 from kubeops.clients.cadvisor import sample_nodes
 from kubeops.clients.factory import Clients
-from kubeops.errors import InputError
+from kubeops.errors import ClusterError, InputError
 from kubeops.sandbox.testing import SandboxProcess
 from kubeops.settings import load_settings
 
@@ -83,3 +83,14 @@ def test_reports_for_one_node_and_bad_concurrency(env) -> None:  # type: ignore[
     assert pod_lists and all("spec.nodeName" in (r["query"].get("fieldSelector") or "") for r in pod_lists)
     with pytest.raises(InputError, match="concurrency"):
         collect_reports(clients.kube, [name], interval_s=0.5, concurrency=0)
+
+
+def test_an_unexpected_proxy_error_stops_the_workers_and_is_raised(env) -> None:  # type: ignore[no-untyped-def]
+    sb, clients = env
+    names = [n["metadata"]["name"] for n in clients.kube.request("GET", "/api/v1/nodes", what="t")["items"]]
+    sb.set_faults(error_500_rate=1.0, path_prefix="/api/v1/nodes/*/proxy", max_faults=1, latency_ms=300)
+    with pytest.raises(ClusterError) as info:
+        sample_nodes(clients.kube, names, interval_s=0.5)
+    assert info.value.status == 500  # not a metrics-server fallback: a 500 is not "no cAdvisor here"
+    # the 4 workers stop once one failed: at most the 4 first scrapes and one more each, never all 8 nodes
+    assert sum(len(t) for t in scrape_times(sb).values()) < NODES
