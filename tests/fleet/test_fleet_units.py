@@ -128,3 +128,21 @@ def test_the_record_file_round_trips_privately(tmp_path) -> None:
     assert list((tmp_path / "fleets").glob(".*")) == []  # no temp file left behind
     with pytest.raises(InputError, match="no fleet 'fleet-nope'"):
         store.get("fleet-nope")
+
+
+PLAYBOOK_TASKS = ("run", "deploy", "decommission", "maintain", "drain", "cordon", "uncordon", "scale-up", "replace",
+                  "replace-group", "redistribute")
+
+
+@pytest.mark.parametrize("name", PLAYBOOK_TASKS)
+def test_every_playbook_task_takes_the_fleet_flags_with_runs_help(name) -> None:
+    import copy
+
+    from kubeops.tasks import ns
+
+    def fleet_help(task_name):  # on a copy: invoke's get_arguments consumes the task's help dict
+        args = {a.name: a for a in copy.deepcopy(ns[task_name]).get_arguments()}
+        return {flag: args[flag].help for flag in ("clusters", "parallel", "canary", "max_failures")}
+
+    assert fleet_help(name) == fleet_help("run")
+    assert "once N have failed" in fleet_help(name)["max_failures"]
