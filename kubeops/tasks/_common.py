@@ -68,6 +68,8 @@ def playbook_task(**kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
     def decorate(body: Callable[..., Any]) -> Any:
         name = kwargs.get("name") or body.__name__.replace("_", "-")
         sig = inspect.signature(body)
+        if "fleet" not in sig.parameters:
+            raise TypeError(f"playbook task {name!r} must accept fleet= and pass it to run_playbook_task")
         own = [p for p in sig.parameters.values() if p.name != "fleet"]
         added = [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for f in FLEET_FLAGS]
 

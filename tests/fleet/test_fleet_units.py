@@ -60,6 +60,9 @@ class TestPlan:
             FleetPlan(clusters=("a", "b"), playbook="hello", canary=3)
         with pytest.raises(InputError, match="--parallel must be at least 1"):
             FleetPlan(clusters=("a", "b"), playbook="hello", parallel=0)
+        with pytest.raises(InputError, match="--max-failures must be at least 1"):
+            FleetPlan(clusters=("a", "b"), playbook="hello", max_failures=0)
+        assert FleetPlan(clusters=("a", "b"), playbook="hello", max_failures=5).max_failures == 5  # > clusters: fine
         with pytest.raises(InputError, match="--parallel expects a whole number, got 'two'"):
             whole_number("two", "--parallel", default=1)
         assert whole_number("4", "--parallel", default=1) == 4 and whole_number(None, "--canary", default=0) == 0
