@@ -48,6 +48,7 @@ class FleetRecord(TypedDict, total=False):
     clusters: list[str]  # the order
     canary: int
     parallel: int
+    max_failures: int | None  # after the canaries, no further cluster starts once this many failed (None: no limit)
     status: str
     started: str
     finished: str | None
@@ -55,6 +56,7 @@ class FleetRecord(TypedDict, total=False):
     pid: int
     members: dict[str, MemberRecord]
     stopped_by: str | None  # the canary cluster whose failure stopped the fleet
+    stopped_by_failures: list[str] | None  # the clusters whose failures reached max_failures, when one was left
 
 
 def now_iso() -> str:

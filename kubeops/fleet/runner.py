@@ -4,8 +4,11 @@ Scheduling (documented in docs/fleet.md):
 - canaries: the first `canary` clusters run ONE AFTER ANOTHER, in the order given, each alone; the next starts only
   when the previous one is done. A canary that ends any other way (failed, rejected, locked, paused) stops the
   fleet: later clusters are left ``pending`` and `resume --fleet` continues from there once the cause is fixed;
-- the rest: `parallel` at a time, started in order; a failure there does not stop the others (every cluster is
-  independent; gate the risky ones with a larger --canary);
+- the rest: `parallel` at a time, started in order; by default a failure there does not stop the others (every
+  cluster is independent; gate the risky ones with a larger --canary). With `max_failures` N, once N of them have
+  ended failed or rejected (the change, or its input, is wrong there) no further cluster starts: the runs in
+  flight finish and the rest stay ``pending`` for `resume --fleet`, which honours the same limit. Locked and
+  paused clusters do not count: another run or the calendar stopped them, not the change;
 - each cluster's run is the engine's ordinary run: its own Settings, clients, checkpoint store, guard (lock,
   window, notifications), in its own thread with ``cluster`` and ``fleet_id`` bound in the log context.
 
@@ -48,6 +51,7 @@ from kubeops.processes import pid_alive
 from kubeops.settings import Settings
 
 _RUN_TO_MEMBER = {"done": "done", "failed": "failed", "paused": "paused", "rejected": "rejected"}
+COUNTED_FAILURES = ("failed", "rejected")  # what --max-failures counts (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class FleetPlan:
     task: str = "run"
     canary: int = 0
     parallel: int = 1
+    max_failures: int | None = None  # None: no limit (a failure after the canaries stops nothing)
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -70,6 +75,8 @@ class FleetPlan:
             raise InputError(f"cluster {dup!r} is named twice")
         if self.parallel < 1:
             raise InputError(f"--parallel must be at least 1, got {self.parallel}")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise InputError(f"--max-failures must be at least 1, got {self.max_failures}")
         if not 0 <= self.canary <= len(self.clusters):
             raise InputError(
                 f"--canary must be between 0 and the number of clusters ({len(self.clusters)}), got {self.canary}"
@@ -134,6 +141,7 @@ class FleetRunner:
             "clusters": list(plan.clusters),
             "canary": plan.canary,
             "parallel": plan.parallel,
+            "max_failures": plan.max_failures,
             "status": "running",
             "started": now_iso(),
             "finished": None,
@@ -141,13 +149,19 @@ class FleetRunner:
             "pid": os.getpid(),
             "members": {c: _member(c) for c in plan.clusters},
             "stopped_by": None,
+            "stopped_by_failures": None,
         }
         result = FleetResult(record=record)
         self._drive(result, params=dict(plan.params), dry_run=plan.dry_run, force=False, resumed=False)
         return result
 
-    def resume(self, fleet_id: str, *, parallel: int | None = None, force: bool = False) -> FleetResult:
-        """Continue every cluster of the fleet that is not done: unfinished runs resume, unstarted ones start."""
+    def resume(
+        self, fleet_id: str, *, parallel: int | None = None, max_failures: int | None = None, force: bool = False
+    ) -> FleetResult:
+        """Continue every cluster of the fleet that is not done: unfinished runs resume, unstarted ones start.
+
+        The fleet's canary, parallel and max_failures apply again (`parallel` / `max_failures` replace the stored
+        ones when given); failures are counted afresh, among the clusters this resume runs."""
         record = self.store.get(fleet_id)
         if (
             record.get("status") == "running"
@@ -160,6 +174,10 @@ class FleetRunner:
             if parallel < 1:
                 raise InputError(f"--parallel must be at least 1, got {parallel}")
             record["parallel"] = parallel
+        if max_failures is not None:
+            if max_failures < 1:
+                raise InputError(f"--max-failures must be at least 1, got {max_failures}")
+            record["max_failures"] = max_failures
         result = FleetResult(record=record)
         if fleet_status(record["members"]) == "done":
             return result
@@ -178,7 +196,8 @@ class FleetRunner:
                     f"{', '.join(unstarted)} would run another version than the canaries did",
                     hint=f"review the change, then `invoke resume --fleet={fleet_id} --force`",
                 )
-        record.update(status="running", finished=None, host=socket.gethostname(), pid=os.getpid(), stopped_by=None)
+        record.update(status="running", finished=None, host=socket.gethostname(), pid=os.getpid(), stopped_by=None,
+                      stopped_by_failures=None)
         self._drive(result, params=dict(record.get("params") or {}), dry_run=False, force=force, resumed=True)
         return result
 
@@ -194,9 +213,11 @@ class FleetRunner:
             self._save(record, dry_run)
             self.log.info(
                 "fleet.resumed" if resumed else "fleet.started",
-                fleet_id=fid, clusters=order, canary=record["canary"], parallel=record["parallel"], dry_run=dry_run,
+                fleet_id=fid, clusters=order, canary=record["canary"], parallel=record["parallel"],
+                max_failures=record.get("max_failures"), dry_run=dry_run,
             )
             stopped_by = None
+            gate = _FailureGate(record.get("max_failures") if not dry_run else None, self._mutex)
             pool: ThreadPoolExecutor | None = None
             futures: list[Future[None]] = []
             try:
@@ -214,7 +235,7 @@ class FleetRunner:
                     pool = ThreadPoolExecutor(max_workers=min(record["parallel"], len(todo)),
                                               thread_name_prefix="fleet")
                     futures = [
-                        pool.submit(self._member_run, result, c, params=params, dry_run=dry_run, force=force)
+                        pool.submit(self._gated_run, gate, result, c, params=params, dry_run=dry_run, force=force)
                         for c in todo
                     ]
                     for future in futures:
@@ -234,10 +255,20 @@ class FleetRunner:
                     pool.shutdown(wait=False)
                 with self._mutex:
                     record["stopped_by"] = stopped_by
+                    record["stopped_by_failures"] = gate.reached_by()
                     record["finished"] = now_iso()
                     self._save(record, dry_run)
             self.log.info("fleet.finished", status=record["status"],
                           members={c: m["status"] for c, m in record["members"].items()})
+
+    def _gated_run(self, gate: _FailureGate, result: FleetResult, cluster: str, **kwargs: Any) -> None:
+        """`_member_run` after the canaries: not started once the failure limit is reached (stays ``pending``)."""
+        if not gate.admits():
+            self.log.info("fleet.member.not_started", cluster=cluster, reason="max_failures",
+                          failed=gate.failed, max_failures=gate.limit)
+            return
+        self._member_run(result, cluster, **kwargs)
+        gate.count(cluster, result.record["members"][cluster]["status"])
 
     def _member_run(
         self, result: FleetResult, cluster: str, *, params: dict[str, Any], dry_run: bool, force: bool
@@ -323,6 +354,33 @@ class FleetRunner:
             record["status"] = fleet_status(record["members"])
         if not dry_run:
             self.store.save(record)
+
+
+class _FailureGate:
+    """``--max-failures`` after the canaries: counts the clusters of this drive that ended failed or rejected and
+    admits no further start once `limit` is reached (None: no limit). Runs in flight are not touched."""
+
+    def __init__(self, limit: int | None, mutex: threading.Lock) -> None:
+        self.limit = limit
+        self.failed: list[str] = []
+        self.refused = False
+        self._mutex = mutex
+
+    def admits(self) -> bool:
+        with self._mutex:
+            if self.limit is not None and len(self.failed) >= self.limit:
+                self.refused = True
+                return False
+            return True
+
+    def count(self, cluster: str, status: str) -> None:
+        if status in COUNTED_FAILURES:
+            with self._mutex:
+                self.failed.append(cluster)
+
+    def reached_by(self) -> list[str] | None:
+        """The clusters whose failures reached the limit, when a cluster was left unstarted because of it."""
+        return list(self.failed) if self.refused else None
 
 
 def refresh_members(record: FleetRecord, settings_for: Callable[[str], Settings]) -> FleetRecord:

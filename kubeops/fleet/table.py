@@ -14,6 +14,9 @@ def member_message(record: FleetRecord, member: MemberRecord) -> str:
     status = member.get("status")
     if status == "pending" and record.get("stopped_by"):
         return f"not started: canary {record['stopped_by']} did not finish"
+    if status == "pending" and record.get("stopped_by_failures"):
+        failed = ", ".join(f"{c} {record['members'][c].get('status')}" for c in record["stopped_by_failures"])
+        return f"not started: --max-failures={record.get('max_failures')} reached: {failed}"
     if status == "pending":
         return "not started"
     text = member.get("error") or ""
@@ -42,7 +45,9 @@ def summary_lines(record: FleetRecord, *, dry_run: bool = False) -> list[str]:
     title = (
         ("dry run (nothing changed): fleet" if dry_run else f"fleet {record['id']}:")
         + f" {record.get('task', 'run')} ({record['playbook']}) on {len(record['clusters'])} "
-        f"clusters, canary {record.get('canary', 0)}, parallel {record.get('parallel', 1)}: {record.get('status')}"
+        f"clusters, canary {record.get('canary', 0)}, parallel {record.get('parallel', 1)}"
+        + (f", max failures {record['max_failures']}" if record.get("max_failures") else "")
+        + f": {record.get('status')}"
     )
     body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return [title, *body]

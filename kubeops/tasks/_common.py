@@ -13,11 +13,14 @@ Imports of the engine happen inside functions so that listing tasks stays fast.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from invoke import Exit, Task
@@ -41,6 +44,48 @@ def task(*args: Any, **kwargs: Any) -> Any:
     return _invoke_task(*args, **kwargs)
 
 
+@dataclass(frozen=True, slots=True)
+class FleetFlags:
+    """A playbook task's fleet flags as typed (invoke hands strings; `fleet_numbers` checks them), plus the task's
+    name, which the fleet record keeps for people reading `invoke fleets`."""
+
+    task: str = "run"
+    clusters: str | None = None
+    parallel: Any = None
+    canary: Any = None
+    max_failures: Any = None
+
+
+def playbook_task(**kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``@task`` for a task that runs a playbook on a cluster: it also takes ``--clusters``, ``--parallel``,
+    ``--canary`` and ``--max-failures`` (help: `FLEET_HELP`), handed to the body as one ``fleet=FleetFlags``.
+
+    Why one decorator: every playbook task must offer the same fleet flags with the same help, and a new task gets
+    them by being declared with it rather than by copying four parameters and four help lines. The flags go last in
+    the signature, so the short flags the task's own options had stay theirs.
+    """
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        name = kwargs.get("name") or body.__name__.replace("_", "-")
+        sig = inspect.signature(body)
+        if "fleet" not in sig.parameters:
+            raise TypeError(f"playbook task {name!r} must accept fleet= and pass it to run_playbook_task")
+        own = [p for p in sig.parameters.values() if p.name != "fleet"]
+        added = [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for f in FLEET_FLAGS]
+
+        @functools.wraps(body)
+        def wrapper(c: Any, *args: Any, **given: Any) -> Any:
+            flags = FleetFlags(task=name, **{f: given.pop(f, None) for f in FLEET_FLAGS})
+            return body(c, *args, fleet=flags, **given)
+
+        names = [p.name for p in own]
+        at = names.index("wait_for_lock") + 1 if "wait_for_lock" in names else len(own)
+        wrapper.__signature__ = sig.replace(parameters=[*own[:at], *added, *own[at:]])  # type: ignore[attr-defined]
+        return task(**{**kwargs, "help": {**kwargs.get("help", {}), **FLEET_HELP}})(wrapper)
+
+    return decorate
+
+
 EXIT_OK, EXIT_STEP_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # a fleet stopped by Ctrl-C (128 + SIGINT, as shells report it)
 
@@ -49,7 +94,14 @@ CLUSTER_HELP = "cluster from inventory/<name>.yaml (default: sandbox); a,b,c run
 CLUSTERS_HELP = "a fleet of every inventory cluster matching GLOB (e.g. 'prod-*'; comma-separated globs in order)"
 PARALLEL_HELP = "fleet: clusters run at once after the canaries (default 1)"
 CANARY_HELP = "fleet: the first K clusters run alone, one after another; one not done stops the fleet"
-FLEET_HELP = {"clusters": CLUSTERS_HELP, "parallel": PARALLEL_HELP, "canary": CANARY_HELP}
+MAX_FAILURES_HELP = (
+    "fleet: after the canaries, start no further cluster once N have failed or been rejected (runs in flight "
+    "finish; `resume --fleet` continues); default: no limit"
+)
+FLEET_HELP = {
+    "clusters": CLUSTERS_HELP, "parallel": PARALLEL_HELP, "canary": CANARY_HELP, "max-failures": MAX_FAILURES_HELP,
+}
+FLEET_FLAGS = ("clusters", "parallel", "canary", "max_failures")  # what `playbook_task` adds to a task
 LOG_HELP = "auto (console on a terminal, JSON otherwise), console or json"
 WAIT_HELP = "wait up to DURATION (e.g. 90s, 10m) for a busy cluster lock instead of exiting 3"
 REHEARSE_FLAGS_HELP = {
@@ -232,6 +284,19 @@ def positive_int(value: Any, flag: str) -> int | None:
     return number
 
 
+def fleet_numbers(fleet: FleetFlags) -> tuple[int, int, int | None]:
+    """``(parallel, canary, max_failures)`` from the flags: whole numbers, parallel and max-failures at least 1,
+    canary at least 0; InputError naming the flag otherwise. Checked for a single cluster too (where they have no
+    effect), so a typo in a script is found before the script meets a fleet."""
+    from kubeops.errors import InputError
+
+    parallel = positive_int(fleet.parallel, "--parallel")
+    canary = whole_number(fleet.canary, "--canary", default=0)
+    if canary < 0:
+        raise InputError(f"--canary expects a whole number of at least 0, got {fleet.canary!r}")
+    return (1 if parallel is None else parallel), canary, positive_int(fleet.max_failures, "--max-failures")
+
+
 def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
     """Seconds from a `--wait-for-lock` value (0 when absent); InputError for a malformed one."""
     from kubeops.errors import InputError
@@ -254,28 +319,27 @@ def run_playbook_task(
     cluster: str | None = None,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-    clusters: str | None = None,
-    parallel: int | None = None,
-    canary: int | None = None,
-    task: str = "run",
+    fleet: FleetFlags | None = None,
 ) -> RunRecord | None:
     """Run playbook `playbook` (name or path) as a task: settings, logging, guard, summary, exit codes.
 
-    Several clusters (`cluster` = ``a,b,c`` or a `clusters` glob) make a fleet: `run_fleet_task` runs it and
-    None is returned (there is no single record).
+    Several clusters (`cluster` = ``a,b,c`` or a ``--clusters`` glob in `fleet`) make a fleet: `run_fleet_task`
+    runs it and None is returned (there is no single record).
 
-    Domain tasks are one call: ``run_playbook_task(c, "decommission-node", params={"node": node},
-    dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock=wait_for_lock)``. `params` values
-    may be typed or strings; `wait_for_lock` is the raw ``--wait-for-lock`` flag (``90s``, ``10m``), parsed
-    like `run`'s (a malformed one exits 2 before anything starts).
+    Domain tasks (declared with `playbook_task`) are one call: ``run_playbook_task(c, "decommission-node",
+    params={"node": node}, dry_run=dry_run, cluster=cluster, log_format=log_format, wait_for_lock=wait_for_lock,
+    fleet=fleet)``. `params` values may be typed or strings; `wait_for_lock` is the raw ``--wait-for-lock`` flag
+    (``90s``, ``10m``), parsed like `run`'s (a malformed one exits 2 before anything starts).
     """
-    if is_fleet(cluster, clusters):
+    fleet = fleet or FleetFlags()
+    if is_fleet(cluster, fleet.clusters):
         run_fleet_task(
-            playbook, params=params, dry_run=dry_run, cluster=cluster, clusters=clusters, log_format=log_format,
-            wait_for_lock=wait_for_lock, parallel=parallel, canary=canary, task=task,
+            playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
+            wait_for_lock=wait_for_lock, fleet=fleet,
         )
         return None
     with exit_codes():
+        fleet_numbers(fleet)  # no effect on one cluster, but a malformed value is still an error
         wait_for_lock_s = parse_wait(wait_for_lock)
         settings = build_settings(cluster, log_format)
         setup_logging(settings)
@@ -318,26 +382,26 @@ def run_fleet_task(
     params: Mapping[str, Any] | None = None,
     dry_run: bool = False,
     cluster: str | None = None,
-    clusters: str | None = None,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-    parallel: int | None = None,
-    canary: int | None = None,
-    task: str = "run",
+    fleet: FleetFlags | None = None,
 ) -> None:
     """Run `playbook` on every named cluster as a fleet: checks, runs, the summary table, the fleet exit code."""
+    fleet = fleet or FleetFlags()
     with exit_codes():
         from kubeops.engine.logging import configure_logging
         from kubeops.errors import InputError
         from kubeops.fleet.runner import FleetPlan
 
-        plan = FleetPlan(  # flags first: a malformed one exits 2 before any inventory is read
-            clusters=tuple(cluster_names(cluster, clusters)),
+        parallel, canary, max_failures = fleet_numbers(fleet)  # flags first: exit 2 before any inventory is read
+        plan = FleetPlan(
+            clusters=tuple(cluster_names(cluster, fleet.clusters)),
             playbook=playbook,
             params={k: v for k, v in (params or {}).items() if v is not None},
-            task=task,
-            canary=whole_number(canary, "--canary", default=0),
-            parallel=whole_number(parallel, "--parallel", default=1),
+            task=fleet.task,
+            canary=canary,
+            parallel=parallel,
+            max_failures=max_failures,
             dry_run=dry_run,
         )
         wait_s = parse_wait(wait_for_lock)
@@ -350,18 +414,20 @@ def run_fleet_task(
 
 
 def resume_fleet_task(
-    fleet_id: str, *, parallel: int | None = None, force: bool = False, log_format: str | None = None,
-    wait_for_lock: str | None = None,
+    fleet_id: str, *, parallel: int | None = None, max_failures: Any = None, force: bool = False,
+    log_format: str | None = None, wait_for_lock: str | None = None,
 ) -> None:
-    """`invoke resume --fleet=ID`: continue every cluster of the fleet that is not done."""
+    """`invoke resume --fleet=ID`: continue every cluster of the fleet that is not done (with the fleet's
+    --parallel and --max-failures unless given again)."""
     with exit_codes():
         from kubeops.engine.logging import configure_logging
 
+        count = positive_int(parallel, "--parallel")  # None: not given, keep the fleet's
+        limit = positive_int(max_failures, "--max-failures")
         wait_s = parse_wait(wait_for_lock)
         fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
         configure_logging(log_format=fmt)
-        count = whole_number(parallel, "--parallel", default=-1)  # -1: not given, keep the fleet's
-        result = _fleet_runner(fmt, wait_s).resume(fleet_id, parallel=None if count == -1 else count, force=force)
+        result = _fleet_runner(fmt, wait_s).resume(fleet_id, parallel=count, max_failures=limit, force=force)
     finish_fleet(result, dry_run=False)
 
 
@@ -402,6 +468,9 @@ def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
         raise Exit(f"interrupted: fleet {record['id']}: {what}", EXIT_INTERRUPTED if code == EXIT_OK else code)
     if code != EXIT_OK:
         bad = [f"{c} {m['status']}" for c, m in record["members"].items() if m["status"] not in ("done", "pending")]
+        unstarted = [c for c, m in record["members"].items() if m["status"] == "pending"]
+        if record.get("stopped_by_failures") and unstarted:
+            bad.append(f"{', '.join(unstarted)} not started (--max-failures={record.get('max_failures')} reached)")
         hint = "" if dry_run else f"; fix the cause, then `invoke resume --fleet={record['id']}`"
         raise Exit(f"error: fleet {record['id']}: {', '.join(bad)}{hint}", code)
     if not dry_run and record["status"] != "done":

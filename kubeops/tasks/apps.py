@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from invoke import Context
 
-from kubeops.tasks._common import FLEET_HELP, REHEARSE_FLAGS_HELP, WAIT_HELP, task
+from kubeops.tasks._common import REHEARSE_FLAGS_HELP, WAIT_HELP, FleetFlags, playbook_task, task
 
 
 def _load(app: str, cluster: str | None, *, need_inventory: bool = True):  # -> AppConfig (imports stay lazy)
@@ -53,7 +53,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         print(to_yaml(render_manifests(config, version or None)), end="")
 
 
-@task(
+@playbook_task(
     help={
         "app": "app name (inventory/apps/<app>.yaml) or path to its config",
         "version": "version to deploy (default: the config's `version`)",
@@ -63,7 +63,6 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
         "dry_run": "print the manifests and what would change; send creates/patches with dryRun=All only",
         "log_format": "auto (console on a terminal, JSON otherwise), console or json",
         "wait_for_lock": WAIT_HELP,
-        **FLEET_HELP,
         **REHEARSE_FLAGS_HELP,
     }
 )
@@ -77,12 +76,10 @@ def deploy(
     dry_run: bool = False,
     log_format: str | None = None,
     wait_for_lock: str | None = None,
-    clusters: str | None = None,
-    parallel: str | None = None,
-    canary: str | None = None,
     rehearse: bool = False,
     snapshot: str | None = None,
     speed: float | None = None,
+    fleet: FleetFlags | None = None,
 ) -> None:
     """Roll the app to a version: new versioned controller up, old down, Service untouched; rolls back on failure.
 
@@ -90,11 +87,13 @@ def deploy(
     that order (docs/fleet.md); every cluster's app config is checked before the first one starts.
     """
     from kubeops.apps.render import resolve_version
-    from kubeops.tasks._common import cluster_names, exit_codes, is_fleet
+    from kubeops.tasks._common import cluster_names, exit_codes, fleet_numbers, is_fleet
     from kubeops.tasks.rehearse import run_or_rehearse
 
+    fleet = fleet or FleetFlags(task="deploy")
     with exit_codes():
-        names = cluster_names(cluster, clusters) if is_fleet(cluster, clusters) else [cluster]
+        fleet_numbers(fleet)  # a malformed fleet flag exits 2 before any app config is read
+        names = cluster_names(cluster, fleet.clusters) if is_fleet(cluster, fleet.clusters) else [cluster]
         for name in names:
             config = _load(app, name)
             resolve_version(config, version or None)  # no version anywhere: exit 2 before any run starts
@@ -111,10 +110,7 @@ def deploy(
         cluster=cluster,
         log_format=log_format,
         wait_for_lock=wait_for_lock,
-        clusters=clusters,
-        parallel=parallel,
-        canary=canary,
-        task="deploy",
+        fleet=fleet,
         rehearse=rehearse,
         snapshot=snapshot,
         speed=speed,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeops.tasks import _common
-from kubeops.tasks._common import task
+from kubeops.tasks._common import playbook_task
 from kubeops.tasks.rehearse import run_or_rehearse
 
 _DRY = "plan only: AWS and Kubernetes are read, nothing is changed (Auto Scaling calls are recorded, not sent)"
@@ -30,7 +30,7 @@ def _positive(value: Any, flag: str) -> int:
         return 1 if number is None else number
 
 
-@task(
+@playbook_task(
     help={
         "group": "the Auto Scaling group",
         "count": "instances to add (default 1)",
@@ -42,7 +42,8 @@ def _positive(value: Any, flag: str) -> int:
     }
 )
 def scale_up(  # type: ignore[no-untyped-def]
-    c, group=None, count=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None
+    c, group=None, count=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
+    fleet=None,
 ):
     """Add instances to an Auto Scaling group and wait until their Nodes are Ready."""
     params = {
@@ -52,11 +53,11 @@ def scale_up(  # type: ignore[no-untyped-def]
     }
     _common.run_playbook_task(
         c, "scale-up", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, fleet=fleet,
     )
 
 
-@task(
+@playbook_task(
     help={
         "node": "the node to replace (as `kubectl get nodes` shows it)",
         "allow-raise-max": _MAX,
@@ -69,7 +70,7 @@ def scale_up(  # type: ignore[no-untyped-def]
 )
 def replace(  # type: ignore[no-untyped-def]
     c, node=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
-    rehearse=False, snapshot=None, speed=None,
+    rehearse=False, snapshot=None, speed=None, fleet=None,
 ):
     """Replace a node with a fresh instance of its Auto Scaling group: surge one, drain, terminate the old one."""
     params = {
@@ -78,11 +79,11 @@ def replace(  # type: ignore[no-untyped-def]
     }
     run_or_rehearse(
         c, "replace-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
     )
 
 
-@task(
+@playbook_task(
     help={
         "group": "the Auto Scaling group to roll",
         "batch": "surge: nodes replaced at a time (default 1)",
@@ -91,13 +92,12 @@ def replace(  # type: ignore[no-untyped-def]
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
-        **_common.FLEET_HELP,
         **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def replace_group(  # type: ignore[no-untyped-def]
     c, group=None, batch=None, allow_raise_max=False, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
-    clusters=None, parallel=None, canary=None, rehearse=False, snapshot=None, speed=None,
+    rehearse=False, snapshot=None, speed=None, fleet=None,
 ):
     """Replace every node of an Auto Scaling group in batches, validating the cluster between batches."""
     params = {
@@ -107,6 +107,5 @@ def replace_group(  # type: ignore[no-untyped-def]
     }
     run_or_rehearse(
         c, "replace-group", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, clusters=clusters, parallel=parallel, canary=canary, task="replace-group",
-        rehearse=rehearse, snapshot=snapshot, speed=speed,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
     )

@@ -9,14 +9,14 @@ from typing import Any
 from invoke import Exit
 
 from kubeops.tasks import _common
-from kubeops.tasks._common import task
+from kubeops.tasks._common import playbook_task, task
 
 _CLUSTER = _common.CLUSTER_HELP
 _LOG = _common.LOG_HELP
 _WAIT = _common.WAIT_HELP
 
 
-@task(
+@playbook_task(
     iterable=["param"],
     help={
         "playbook": "playbook name (in playbooks/) or path to a YAML file",
@@ -25,12 +25,10 @@ _WAIT = _common.WAIT_HELP
         "cluster": _CLUSTER,
         "log-format": _LOG,
         "wait-for-lock": _WAIT,
-        **_common.FLEET_HELP,
     },
 )
 def run(  # type: ignore[no-untyped-def]
-    c, playbook=None, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, clusters=None,
-    parallel=None, canary=None,
+    c, playbook=None, param=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None,
 ):
     """Run a playbook (checkpointed; resumable with `resume`)."""
     playbook = _common.required_flag(playbook, "playbook", "hello")
@@ -38,7 +36,7 @@ def run(  # type: ignore[no-untyped-def]
         params = _common.parse_params(param)
     _common.run_playbook_task(
         c, playbook, params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, clusters=clusters, parallel=parallel, canary=canary,
+        wait_for_lock=wait_for_lock, fleet=fleet,
     )
 
 
@@ -155,10 +153,13 @@ def _print_run(record: dict[str, Any], out: Any = None) -> None:
         "wait-for-lock": _WAIT,
         "fleet": "continue every unfinished or unstarted cluster of fleet ID (see `invoke fleets`)",
         "parallel": "with --fleet: clusters at once after the canaries (default: as the fleet started)",
+        "max-failures": "with --fleet: start no further cluster once N have failed in this resume (default: as "
+        "the fleet started)",
     }
 )
 def resume(  # type: ignore[no-untyped-def]
-    c, run=None, force=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None, parallel=None
+    c, run=None, force=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None, parallel=None,
+    max_failures=None,
 ):
     """Continue a failed, paused or crashed run from its first step not done (or every cluster of a fleet)."""
     if fleet:
@@ -170,7 +171,8 @@ def resume(  # type: ignore[no-untyped-def]
                     "--fleet resumes every cluster of the fleet; give --run/--cluster for one run instead"
                 )
         _common.resume_fleet_task(
-            fleet, parallel=parallel, force=force, log_format=log_format, wait_for_lock=wait_for_lock
+            fleet, parallel=parallel, max_failures=max_failures, force=force, log_format=log_format,
+            wait_for_lock=wait_for_lock,
         )
         return
     with _common.exit_codes():

@@ -1,7 +1,8 @@
 """Task `fleets`: list fleets, or show one fleet's clusters (run id, status, duration, failed step).
 
-Starting a fleet is not a task of its own: every playbook task takes ``--cluster=a,b,c`` or ``--clusters=GLOB``
-(with ``--parallel``/``--canary`` on `run`, `deploy` and `replace-group`), and `resume --fleet=ID` continues one.
+Starting a fleet is not a task of its own: every playbook task (declared with `_common.playbook_task`) takes
+``--cluster=a,b,c`` or ``--clusters=GLOB`` with ``--parallel``, ``--canary`` and ``--max-failures``, and
+`resume --fleet=ID` continues one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Flags become playbook parameters; `_common.run_playbook_task` loads settings, runs the engine, prints the
 summary and turns errors into exit codes (2: bad input or unknown node, nothing changed; 1: a step failed,
-the run is resumable with `invoke resume`).
+the run is resumable with `invoke resume`). Declared with `playbook_task`, each also runs as a fleet
+(``--clusters='prod-*' --canary=1 --max-failures=1``): `--node` then names a node of that name in every cluster,
+and a cluster without it is rejected (exit 2 there, nothing changed) like a single run would be.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeops.tasks import _common
-from kubeops.tasks._common import task
+from kubeops.tasks._common import playbook_task
 from kubeops.tasks.rehearse import run_or_rehearse
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"
@@ -64,7 +66,7 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
     return out
 
 
-@task(
+@playbook_task(
     help={
         "node": _NODE,
         "delete-node": "delete the Node object once it is empty",
@@ -80,7 +82,7 @@ def _split_commands(commands: list[str] | None) -> list[list[str]]:
 def decommission(  # type: ignore[no-untyped-def]
     c, node=None, delete_node=False, terminate=False, ignore_daemonsets=True, delete_emptydir_data=False,
     force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
-    rehearse=False, snapshot=None, speed=None,
+    rehearse=False, snapshot=None, speed=None, fleet=None,
 ):
     """Take a node out of service: capacity check, cordon, drain (budgets respected), optionally terminate/delete."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
@@ -88,11 +90,11 @@ def decommission(  # type: ignore[no-untyped-def]
     params["terminate_instance"] = bool(terminate)
     run_or_rehearse(
         c, "decommission-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
     )
 
 
-@task(
+@playbook_task(
     iterable=["command"],
     help={
         "node": _NODE,
@@ -111,7 +113,7 @@ def decommission(  # type: ignore[no-untyped-def]
 def maintain(  # type: ignore[no-untyped-def]
     c, node=None, command=None, reboot=False, no_sudo=False, ignore_daemonsets=True, delete_emptydir_data=False,
     force=False, grace_period=-1, timeout=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None,
-    rehearse=False, snapshot=None, speed=None,
+    rehearse=False, snapshot=None, speed=None, fleet=None,
 ):
     """Cordon and drain a node, run maintenance over SSH, optionally reboot, wait Ready, uncordon."""
     with _common.exit_codes():
@@ -120,11 +122,11 @@ def maintain(  # type: ignore[no-untyped-def]
     params.update({"commands": commands, "reboot": bool(reboot), "sudo": not no_sudo})
     run_or_rehearse(  # a rehearsal records the SSH commands; one that would reboot is refused
         c, "maintain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
     )
 
 
-@task(
+@playbook_task(
     help={
         "node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT,
         **_common.REHEARSE_FLAGS_HELP,
@@ -133,29 +135,33 @@ def maintain(  # type: ignore[no-untyped-def]
 def drain(  # type: ignore[no-untyped-def]
     c, node=None, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1, timeout=None,
     dry_run=False, cluster=None, log_format=None, wait_for_lock=None, rehearse=False, snapshot=None, speed=None,
+    fleet=None,
 ):
     """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
     params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
     run_or_rehearse(
         c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
+        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
     )
 
 
-@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT})
-def cordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
+_NODE_ONLY_HELP = {"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT}
+
+
+@playbook_task(help=_NODE_ONLY_HELP)
+def cordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None):  # type: ignore[no-untyped-def]
     """Mark a node unschedulable (idempotent)."""
     _common.run_playbook_task(
         c, "cordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
-        log_format=log_format, wait_for_lock=wait_for_lock,
+        log_format=log_format, wait_for_lock=wait_for_lock, fleet=fleet,
     )
 
 
-@task(help={"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT})
-def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None):  # type: ignore[no-untyped-def]
+@playbook_task(help=_NODE_ONLY_HELP)
+def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None):  # type: ignore[no-untyped-def]
     """Make a node schedulable again (idempotent)."""
     _common.run_playbook_task(
         c, "uncordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
-        log_format=log_format, wait_for_lock=wait_for_lock,
+        log_format=log_format, wait_for_lock=wait_for_lock, fleet=fleet,
     )
 

@@ -129,7 +129,10 @@ def run_or_rehearse(
     c: Any, playbook: str, *, rehearse: bool = False, snapshot: str | None = None, speed: Any = None, **kwargs: Any
 ) -> None:
     """What a domain task with ``--rehearse`` calls: the real run (`_common.run_playbook_task` with `kwargs`), or
-    a rehearsal of the same playbook and parameters on `snapshot` (or a snapshot of ``--cluster`` taken now)."""
+    a rehearsal of the same playbook and parameters on `snapshot` (or a snapshot of ``--cluster`` taken now).
+
+    A rehearsal is of one cluster (one snapshot, one report): with a fleet (``--cluster=a,b`` or ``--clusters``)
+    it is refused, exit 2, before any snapshot is taken."""
     if not rehearse:
         _common.run_playbook_task(c, playbook, **kwargs)
         return
@@ -138,8 +141,13 @@ def run_or_rehearse(
 
         if kwargs.get("dry_run"):
             raise InputError("--rehearse and --dry-run do not go together", hint="a rehearsal changes nothing real")
-        if _common.is_fleet(kwargs.get("cluster"), kwargs.get("clusters")):
-            raise InputError("--rehearse takes one cluster", hint="rehearse each cluster of the fleet on its own")
+        fleet = kwargs.get("fleet") or _common.FleetFlags()
+        if _common.is_fleet(kwargs.get("cluster"), fleet.clusters):
+            raise InputError(
+                "--rehearse takes one cluster, not a fleet",
+                hint="rehearse each cluster of the fleet on its own (`--rehearse --cluster=NAME`)",
+            )
+        _common.fleet_numbers(fleet)  # no effect on one cluster, but a malformed value is still an error
     rehearse_playbook(playbook, params=kwargs.get("params"), cluster=kwargs.get("cluster"), snapshot=snapshot,
                       speed=speed, log_format=kwargs.get("log_format"), wait_for_lock=kwargs.get("wait_for_lock"))
 

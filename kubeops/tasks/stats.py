@@ -6,7 +6,7 @@ Thin on purpose: flags in, one call, text out; exit codes come from `kubeops.tas
 from __future__ import annotations
 
 from kubeops.tasks import _common
-from kubeops.tasks._common import task
+from kubeops.tasks._common import playbook_task, task
 
 _CLUSTER = "inventory/<cluster>.yaml to use (default: sandbox, or $KUBEOPS_CLUSTER)"
 _INTERVAL = "seconds between the two cAdvisor samples (default 5)"
@@ -39,7 +39,7 @@ def stats(c, node=None, sort="cpu", output="table", interval=5.0, concurrency=No
     print(text)
 
 
-@task(
+@playbook_task(
     help={
         "dry-run": "measure and choose for real, send the evictions with dryRun=All: nothing is evicted",
         "high-cpu": "a node above this CPU % of allocatable sheds pods (default 50)",
@@ -55,7 +55,7 @@ def stats(c, node=None, sort="cpu", output="table", interval=5.0, concurrency=No
 )
 def redistribute(  # type: ignore[no-untyped-def]
     c, dry_run=False, high_cpu=None, high_memory=None, low_cpu=None, low_memory=None, max_evictions=None,
-    interval=None, cluster=None, log_format=None, wait_for_lock=None,
+    interval=None, cluster=None, log_format=None, wait_for_lock=None, fleet=None,
 ):
     """Evict pods from nodes above the high usage band so they land on nodes below the low band."""
     params = {
@@ -68,5 +68,5 @@ def redistribute(  # type: ignore[no-untyped-def]
     }
     _common.run_playbook_task(
         c, "redistribute", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock,
+        wait_for_lock=wait_for_lock, fleet=fleet,
     )

@@ -13,6 +13,7 @@ from kubeops.engine.runner import NullGuard
 from kubeops.errors import InputError
 from kubeops.fleet.record import FleetStore
 from kubeops.fleet.runner import FleetPlan, FleetRunner
+from kubeops.fleet.table import summary_lines
 from kubeops.settings import Settings
 
 
@@ -84,3 +85,61 @@ def test_a_secret_parameter_is_never_stored_so_unstarted_clusters_are_not_starte
     assert "s3cr3t-value" not in stored and record["params_redacted"] is True
     with pytest.raises(InputError, match="clusters b never started and the fleet's parameters held a secret"):
         _runner(tmp_path).resume(record["id"])
+
+
+def _gated_runner(state: Path, bad: set[str]) -> FleetRunner:
+    """Clusters in `bad` fail the GATE playbook's assert (their inventory default `ok` is false)."""
+    return FleetRunner(
+        state_dir=state,
+        registry=default_registry(),
+        settings_for=lambda name: Settings(cluster=name, state_dir=state, params={"ok": name not in bad}),
+        guard_for=lambda settings: NullGuard(),
+    )
+
+
+def test_without_max_failures_a_failure_after_the_canaries_stops_nothing(tmp_path: Path) -> None:
+    playbook = tmp_path / "gate.yaml"
+    playbook.write_text(GATE)
+    plan = FleetPlan(clusters=("a", "b", "c", "d"), playbook=str(playbook), canary=1)
+
+    record = _gated_runner(tmp_path, bad={"b", "c"}).start(plan).record
+
+    assert [record["members"][c]["status"] for c in "abcd"] == ["done", "failed", "failed", "done"]
+    assert record["max_failures"] is None and record["stopped_by_failures"] is None
+
+
+def test_max_failures_starts_no_further_cluster_and_resume_honours_the_stored_limit(tmp_path: Path) -> None:
+    playbook = tmp_path / "gate.yaml"
+    playbook.write_text(GATE)
+    plan = FleetPlan(clusters=("a", "b", "c", "d", "e"), playbook=str(playbook), canary=1, max_failures=2)
+
+    record = _gated_runner(tmp_path, bad={"b", "c", "d"}).start(plan).record
+
+    assert [record["members"][c]["status"] for c in "abcde"] == ["done", "failed", "failed", "pending", "pending"]
+    assert record["members"]["d"]["run_id"] is None  # never started, not even a run id
+    assert FleetStore(tmp_path).get(record["id"])["max_failures"] == 2
+    assert FleetStore(tmp_path).get(record["id"])["stopped_by_failures"] == ["b", "c"]
+    assert "not started: --max-failures=2 reached: b failed, c failed" in "\n".join(summary_lines(record))
+
+    # d and e would pass now, but b and c resume with the parameters their runs were bound to and fail again:
+    # two failures in this resume, so d and e still do not start
+    again = _gated_runner(tmp_path, bad=set()).resume(record["id"]).record
+    assert [again["members"][c]["status"] for c in "abcde"] == ["done", "failed", "failed", "pending", "pending"]
+    assert again["members"]["a"]["attempts"] == 1  # the done canary was not run again
+    assert again["members"]["b"]["attempts"] == 2
+
+    final = _gated_runner(tmp_path, bad=set()).resume(record["id"], max_failures=3).record  # a higher limit
+    assert [final["members"][c]["status"] for c in "abcde"] == ["done", "failed", "failed", "done", "done"]
+    assert final["max_failures"] == 3 and final["stopped_by_failures"] is None
+
+
+def test_runs_in_flight_finish_when_the_limit_is_reached(tmp_path: Path) -> None:
+    playbook = tmp_path / "slow-gate.yaml"
+    playbook.write_text(GATE + "  - name: wait\n    action: sleep\n    args: {seconds: 0.3}\n")  # check, then wait
+    plan = FleetPlan(clusters=("a", "b", "c", "d"), playbook=str(playbook), parallel=2, max_failures=1)
+
+    record = _gated_runner(tmp_path, bad={"a"}).start(plan).record
+
+    # a and b start together; a fails at once, reaching the limit while b is in flight: b finishes, c and d never
+    # start (a's worker counts the failure before it takes the next cluster)
+    assert [record["members"][c]["status"] for c in "abcd"] == ["failed", "done", "pending", "pending"]

@@ -60,6 +60,9 @@ class TestPlan:
             FleetPlan(clusters=("a", "b"), playbook="hello", canary=3)
         with pytest.raises(InputError, match="--parallel must be at least 1"):
             FleetPlan(clusters=("a", "b"), playbook="hello", parallel=0)
+        with pytest.raises(InputError, match="--max-failures must be at least 1"):
+            FleetPlan(clusters=("a", "b"), playbook="hello", max_failures=0)
+        assert FleetPlan(clusters=("a", "b"), playbook="hello", max_failures=5).max_failures == 5  # > clusters: fine
         with pytest.raises(InputError, match="--parallel expects a whole number, got 'two'"):
             whole_number("two", "--parallel", default=1)
         assert whole_number("4", "--parallel", default=1) == 4 and whole_number(None, "--canary", default=0) == 0
@@ -128,3 +131,21 @@ def test_the_record_file_round_trips_privately(tmp_path) -> None:
     assert list((tmp_path / "fleets").glob(".*")) == []  # no temp file left behind
     with pytest.raises(InputError, match="no fleet 'fleet-nope'"):
         store.get("fleet-nope")
+
+
+PLAYBOOK_TASKS = ("run", "deploy", "decommission", "maintain", "drain", "cordon", "uncordon", "scale-up", "replace",
+                  "replace-group", "redistribute")
+
+
+@pytest.mark.parametrize("name", PLAYBOOK_TASKS)
+def test_every_playbook_task_takes_the_fleet_flags_with_runs_help(name) -> None:
+    import copy
+
+    from kubeops.tasks import ns
+
+    def fleet_help(task_name):  # on a copy: invoke's get_arguments consumes the task's help dict
+        args = {a.name: a for a in copy.deepcopy(ns[task_name]).get_arguments()}
+        return {flag: args[flag].help for flag in ("clusters", "parallel", "canary", "max_failures")}
+
+    assert fleet_help(name) == fleet_help("run")
+    assert "once N have failed" in fleet_help(name)["max_failures"]
