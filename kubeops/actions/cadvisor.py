@@ -7,6 +7,8 @@ them mutates, so a dry run measures for real. `collect_*` are also what `invoke 
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,13 +57,18 @@ def collect_reports(
     names = [n["metadata"]["name"] for n in node_objs]
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}")
-    samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency)
     from kubeops.metrics.report import report_fields
 
-    if nodes and len(names) <= 3:  # a few named nodes: a field-selected list each beats listing every pod
-        pods = [pod for name in names for pod in list_pods(kube, node=name, keep=report_fields)[0]]
-    else:
-        pods, _ = list_pods(kube, keep=report_fields)  # only what the report reads, page by page
+    def pods_to_report() -> list[dict[str, Any]]:
+        if nodes and len(names) <= 3:  # a few named nodes: a field-selected list each beats listing every pod
+            return [pod for name in names for pod in list_pods(kube, node=name, keep=report_fields)[0]]
+        return list_pods(kube, keep=report_fields)[0]  # only what the report reads, page by page
+
+    # the pods are listed while the nodes are sampled: the interval is mostly waiting, so the list comes for free
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-pods") as pool:
+        listing = pool.submit(contextvars.copy_context().run, pods_to_report)
+        samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency)
+        pods = listing.result()
     by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for pod in pods:
         bound = (pod.get("spec") or {}).get("nodeName")
