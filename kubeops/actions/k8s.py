@@ -10,7 +10,7 @@ so a later `k8s.uncordon` can leave alone a node someone else had cordoned.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kubeops.actions.context import StepContext
@@ -312,20 +312,29 @@ def capacity_check(ctx: StepContext, p: CapacityParams) -> dict[str, Any]:
 
 
 # --- k8s.drain ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class DrainParams:
-    node: str = field(metadata={"help": "node to drain"})
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainFlags:
+    """The `kubectl drain` flags, declared once for `k8s.drain` and `k8s.drain_nodes` (keyword-only, so each
+    subclass can put its required node or nodes field after these defaults)."""
+
     pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
     ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
     delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
     force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
     disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
     grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
-    timeout_s: float | None = field(default=None, metadata={"help": "overall limit; default: the step's timeout"})
+    timeout_s: float | None = field(
+        default=None, metadata={"help": "overall limit (one for all nodes); default: the step's timeout"}
+    )
     wait_for_replacements: bool = field(
         default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
     )
-    cordon: bool = field(default=True, metadata={"help": "cordon the node first, as kubectl drain does"})
+    cordon: bool = field(default=True, metadata={"help": "cordon the node(s) first, as kubectl drain does"})
+
+
+@dataclass(frozen=True, slots=True)
+class DrainParams(DrainFlags):
+    node: str = field(metadata={"help": "node to drain"})
 
 
 _DRAIN_OUTPUTS = ("node", "evicted", "deleted", "already_gone", "skipped", "warnings", "blocked", "was_cordoned")
@@ -448,23 +457,12 @@ def drain(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class DrainNodesParams:
+class DrainNodesParams(DrainFlags):
     nodes: list[str] = field(metadata={"help": "nodes to drain together"})
-    pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
-    ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
-    delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
-    force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
-    disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
-    grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
-    timeout_s: float | None = field(default=None, metadata={"help": "one limit for all nodes; default: the step's"})
-    wait_for_replacements: bool = field(
-        default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
-    )
-    cordon: bool = field(default=True, metadata={"help": "cordon the nodes first, as kubectl drain does"})
 
     def one(self) -> DrainParams:
         """The shared flags as a single-node DrainParams (`node` is filled per node)."""
-        flags = {f: getattr(self, f) for f in DrainParams.__dataclass_fields__ if f != "node"}
+        flags = {f.name: getattr(self, f.name) for f in fields(DrainFlags)}
         return DrainParams(node="", **flags)
 
 
