@@ -49,7 +49,7 @@ def _targets(node: str | None, selector: str | None) -> tuple[str, dict[str, Any
         if selector:
             return "many", {"selector": selector}
         if not node:
-            raise InputError("--node (or --selector) is required",
+            raise InputError("--node is required",
                              hint="e.g. --node=worker-2, --node=worker-2,worker-3 or --selector=pool=batch")
         names = [n.strip() for n in str(node).split(",")]
         if "" in names:

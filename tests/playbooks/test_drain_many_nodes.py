@@ -76,7 +76,7 @@ def test_an_unknown_node_or_an_empty_selector_exits_2_naming_it_and_writes_nothi
         for bad, says in (
             (["--node=worker-a", "--selector=pool=old"], "give --node or --selector, not both"),
             (["--node=worker-a,,worker-b"], "--node has an empty name"),
-            ([], "--node (or --selector) is required"),
+            ([], "--node is required"),
         ):
             done = kubeops(sb, task, *bad)
             assert done.returncode == 2 and says in done.stderr, (task, bad, done.stderr)
