@@ -166,7 +166,7 @@ def _get_all(ctx: StepContext, action: str, names: list[str]) -> dict[str, dict[
     if unknown:
         which = f"node {unknown[0]!r}" if len(unknown) == 1 else "nodes " + ", ".join(repr(n) for n in unknown)
         raise InputError(
-            f"{which} not found in cluster {ctx.settings.cluster!r}; nothing was changed",
+            f"{which} not found in cluster {ctx.settings.cluster!r}",
             hint="check the names with `kubectl get nodes`",
         )
     return found
@@ -193,7 +193,7 @@ def get_nodes(ctx: StepContext, p: NodesQuery) -> dict[str, Any]:
         names = sorted(str((n.get("metadata") or {}).get("name")) for n in listed)
         if not names:
             raise InputError(
-                f"label selector {selector!r} matches no node in cluster {ctx.settings.cluster!r}; nothing was changed",
+                f"label selector {selector!r} matches no node in cluster {ctx.settings.cluster!r}",
                 hint=f"check it with `kubectl get nodes -l '{selector}'`",
             )
     ctx.log.info("k8s.nodes_selected", nodes=names, selector=selector or None)
