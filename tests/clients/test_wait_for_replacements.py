@@ -133,9 +133,9 @@ def restricted_client(sb: Sandbox, tmp_path: Path, verbs: list[str]) -> Clients:
 def test_rbac_with_watch_on_pods_suffices_and_without_it_the_wait_fails_at_once_naming_it(
     make_sandbox, tmp_path: Path, verbs: list[str]
 ) -> None:
-    sb = make_sandbox({**scenario(readiness_delay_s=0.5), "settings": {"tick_ms": 50, "rbac": True}})
-    removed = remove_web_pods(sb)
+    sb = make_sandbox({**scenario(readiness_delay_s=2), "settings": {"tick_ms": 50, "rbac": True}})
     clients = restricted_client(sb, tmp_path, verbs)
+    removed = remove_web_pods(sb)  # the replacements take 2 s to be Ready: the wait has to watch for them
     try:
         started = time.monotonic()
         if "watch" in verbs:  # what the shipped least-privilege role grants on pods is enough
