@@ -10,7 +10,7 @@ so a later `k8s.uncordon` can leave alone a node someone else had cordoned.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kubeops.actions.context import StepContext
@@ -135,6 +135,132 @@ def uncordon(ctx: StepContext, p: UncordonParams) -> dict[str, Any]:
     if changed:
         ctx.record_node_event(p.node, "Uncordoned", f"Node {p.node} uncordoned")
     return {"node": p.node, "changed": changed, "skipped": False}
+
+
+# --- k8s.get_nodes / k8s.cordon_nodes / k8s.uncordon_nodes: several nodes at once -------------------------------
+@dataclass(frozen=True, slots=True)
+class NodesQuery:
+    nodes: list[str] = field(default_factory=list, metadata={"help": "node names (give these or selector)"})
+    selector: str | None = field(
+        default=None, metadata={"help": "label selector, as `kubectl get nodes -l` takes (give this or nodes)"}
+    )
+
+
+def _check_names(action: str, names: list[str]) -> list[str]:
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise InputError(f"{action}: nodes must be a non-empty list of node names")
+    return list(dict.fromkeys(n.strip() for n in names))  # a name given twice is one node
+
+
+def _get_all(ctx: StepContext, action: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Every named node, read before anything changes; one input error naming all unknown ones otherwise."""
+    from kubeops.clients import nodes
+
+    found: dict[str, dict[str, Any]] = {}
+    unknown: list[str] = []
+    for name in _check_names(action, names):
+        try:
+            found[name] = nodes.get_node(ctx.kube, name)
+        except NotFound:
+            unknown.append(name)
+    if unknown:
+        which = f"node {unknown[0]!r}" if len(unknown) == 1 else "nodes " + ", ".join(repr(n) for n in unknown)
+        raise InputError(
+            f"{which} not found in cluster {ctx.settings.cluster!r}",
+            hint="check the names with `kubectl get nodes`",
+        )
+    return found
+
+
+@action("k8s.get_nodes", params=NodesQuery, mutates=False, outputs=("nodes", "count"))
+def get_nodes(ctx: StepContext, p: NodesQuery) -> dict[str, Any]:
+    """Resolve names or a label selector to existing nodes; an unknown name or an empty match is bad input."""
+    from kubeops.clients import nodes
+    from kubeops.errors import ClusterError
+
+    selector = (p.selector or "").strip()
+    if bool(selector) == bool(p.nodes):
+        raise InputError("k8s.get_nodes: give either nodes or selector, not both and not neither")
+    if not selector:
+        names = list(_get_all(ctx, "k8s.get_nodes", p.nodes))
+    else:
+        try:
+            listed = nodes.list_nodes(ctx.kube, label_selector=selector)
+        except ClusterError as exc:
+            if exc.status != 400:
+                raise
+            raise InputError(f"label selector {selector!r} is not valid: {exc.message}") from None
+        names = sorted(str((n.get("metadata") or {}).get("name")) for n in listed)
+        if not names:
+            raise InputError(
+                f"label selector {selector!r} matches no node in cluster {ctx.settings.cluster!r}",
+                hint=f"check it with `kubectl get nodes -l '{selector}'`",
+            )
+    ctx.log.info("k8s.nodes_selected", nodes=names, selector=selector or None)
+    return {"nodes": names, "count": len(names)}
+
+
+@dataclass(frozen=True, slots=True)
+class NodesParams:
+    nodes: list[str] = field(metadata={"help": "node names"})
+
+
+def _set_all(ctx: StepContext, action: str, names: list[str], value: bool) -> tuple[dict[str, bool], list[str]]:
+    """Read every node first (an unknown one stops all, nothing changed), then patch those not yet as asked.
+
+    Returns each node's unschedulable flag before this step and the nodes changed (in dry-run: that would be)."""
+    from kubeops.clients import nodes
+
+    found = _get_all(ctx, action, names)
+    before = {name: bool((node.get("spec") or {}).get("unschedulable")) for name, node in found.items()}
+    changed = [name for name, node in found.items() if nodes.set_unschedulable(ctx.kube, name, value, node=node)[1]]
+    return before, changed
+
+
+def _plan_set_all(action: str, value: bool) -> Any:
+    verb = "cordon" if value else "uncordon"
+
+    def plan(ctx: StepContext, p: NodesParams) -> Plan:
+        before, changed = _set_all(ctx, action, p.nodes, value)  # dryRun=All: not applied
+        same = [name for name in before if name not in changed]
+        summary = f"{verb} {len(changed)} node(s)" + (f", leave {len(same)} as is" if same else "")
+        details = [f"{verb} {name}" for name in changed] + [f"leave {name} as is" for name in same]
+        outputs: dict[str, Any] = {"nodes": list(before), "changed": changed}
+        if value:
+            outputs["was_cordoned"] = before
+        return Plan(summary=summary, details=details, outputs=outputs)
+
+    return plan
+
+
+@action("k8s.cordon_nodes", params=NodesParams, mutates=True, plan=_plan_set_all("k8s.cordon_nodes", True),
+        outputs=("nodes", "was_cordoned", "changed"))
+def cordon_nodes(ctx: StepContext, p: NodesParams) -> dict[str, Any]:
+    """Cordon several nodes, all checked to exist first; remembers which were cordoned before this run."""
+    from kubeops.clients import nodes
+
+    found = _get_all(ctx, "k8s.cordon_nodes", p.nodes)  # every node read before any is touched
+    recorded = (ctx.intent or {}).get("was_cordoned")
+    if not isinstance(recorded, dict):  # first attempt: note the nodes as they are, before touching any
+        recorded = {n: bool((node.get("spec") or {}).get("unschedulable")) for n, node in found.items()}
+        ctx.record_intent({"was_cordoned": recorded})
+    names = list(found)
+    changed = [n for n, node in found.items() if nodes.set_unschedulable(ctx.kube, n, True, node=node)[1]]
+    for name in changed:
+        ctx.record_node_event(name, "Cordoned", f"Node {name} cordoned")
+    ctx.log.info("k8s.nodes_cordoned", nodes=names, changed=changed)
+    return {"nodes": names, "was_cordoned": {n: bool(recorded.get(n)) for n in names}, "changed": changed}
+
+
+@action("k8s.uncordon_nodes", params=NodesParams, mutates=True, plan=_plan_set_all("k8s.uncordon_nodes", False),
+        outputs=("nodes", "changed"))
+def uncordon_nodes(ctx: StepContext, p: NodesParams) -> dict[str, Any]:
+    """Make several nodes schedulable again, all checked to exist first (idempotent)."""
+    names = _check_names("k8s.uncordon_nodes", p.nodes)
+    _, changed = _set_all(ctx, "k8s.uncordon_nodes", names, False)
+    for name in changed:
+        ctx.record_node_event(name, "Uncordoned", f"Node {name} uncordoned")
+    return {"nodes": names, "changed": changed}
 
 
 # --- k8s.label / k8s.annotate -----------------------------------------------------------------------------------
@@ -312,20 +438,29 @@ def capacity_check(ctx: StepContext, p: CapacityParams) -> dict[str, Any]:
 
 
 # --- k8s.drain ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class DrainParams:
-    node: str = field(metadata={"help": "node to drain"})
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainFlags:
+    """The `kubectl drain` flags, declared once for `k8s.drain` and `k8s.drain_nodes` (keyword-only, so each
+    subclass can put its required node or nodes field after these defaults)."""
+
     pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
     ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
     delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
     force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
     disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
     grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
-    timeout_s: float | None = field(default=None, metadata={"help": "overall limit; default: the step's timeout"})
+    timeout_s: float | None = field(
+        default=None, metadata={"help": "overall limit (one for all nodes); default: the step's timeout"}
+    )
     wait_for_replacements: bool = field(
         default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
     )
-    cordon: bool = field(default=True, metadata={"help": "cordon the node first, as kubectl drain does"})
+    cordon: bool = field(default=True, metadata={"help": "cordon the node(s) first, as kubectl drain does"})
+
+
+@dataclass(frozen=True, slots=True)
+class DrainParams(DrainFlags):
+    node: str = field(metadata={"help": "node to drain"})
 
 
 _DRAIN_OUTPUTS = ("node", "evicted", "deleted", "already_gone", "skipped", "warnings", "blocked", "was_cordoned")
@@ -448,23 +583,12 @@ def drain(ctx: StepContext, p: DrainParams) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class DrainNodesParams:
+class DrainNodesParams(DrainFlags):
     nodes: list[str] = field(metadata={"help": "nodes to drain together"})
-    pod_selector: str | None = field(default=None, metadata={"help": "only pods matching this label selector"})
-    ignore_daemonsets: bool = field(default=False, metadata={"help": "skip DaemonSet pods instead of failing"})
-    delete_emptydir_data: bool = field(default=False, metadata={"help": "allow removing pods with emptyDir data"})
-    force: bool = field(default=False, metadata={"help": "allow removing pods no controller will recreate"})
-    disable_eviction: bool = field(default=False, metadata={"help": "delete pods, bypassing PodDisruptionBudgets"})
-    grace_period_s: int = field(default=-1, metadata={"help": "termination grace; -1 keeps each pod's own"})
-    timeout_s: float | None = field(default=None, metadata={"help": "one limit for all nodes; default: the step's"})
-    wait_for_replacements: bool = field(
-        default=False, metadata={"help": "also wait until the evicted pods' controllers are fully Ready again"}
-    )
-    cordon: bool = field(default=True, metadata={"help": "cordon the nodes first, as kubectl drain does"})
 
     def one(self) -> DrainParams:
         """The shared flags as a single-node DrainParams (`node` is filled per node)."""
-        flags = {f: getattr(self, f) for f in DrainParams.__dataclass_fields__ if f != "node"}
+        flags = {f.name: getattr(self, f.name) for f in fields(DrainFlags)}
         return DrainParams(node="", **flags)
 
 

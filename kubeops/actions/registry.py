@@ -76,11 +76,15 @@ class ActionSpec:
     outputs: tuple[str, ...] | None = None  # declared output keys: lets the loader reject unknown references
 
     def param_specs(self) -> dict[str, ParamSpec]:
-        """The parameters a step may pass, in declaration order."""
+        """The parameters a step may pass: required ones first, each group in declaration order.
+
+        (A params class built on a keyword-only base, like `DrainParams` on `DrainFlags`, declares its required
+        field after the base's defaults; listing it first keeps help and schema reading as for any other action.)
+        """
         hints = _type_hints(self.params)
         specs: dict[str, ParamSpec] = {}
-        for f in dataclasses.fields(self.params):
-            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in sorted(dataclasses.fields(self.params), key=_has_default):
+            has_default = _has_default(f)
             default = f.default if f.default is not dataclasses.MISSING else None
             if f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
@@ -92,6 +96,10 @@ class ActionSpec:
                 description=str(f.metadata.get("help", "")),
             )
         return specs
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 @functools.cache

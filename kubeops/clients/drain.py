@@ -398,14 +398,25 @@ def _refusal_text(exc: TooManyRequests) -> str:
     return "; ".join(causes) or getattr(exc, "server_message", None) or exc.message
 
 
+_MIRRORED_NAMESPACES = 8  # above this many namespaces, one cluster-wide pod watch instead of one per namespace
+
+
 def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float, log: Any = None) -> list[str]:
     """Wait until the controllers of the removed pods have all their replicas Ready again; returns those that did not.
 
     Counts the controller's own Ready pods other than the removed ones, not its ``status.readyReplicas``: right
-    after an eviction that status still counts the pods just removed until the controller catches up. Polls
-    (few objects, backing off to 2 s) and says which controllers it waits for in a ``drain.progress`` event at
-    most once a second.
+    after an eviction that status still counts the pods just removed until the controller catches up.
+
+    Watches instead of polling: the pods of the controllers' namespaces are followed by `Mirror`s (one list, then
+    one watch each; a 410 Gone lists again; watches that keep failing fall back to a slow list) and the condition
+    is evaluated only when a pod changed. A controller is read again (GET, which the least-privilege role allows
+    on ReplicaSets and StatefulSets) only when its own pods changed, which is also when a scale or a deletion
+    shows. A watch refused by RBAC (401/403) raises that `Forbidden` at once, as every other wait does, naming
+    the verb and resource, instead of polling around a permission that will never come. Says which controllers
+    it waits for in a ``drain.progress`` event at most once a second.
     """
+    from kubeops.clients.watch import Mirror, wait_until
+
     progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
     removed = {(p.get("metadata") or {}).get("uid") for p in pods}
     owners: dict[tuple[str, str, str], None] = {}
@@ -415,41 +426,65 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float,
             ns = (pod.get("metadata") or {}).get("namespace") or "default"
             owners[(str(ref["kind"]), ns, str(ref["name"]))] = None
     left = list(owners)
-    delay = 0.2
-    while left:
+    if not left:
+        return []
+    namespaces = sorted({ns for _, ns, _ in left})
+    paths = ([f"/api/v1/namespaces/{ns}/pods" for ns in namespaces] if len(namespaces) <= _MIRRORED_NAMESPACES
+             else ["/api/v1/pods"])
+    controllers: dict[tuple[str, str, str], Obj | None] = {}
+    seen: dict[tuple[str, str, str], frozenset[tuple[str, str]]] = {}
+
+    def still_late(mirrors: list[Mirror]) -> bool | None:
+        owned: dict[str, list[Obj]] = {}  # controller uid -> its pods, as the watches last saw them
+        for mirror in mirrors:
+            for pod in mirror.objects():
+                uid = (controller_ref(pod) or {}).get("uid")
+                if uid:
+                    owned.setdefault(str(uid), []).append(pod)
         still: list[tuple[str, str, str]] = []
-        for kind, ns, name in left:
-            obj = pod_api.get_controller(kube, kind, ns, name)
+        for key in left:
+            mine = owned.get(_uid(controllers.get(key)), [])
+            now = frozenset((_uid(p), str((p.get("metadata") or {}).get("resourceVersion"))) for p in mine)
+            if key not in controllers or seen.get(key) != now:  # its pods changed: so may have its spec
+                controllers[key] = pod_api.get_controller(kube, *key)
+                mine = owned.get(_uid(controllers[key]), [])  # a controller recreated under the same name
+                seen[key] = frozenset((_uid(p), str((p.get("metadata") or {}).get("resourceVersion"))) for p in mine)
+            obj = controllers[key]
             if obj is None:
                 continue  # deleted meanwhile: nothing to wait for
             want = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-            if _ready_replicas(kube, obj, ns, removed) < want:
-                still.append((kind, ns, name))
-        left = still
-        if not left or time.monotonic() >= deadline:
-            break
+            if _count_ready(mine, removed) < want:
+                still.append(key)
+        left[:] = still
+        return True if not still else None
+
+    def report() -> None:
         progress.emit(f"waiting for {len(left)} controller(s) to be Ready again: "
                       + ", ".join(f"{kind} {ns}/{name}" for kind, ns, name in left))
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(2.0, delay * 2)
+
+    mirrors = [Mirror(kube, path, what="pods" if path == "/api/v1/pods" else f"pods in {path.split('/')[4]}")
+               for path in paths]
+    started: list[Mirror] = []
+    try:
+        for mirror in mirrors:
+            started.append(mirror.start())
+        wait_until(started, lambda: still_late(started), deadline=deadline, check=report)
+    finally:
+        for mirror in started:
+            mirror.stop()
     return [f"{kind} {ns}/{name}" for kind, ns, name in left]
 
 
-def _ready_replicas(kube: KubeClient, controller: Obj, namespace: str, removed: set[Any]) -> int:
-    """Ready, not terminating pods owned by `controller`, the removed ones excepted."""
-    uid = (controller.get("metadata") or {}).get("uid")
-    selector = (controller.get("spec") or {}).get("selector") or {}
-    structured = "matchLabels" in selector or "matchExpressions" in selector  # apps/v1; an RC's is a plain map
-    labels = selector.get("matchLabels") if structured else selector
-    query = ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or None
-    owned, _ = pod_api.list_pods(kube, namespace=namespace, label_selector=query)
+def _uid(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("uid") or "")
+
+
+def _count_ready(owned: list[Obj], removed: set[Any]) -> int:
+    """Ready, not terminating pods among `owned`, the removed ones excepted."""
     count = 0
     for pod in owned:
         meta = pod.get("metadata") or {}
         if meta.get("uid") in removed or meta.get("deletionTimestamp"):
             continue
-        if (controller_ref(pod) or {}).get("uid") != uid:
-            continue
-        conditions = (pod.get("status") or {}).get("conditions") or ()
-        count += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        count += _pod_ready(pod)
     return count

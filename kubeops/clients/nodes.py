@@ -45,13 +45,14 @@ def get_node(kube: KubeClient, name: str) -> Obj:
     return kube.request("GET", _path(name), what=f"get node {name}")
 
 
-def list_nodes(kube: KubeClient) -> list[Obj]:
-    """Every node (clusters have thousands at most: one page of 500 at a time)."""
+def list_nodes(kube: KubeClient, *, label_selector: str | None = None) -> list[Obj]:
+    """Every node, or those matching `label_selector` (clusters have thousands at most: one page of 500 at a time)."""
     items: list[Obj] = []
     token: str | None = None
     with gc_paused(freeze=kube.freeze_big_lists):
         while True:
-            page = kube.request("GET", "/api/v1/nodes", query={"limit": 500, "continue": token}, what="list nodes")
+            query = {"limit": 500, "continue": token, **({"labelSelector": label_selector} if label_selector else {})}
+            page = kube.request("GET", "/api/v1/nodes", query=query, what="list nodes")
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -16,6 +16,8 @@ from kubeops.tasks._common import playbook_task
 from kubeops.tasks.rehearse import run_or_rehearse
 
 _NODE = "the node's name (as `kubectl get nodes` shows it)"
+_NODES = "the node's name, or several comma-separated (a,b,c): all checked before any is touched"
+_SELECTOR = "nodes by label selector, like kubectl's -l (e.g. pool=batch,zone!=a); instead of --node"
 _DRY = "plan only: reads happen, changes are sent with dryRun=All or not at all; nothing changes"
 _CLUSTER = _common.CLUSTER_HELP
 _LOG = _common.LOG_HELP
@@ -34,18 +36,48 @@ def _need(node: str | None) -> str:
     return str(_common.required_flag(node, "node", "worker-2 (see `kubectl get nodes`)"))
 
 
-def _drain_params(
-    node: str | None, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool, grace_period: int,
-    timeout: float | None,
+def _targets(node: str | None, selector: str | None) -> tuple[str, dict[str, Any]]:
+    """``("one", {"node": n})`` for a single ``--node`` (the single-node playbooks, unchanged), otherwise
+    ``("many", {"nodes": [...]})`` or ``("many", {"selector": s})`` for the multi-node ones; exit 2 on bad input.
+
+    Why split here and not in the playbook: one node keeps exactly the runs, outputs and checkpoints it always had.
+    """
+    with _common.exit_codes():
+        from kubeops.errors import InputError
+
+        selector = (selector or "").strip()
+        if node and selector:
+            raise InputError("give --node or --selector, not both")
+        if selector:
+            return "many", {"selector": selector}
+        if not node:
+            raise InputError("--node is required",
+                             hint="e.g. --node=worker-2, --node=worker-2,worker-3 or --selector=pool=batch")
+        names = [n.strip() for n in str(node).split(",")]
+        if "" in names:
+            raise InputError(f"--node has an empty name: {node!r}", hint="e.g. --node=worker-2,worker-3")
+        names = list(dict.fromkeys(names))
+        return ("one", {"node": names[0]}) if len(names) == 1 else ("many", {"nodes": names})
+
+
+def _drain_flags(
+    ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool, grace_period: int, timeout: float | None,
 ) -> dict[str, Any]:
     return {
-        "node": _need(node),
         "ignore_daemonsets": bool(ignore_daemonsets),
         "delete_emptydir_data": bool(delete_emptydir_data),
         "force": bool(force),
         "grace_period_s": int(grace_period),
         "timeout_s": float(timeout) if timeout is not None else None,
     }
+
+
+def _drain_params(
+    node: str | None, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool, grace_period: int,
+    timeout: float | None,
+) -> dict[str, Any]:
+    flags = _drain_flags(ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
+    return {"node": _need(node), **flags}
 
 
 def _split_commands(commands: list[str] | None) -> list[list[str]]:
@@ -128,40 +160,49 @@ def maintain(  # type: ignore[no-untyped-def]
 
 @playbook_task(
     help={
-        "node": _NODE, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT,
-        **_common.REHEARSE_FLAGS_HELP,
+        "node": _NODES, "selector": _SELECTOR, **_DRAIN_HELP, "dry-run": _DRY, "cluster": _CLUSTER,
+        "log-format": _LOG, "wait-for-lock": _WAIT, **_common.REHEARSE_FLAGS_HELP,
     }
 )
 def drain(  # type: ignore[no-untyped-def]
     c, node=None, ignore_daemonsets=True, delete_emptydir_data=False, force=False, grace_period=-1, timeout=None,
     dry_run=False, cluster=None, log_format=None, wait_for_lock=None, rehearse=False, snapshot=None, speed=None,
+    selector=None,  # last, so the flags that were there before keep their short letters (-s stays --snapshot)
     fleet=None,
 ):
-    """Cordon a node and evict its pods like `kubectl drain`, respecting PodDisruptionBudgets."""
-    params = _drain_params(node, ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)
+    """Cordon nodes and evict their pods like `kubectl drain`, respecting PodDisruptionBudgets (several: together)."""
+    how, target = _targets(node, selector)
+    params = {**target, **_drain_flags(ignore_daemonsets, delete_emptydir_data, force, grace_period, timeout)}
     run_or_rehearse(
-        c, "drain-node", params=params, dry_run=dry_run, cluster=cluster, log_format=log_format,
-        wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed, fleet=fleet,
+        c, "drain-node" if how == "one" else "drain-nodes", params=params, dry_run=dry_run, cluster=cluster,
+        log_format=log_format, wait_for_lock=wait_for_lock, rehearse=rehearse, snapshot=snapshot, speed=speed,
+        fleet=fleet,
     )
 
 
-_NODE_ONLY_HELP = {"node": _NODE, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG, "wait-for-lock": _WAIT}
+_ONE_OR_MANY = {"node": _NODES, "selector": _SELECTOR, "dry-run": _DRY, "cluster": _CLUSTER, "log-format": _LOG,
+                "wait-for-lock": _WAIT}
 
 
-@playbook_task(help=_NODE_ONLY_HELP)
-def cordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None):  # type: ignore[no-untyped-def]
-    """Mark a node unschedulable (idempotent)."""
+@playbook_task(help=_ONE_OR_MANY)
+def cordon(  # type: ignore[no-untyped-def]
+    c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, selector=None, fleet=None
+):
+    """Mark nodes unschedulable (idempotent)."""
+    how, target = _targets(node, selector)
     _common.run_playbook_task(
-        c, "cordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
+        c, "cordon-node" if how == "one" else "cordon-nodes", params=target, dry_run=dry_run, cluster=cluster,
         log_format=log_format, wait_for_lock=wait_for_lock, fleet=fleet,
     )
 
 
-@playbook_task(help=_NODE_ONLY_HELP)
-def uncordon(c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, fleet=None):  # type: ignore[no-untyped-def]
-    """Make a node schedulable again (idempotent)."""
+@playbook_task(help=_ONE_OR_MANY)
+def uncordon(  # type: ignore[no-untyped-def]
+    c, node=None, dry_run=False, cluster=None, log_format=None, wait_for_lock=None, selector=None, fleet=None
+):
+    """Make nodes schedulable again (idempotent)."""
+    how, target = _targets(node, selector)
     _common.run_playbook_task(
-        c, "uncordon-node", params={"node": _need(node)}, dry_run=dry_run, cluster=cluster,
+        c, "uncordon-node" if how == "one" else "uncordon-nodes", params=target, dry_run=dry_run, cluster=cluster,
         log_format=log_format, wait_for_lock=wait_for_lock, fleet=fleet,
     )
-

@@ -105,3 +105,35 @@ def test_dry_run_plans_every_node_and_changes_nothing(make_sandbox):
     time.sleep(0.3)
     assert len(sb.pods_on("free-a")) + len(sb.pods_on("free-b")) == 5
     assert all(r.get("dry_run") for r in sb.requests()[mark:] if r["method"] != "GET")
+
+
+def test_cordon_nodes_remembers_who_was_cordoned_before_and_a_resumed_attempt_keeps_that(make_sandbox):
+    sb = make_sandbox({"nodes": [{"name": "free-a"}, {"name": "free-b", "unschedulable": True}, {"name": "spare"}]})
+    ctx = ctx_for(sb)
+    out = k8s.cordon_nodes(ctx, k8s.NodesParams(nodes=["free-a", "free-b", "free-a"]))
+    assert out == {"nodes": ["free-a", "free-b"], "was_cordoned": {"free-a": False, "free-b": True},
+                   "changed": ["free-a"]}
+    # killed after the patch, before the checkpoint: the re-entered step reads its intent, not the nodes as now
+    resumed = replace(ctx, intent={"was_cordoned": {"free-a": False, "free-b": True}})
+    again = k8s.cordon_nodes(resumed, k8s.NodesParams(nodes=["free-a", "free-b"]))
+    assert again["was_cordoned"] == {"free-a": False, "free-b": True} and again["changed"] == []
+    assert not sb.get("/api/v1/nodes/spare")["spec"].get("unschedulable")
+
+
+def test_several_nodes_one_unknown_or_a_bad_selector_is_bad_input_and_nothing_changes(make_sandbox):
+    sb = make_sandbox({"nodes": [{"name": "free-a"}, {"name": "free-b"}]})
+    mark = sb.mark()
+    for call in (
+        lambda: k8s.cordon_nodes(ctx_for(sb), k8s.NodesParams(nodes=["free-a", "ghost", "gone"])),
+        lambda: k8s.uncordon_nodes(ctx_for(sb), k8s.NodesParams(nodes=["free-a", "ghost", "gone"])),
+        lambda: k8s.get_nodes(ctx_for(sb), k8s.NodesQuery(nodes=["free-b", "ghost", "gone"])),
+    ):
+        with pytest.raises(InputError, match="nodes 'ghost', 'gone' not found"):
+            call()
+    with pytest.raises(InputError, match="label selector 'pool in \\(' is not valid"):
+        k8s.get_nodes(ctx_for(sb), k8s.NodesQuery(selector="pool in ("))
+    with pytest.raises(InputError, match="give either nodes or selector"):
+        k8s.get_nodes(ctx_for(sb), k8s.NodesQuery(nodes=["free-a"], selector="pool=x"))
+    assert [r for r in sb.requests()[mark:] if r["method"] != "GET"] == []
+    label(sb, "free-b", "web")
+    assert k8s.get_nodes(ctx_for(sb), k8s.NodesQuery(selector="pool=web")) == {"nodes": ["free-b"], "count": 1}

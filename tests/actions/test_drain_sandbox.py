@@ -321,8 +321,9 @@ class TestWaitForReplacements:
         moved = sb.pods_on("worker-a")
         assert len(moved) == 2 and all(self.ready(p) for p in moved), [p["status"] for p in moved]
         assert sb.pods_on("worker-b") == []
-        rs = sb.get("/apis/apps/v1/namespaces/apps/replicasets")["items"][0]
-        assert rs["status"].get("readyReplicas") == 2
+        # the wait follows the pods by watch, so it may end a controller tick before the ReplicaSet's status agrees
+        sb.wait_for(lambda: sb.get("/apis/apps/v1/namespaces/apps/replicasets")["items"][0]["status"].get(
+            "readyReplicas") == 2, timeout_s=2, what="the ReplicaSet's status to count the replacements")
         waits = [e["message"] for e in events if e["event"] == "drain.progress"]
         assert any(m.startswith("waiting for 1 controller(s) to be Ready again: ReplicaSet apps/web-") for m in waits)
 

@@ -137,15 +137,30 @@ PLAYBOOK_TASKS = ("run", "deploy", "decommission", "maintain", "drain", "cordon"
                   "replace-group", "redistribute")
 
 
+_FLEET_HELP_SCRIPT = """
+import json
+from kubeops.tasks import ns
+out = {}
+for name in ns.task_names:
+    args = {a.name: a.help for a in ns[name].get_arguments()}
+    out[name] = {f: args.get(f) for f in ("clusters", "parallel", "canary", "max_failures")}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def fleet_help_by_task() -> dict[str, dict[str, str | None]]:
+    """Every task's fleet flags and their help, read in a fresh interpreter: invoke's get_arguments consumes a
+    task's help dict, so any earlier test in this process that printed a task's help would blank it here."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _FLEET_HELP_SCRIPT], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 @pytest.mark.parametrize("name", PLAYBOOK_TASKS)
-def test_every_playbook_task_takes_the_fleet_flags_with_runs_help(name) -> None:
-    import copy
-
-    from kubeops.tasks import ns
-
-    def fleet_help(task_name):  # on a copy: invoke's get_arguments consumes the task's help dict
-        args = {a.name: a for a in copy.deepcopy(ns[task_name]).get_arguments()}
-        return {flag: args[flag].help for flag in ("clusters", "parallel", "canary", "max_failures")}
-
-    assert fleet_help(name) == fleet_help("run")
-    assert "once N have failed" in fleet_help(name)["max_failures"]
+def test_every_playbook_task_takes_the_fleet_flags_with_runs_help(name, fleet_help_by_task) -> None:
+    assert fleet_help_by_task[name] == fleet_help_by_task["run"]
+    assert "once N have failed" in (fleet_help_by_task[name]["max_failures"] or "")
