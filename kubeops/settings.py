@@ -58,6 +58,9 @@ class KubeSettings:
     max_retries: int = 5  # 429/5xx/dropped connections are retried this often, honouring Retry-After
     qps_concurrency: int = 10  # evictions in flight at once: bounded like kubectl's default client QPS
     scrape_concurrency: int = 16  # cAdvisor scrapes in flight at once (`stats --concurrency` overrides)
+    # which kubelet endpoint usage is read from: cadvisor (/metrics/cadvisor) or resource (/metrics/resource,
+    # ~25x smaller bodies, what metrics-server reads; the cheaper choice on big clusters). `stats --source` overrides.
+    stats_source: str = "cadvisor"
     # Big decoded lists leave the cycle collector's view (gc.freeze): right for a run that ends, wrong for the
     # long-lived console, where anything frozen that later became cyclic garbage would never be freed.
     freeze_big_lists: bool = True
@@ -224,6 +227,9 @@ def load_settings(
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise doc.error(("params",), "must be a mapping of parameter name to value")
+    stats_source = groups["kube"].stats_source
+    if stats_source not in ("cadvisor", "resource"):
+        raise doc.error(("kube", "stats_source"), f"must be 'cadvisor' or 'resource', got {stats_source!r}")
     store = data.get("checkpoint_store", "file")
     if store not in ("file", "configmap"):
         raise doc.error(("checkpoint_store",), f"must be 'file' or 'configmap', got {store!r}")

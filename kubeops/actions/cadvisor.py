@@ -38,19 +38,25 @@ class NodeReport:
 
 
 def collect_reports(
-    kube: Any, nodes: list[str] | None, *, interval_s: float, concurrency: int | None = None
+    kube: Any, nodes: list[str] | None, *, interval_s: float, concurrency: int | None = None,
+    source: str | None = None, with_pods: bool = True,
 ) -> list[NodeReport]:
     """Measure `nodes` (all nodes when None) over one shared interval and join usage with pod specs.
 
-    `concurrency`: scrapes in flight at once (default: the cluster's `kube.scrape_concurrency`). Pods are listed
+    `concurrency`: scrapes in flight at once (default: the cluster's `kube.scrape_concurrency`); `source`: the
+    kubelet endpoint, ``cadvisor`` or ``resource`` (default: the cluster's `kube.stats_source`); `with_pods=False`
+    leaves each report's pod rows empty, for callers that only read the node line (a node table of thousands of
+    nodes would otherwise build a row for every pod of the cluster and print none of them). Pods are listed
     once for the whole cluster, or with a node field selector when only a few nodes are asked for.
     """
-    from kubeops.clients.cadvisor import sample_nodes
+    from kubeops.clients.cadvisor import SCRAPE_SOURCES, sample_nodes
     from kubeops.clients.nodes import get_node, list_nodes
     from kubeops.clients.pods import list_pods
 
     if interval_s <= 0:
         raise InputError(f"interval_s must be positive, got {interval_s}")
+    if source is not None and source not in SCRAPE_SOURCES:
+        raise InputError(f"--source must be one of {', '.join(SCRAPE_SOURCES)}, got {source!r}")
     node_objs = [_named_node(kube, n, get_node) for n in nodes] if nodes else sorted(
         list_nodes(kube), key=lambda n: n["metadata"]["name"]
     )
@@ -67,7 +73,7 @@ def collect_reports(
     # the pods are listed while the nodes are sampled: the interval is mostly waiting, so the list comes for free
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-pods") as pool:
         listing = pool.submit(contextvars.copy_context().run, pods_to_report)
-        samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency)
+        samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency, source=source)
         pods = listing.result()
     by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for pod in pods:
@@ -81,7 +87,7 @@ def collect_reports(
         reports.append(
             NodeReport(
                 node=node_row(obj, by_node[name], sample.usage, source=sample.source),
-                pods=pod_rows(obj, by_node[name], sample.usage, source=sample.source),
+                pods=pod_rows(obj, by_node[name], sample.usage, source=sample.source) if with_pods else [],
                 fallback_reason=sample.fallback_reason,
             )
         )
@@ -136,7 +142,7 @@ class NodeStatsParams:
 @action("cadvisor.node_stats", params=NodeStatsParams, mutates=False, outputs=("nodes", "by_node", "busiest"))
 def node_stats(ctx: StepContext, p: NodeStatsParams) -> dict[str, Any]:
     """Measure every node's CPU and memory against its allocatable."""
-    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s)
+    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s, with_pods=False)
     rows = [r.node.to_dict() | {"fallback_reason": r.fallback_reason} for r in reports]
     busiest = max(reports, key=lambda r: max(r.node.cpu_share or 0, r.node.memory_share or 0), default=None)
     ctx.log.info("cadvisor.node_stats", nodes=len(rows))
@@ -169,7 +175,7 @@ def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
     for name, value in (("max_cpu_pct", p.max_cpu_pct), ("max_memory_pct", p.max_memory_pct)):
         if not 0 < value <= 1000:
             raise InputError(f"cadvisor.check: {name} must be a percentage above 0, got {value}")
-    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s)
+    reports = collect_reports(ctx.kube, p.nodes or None, interval_s=p.interval_s, with_pods=False)
     exceeded: list[str] = []
     nodes: dict[str, dict[str, Any]] = {}
     for r in reports:
@@ -189,7 +195,8 @@ def check(ctx: StepContext, p: CheckParams) -> dict[str, Any]:
 
 
 def render_stats(
-    kube: Any, *, node: str | None, sort: str, output: str, interval_s: float, concurrency: int | None = None
+    kube: Any, *, node: str | None, sort: str, output: str, interval_s: float, concurrency: int | None = None,
+    source: str | None = None,
 ) -> str:
     """What `invoke stats` prints: a pod table for one node, a node table otherwise, or the same as JSON."""
     import json
@@ -200,7 +207,8 @@ def render_stats(
         raise InputError(f"--output must be 'table' or 'json', got {output!r}")
     if sort not in SORT_KEYS:
         raise InputError(f"--sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
-    reports = collect_reports(kube, [node] if node else None, interval_s=interval_s, concurrency=concurrency)
+    reports = collect_reports(kube, [node] if node else None, interval_s=interval_s, concurrency=concurrency,
+                              source=source, with_pods=bool(node))
     notes = [
         f"# {r.node.node}: source metrics.k8s.io ({r.fallback_reason})" for r in reports if r.fallback_reason
     ]

@@ -2,7 +2,9 @@
 
 Why through the API server: nodes' kubelet ports are rarely reachable from where operators run kubeops, but
 `/api/v1/nodes/{node}/proxy/metrics/cadvisor` is, with the same credentials as everything else. The body is
-streamed into the parser (a busy node sends tens of MB, of which we keep two families). When the proxy is
+streamed into the parser (a busy node sends tens of MB, of which we keep two families). `kube.stats_source:
+resource` asks `/proxy/metrics/resource` instead: the kubelet's own short usage endpoint (what metrics-server
+reads), the same measurements in a body about 25x smaller, for clusters of thousands of nodes. When the proxy is
 forbidden (403), absent (404) or the kubelet is unreachable (503), `metrics.k8s.io/v1beta1` (metrics-server)
 is asked instead, and the result says which source answered and why.
 
@@ -25,12 +27,16 @@ from kubeops.clients.kube import open_raw
 from kubeops.clients.pods import list_pods
 from kubeops.errors import ClusterError, NotFound, Unavailable
 from kubeops.metrics.cadvisor import ContainerUsage, NodeUsage, PodUsage, Scrape, compute_usage, parse_cadvisor
+from kubeops.metrics.resource import ResourceScrape, parse_resource, resource_usage
 from kubeops.quantity import parse_bytes, parse_cpu
 
 if TYPE_CHECKING:
     from kubeops.clients.kube import KubeClient
 
-Source = Literal["cadvisor", "metrics.k8s.io"]
+Source = Literal["cadvisor", "resource", "metrics.k8s.io"]
+ScrapeSource = Literal["cadvisor", "resource"]  # what the kubelet is asked for: /metrics/cadvisor or /metrics/resource
+SCRAPE_SOURCES: tuple[ScrapeSource, ...] = ("cadvisor", "resource")
+_ENDPOINT = {"cadvisor": ("metrics/cadvisor", "cAdvisor"), "resource": ("metrics/resource", "kubelet resource metrics")}
 FALLBACK_STATUS = frozenset({403, 404, 503})
 _CHUNK_BYTES = 64 * 1024
 
@@ -47,10 +53,21 @@ class NodeSample:
 
 def scrape_cadvisor(kube: KubeClient, node: str, *, timeout_s: float = 30.0, memory: bool = True) -> Scrape:
     """One scrape of the node's cAdvisor endpoint, parsed while it streams in (`memory=False`: CPU counters only)."""
-    what = f"read cAdvisor metrics of node {node}"
-    raw = kube.call(_open_cadvisor, kube.api_client, node, timeout_s, what=what, retry=False)
+    return _scrape(kube, node, "cadvisor", parse_cadvisor, timeout_s=timeout_s, memory=memory)
+
+
+def scrape_resource(kube: KubeClient, node: str, *, timeout_s: float = 30.0, memory: bool = True) -> ResourceScrape:
+    """One scrape of the node's `/metrics/resource` (the kubelet's short usage endpoint), parsed as it streams."""
+    return _scrape(kube, node, "resource", parse_resource, timeout_s=timeout_s, memory=memory)
+
+
+def _scrape(kube: KubeClient, node: str, source: ScrapeSource, parse: Callable[..., Any], *, timeout_s: float,
+            memory: bool) -> Any:
+    path, name = _ENDPOINT[source]
+    what = f"read {name} of node {node}"
+    raw = kube.call(_open_kubelet, kube.api_client, node, path, timeout_s, what=what, retry=False)
     try:
-        return parse_cadvisor(_chunks(raw, what), memory=memory)
+        return parse(_chunks(raw, what), memory=memory)
     finally:
         raw.release_conn()
 
@@ -63,6 +80,7 @@ def sample_nodes(
     concurrency: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     timeout_s: float = 30.0,
+    source: ScrapeSource | None = None,
 ) -> dict[str, NodeSample]:
     """Usage of every node in `nodes`: two scrapes each, `interval_s` apart, all nodes in flight together.
 
@@ -77,13 +95,20 @@ def sample_nodes(
     second CPU and memory), a node's first scrape is dropped as soon as its usage is computed, and at most
     `concurrency` bodies are being read.
 
-    A node whose proxy answers 403/404/503 is read from metrics-server instead; any other error stops the
-    workers (scrapes in flight finish) and is raised here.
+    `source` picks the kubelet endpoint (default `kube.stats_source`): ``cadvisor`` (``/metrics/cadvisor``) or
+    ``resource`` (``/metrics/resource``: the same numbers in a body about 25x smaller, what metrics-server reads;
+    see `kubeops.metrics.resource`). A node whose proxy answers 403/404/503 is read from metrics-server instead; any
+    other error stops the workers (scrapes in flight finish) and is raised here.
     """
+    source = source or getattr(kube, "stats_source", "cadvisor")
+    if source not in SCRAPE_SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SCRAPE_SOURCES)}, got {source!r}")
+    scrape = scrape_resource if source == "resource" else scrape_cadvisor
+    label = _ENDPOINT[source][1]
     if not interval_s > 0:
         raise ValueError(f"interval_s must be positive, got {interval_s!r}")
     workers = max(1, min(concurrency or getattr(kube, "scrape_concurrency", 16), max(1, len(nodes))))
-    plan = _SamplingPlan(list(dict.fromkeys(nodes)), interval_s, clock)  # a node named twice is measured once
+    plan = _SamplingPlan(list(dict.fromkeys(nodes)), interval_s, clock, source)  # a node named twice is measured once
 
     def work() -> None:
         while (job := plan.next_job()) is not None:
@@ -91,16 +116,16 @@ def sample_nodes(
             try:
                 started = clock()
                 try:
-                    scrape = scrape_cadvisor(kube, node, timeout_s=timeout_s, memory=second)
+                    body = scrape(kube, node, timeout_s=timeout_s, memory=second)
                 except ClusterError as exc:
                     if exc.status not in FALLBACK_STATUS:
                         raise
-                    plan.fell_back(node, f"cAdvisor proxy answered {exc.status}: {exc.message}")
+                    plan.fell_back(node, f"{label} proxy answered {exc.status}: {exc.message}")
                     continue
                 if second:
-                    plan.second_done(node, started, scrape)
+                    plan.second_done(node, started, body)
                 else:
-                    plan.first_done(node, started, scrape)
+                    plan.first_done(node, started, body)
             except BaseException as exc:  # handed to the caller's thread and raised there
                 plan.fail(exc)
                 return
@@ -197,13 +222,16 @@ class _SamplingPlan:
     parsing), and `compute_usage` runs outside it.
     """
 
-    def __init__(self, nodes: list[str], interval_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, nodes: list[str], interval_s: float, clock: Callable[[], float],
+                 source: ScrapeSource = "cadvisor") -> None:
         self._cond = threading.Condition()
+        self._source = source
+        self._usage: Callable[..., NodeUsage] = resource_usage if source == "resource" else compute_usage
         self._clock = clock
         self._interval_s = interval_s
         self._firsts = deque(nodes)
         self._due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
-        self._first: dict[str, tuple[float, Scrape]] = {}
+        self._first: dict[str, tuple[float, Any]] = {}  # node -> (when, Scrape or ResourceScrape)
         self._open = len(nodes)  # nodes without a result or a fallback yet
         self.results: dict[str, NodeSample] = {}
         self.fallback: dict[str, str] = {}
@@ -222,18 +250,18 @@ class _SamplingPlan:
                 self._cond.wait(self._due[0][0] - now if self._due else None)
             return None
 
-    def first_done(self, node: str, started: float, scrape: Scrape) -> None:
+    def first_done(self, node: str, started: float, scrape: Any) -> None:
         with self._cond:
             self._first[node] = (started, scrape)
             heapq.heappush(self._due, (started + self._interval_s, node))
             self._cond.notify()
 
-    def second_done(self, node: str, started: float, scrape: Scrape) -> None:
+    def second_done(self, node: str, started: float, scrape: Any) -> None:
         with self._cond:
             began, before = self._first.pop(node)
-        usage = compute_usage(before, scrape, interval_s=max(started - began, 1e-6))
+        usage = self._usage(before, scrape, interval_s=max(started - began, 1e-6))
         with self._cond:
-            self.results[node] = NodeSample(node=node, source="cadvisor", usage=usage)
+            self.results[node] = NodeSample(node=node, source=self._source, usage=usage)
             self._close_one()
 
     def fell_back(self, node: str, reason: str) -> None:
@@ -256,14 +284,15 @@ class _SamplingPlan:
 
 
 
-def _open_cadvisor(api_client: Any, node: str, timeout_s: float) -> Any:
-    """Start the GET and return the undecoded urllib3 response; non-2xx raises ApiException (mapped by call)."""
+def _open_kubelet(api_client: Any, node: str, path: str, timeout_s: float) -> Any:
+    """Start the GET of a kubelet endpoint through the node proxy and return the undecoded urllib3 response;
+    non-2xx raises ApiException (mapped by call)."""
     from urllib.parse import quote
 
     return open_raw(
         api_client,
         "GET",
-        f"/api/v1/nodes/{quote(node, safe='')}/proxy/metrics/cadvisor",
+        f"/api/v1/nodes/{quote(node, safe='')}/proxy/{path}",
         headers={"Accept": "text/plain;version=0.0.4, */*;q=0.1"},
         timeout=timeout_s,
     )

@@ -93,6 +93,7 @@ class KubeClient:
         concurrency: int = 10,
         scrape_concurrency: int = 16,
         freeze_big_lists: bool = True,
+        stats_source: str = "cadvisor",
     ) -> None:
         self.api_client = api_client
         self.dry_run = dry_run
@@ -100,6 +101,7 @@ class KubeClient:
         self.request_timeout_s = request_timeout_s
         self.concurrency = concurrency
         self.scrape_concurrency = scrape_concurrency
+        self.stats_source = stats_source
         self.freeze_big_lists = freeze_big_lists
         self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
         self._apis: dict[str, Any] = {}
@@ -141,6 +143,7 @@ class KubeClient:
             concurrency=settings.qps_concurrency,
             scrape_concurrency=settings.scrape_concurrency,
             freeze_big_lists=settings.freeze_big_lists,
+            stats_source=settings.stats_source,
         )
 
     def close(self) -> None:

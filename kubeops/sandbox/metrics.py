@@ -41,6 +41,7 @@ __all__ = [
     "node_metrics",
     "pod_metrics",
     "render_cadvisor",
+    "render_resource",
 ]
 
 Obj = dict[str, Any]
@@ -185,6 +186,9 @@ class _PodLayout:
     memory: float
     cpu_rate: float  # the pod cgroup's cores: pause plus app containers
     start: float
+    namespace: str = ""
+    name: str = ""
+    containers: tuple[tuple[str, float, float], ...] = ()  # app containers: (name, cores, working set bytes)
 
 
 class PodLayouts:
@@ -331,7 +335,8 @@ def _pod_layout(pod: Mapping[str, Any], now: float) -> _PodLayout:
     cores = _PAUSE_CPU + sum(cpu for _, cpu, _ in split)
     own = _series({"container": "", "id": pod_id, "image": "", "name": "", "namespace": ns, "pod": name},
                   cores, start, pod_mem)
-    return _PodLayout((own, *children), _qos(pod), pod_mem, cores, start)
+    return _PodLayout((own, *children), _qos(pod), pod_mem, cores, start, ns, name,
+                      tuple((c["name"], cpu, mem) for c, cpu, mem in split))
 
 
 def _label_text(labels: Mapping[str, str]) -> str:
@@ -341,6 +346,98 @@ def _label_text(labels: Mapping[str, str]) -> str:
     return ",".join(f'{k}="{esc(labels[k])}"' for k in sorted(labels))
 
 
+@dataclass(slots=True)
+class _Tally:
+    """The running pods' layouts with their uptime, and what the node's parent cgroups add up to at one instant."""
+
+    running: list[tuple[_PodLayout, float]]
+    qos_cpu_s: dict[str, float]
+    qos_mem: dict[str, float]
+    kube_mem: float
+    system_s: float
+    boot: float
+
+    @property
+    def kube_cpu_s(self) -> float:
+        return math.fsum(self.qos_cpu_s.values())
+
+
+def _tally(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], now: float,
+           departed: Mapping[str, float] | None, layouts: PodLayouts | None) -> _Tally:
+    layouts = layouts if layouts is not None else PodLayouts()
+    boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
+    qos_cpu_s = {q: float((departed or {}).get(q, 0.0)) for q in (*_QOS_SLICES, "guaranteed")}
+    qos_mem = dict.fromkeys(_QOS_SLICES, 0.0)
+    kube_mem = 0.0
+    running: list[tuple[_PodLayout, float]] = []
+    for pod in pods:
+        if not _running(pod):
+            continue
+        layout = layouts.get(pod, now)
+        uptime = max(0.0, now - layout.start)
+        running.append((layout, uptime))
+        qos_cpu_s[layout.qos] += layout.cpu_rate * uptime
+        if layout.qos in qos_mem:
+            qos_mem[layout.qos] += layout.memory
+        kube_mem += layout.memory
+    return _Tally(running, qos_cpu_s, qos_mem, kube_mem, _SYSTEM_CPU * max(0.0, now - boot), boot)
+
+
+_RESOURCE_FAMILIES: dict[str, tuple[str, str]] = {  # the kubelet's /metrics/resource, all [STABLE]
+    "container_cpu_usage_seconds_total": ("Cumulative cpu time consumed by the container in core-seconds", "counter"),
+    "container_memory_working_set_bytes": ("Current working set of the container in bytes", "gauge"),
+    "container_start_time_seconds": ("Start time of the container since unix epoch in seconds", "gauge"),
+    "node_cpu_usage_seconds_total": ("Cumulative cpu time consumed by the node in core-seconds", "counter"),
+    "node_memory_working_set_bytes": ("Current working set of the node in bytes", "gauge"),
+    "pod_cpu_usage_seconds_total": ("Cumulative cpu time consumed by the pod in core-seconds", "counter"),
+    "pod_memory_working_set_bytes": ("Current working set of the pod in bytes", "gauge"),
+    "resource_scrape_error": ("1 if there was an error while getting container metrics, 0 otherwise", "gauge"),
+}
+
+
+def render_resource(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None,
+                    departed: Mapping[str, float] | None = None, layouts: PodLayouts | None = None) -> str:
+    """The node's ``/metrics/resource`` body: what the kubelet tells metrics-server, from the same numbers.
+
+    Per app container (no pause container: the kubelet leaves sandboxes out), per pod (its cgroup: pause
+    included) and for the node (its root cgroup), each with the millisecond timestamp of the stats; families
+    sorted by name, labels ``container, namespace, pod`` sorted, as the kubelet's Prometheus registry writes."""
+    now = now if now is not None else datetime.now(UTC).timestamp()
+    ts = str(int(now * 1000))
+    tally = _tally(node, pods, now, departed, layouts)
+    samples: dict[str, list[str]] = {name: [] for name in _RESOURCE_FAMILIES}
+    pod_rows = sorted(tally.running, key=lambda item: (item[0].namespace, item[0].name))
+    for layout, uptime in pod_rows:
+        pod_labels = _label_text({"namespace": layout.namespace, "pod": layout.name})
+        samples["pod_cpu_usage_seconds_total"].append(
+            f"pod_cpu_usage_seconds_total{{{pod_labels}}} {go_float(round(layout.cpu_rate * uptime, 9))} {ts}")
+        samples["pod_memory_working_set_bytes"].append(
+            f"pod_memory_working_set_bytes{{{pod_labels}}} {go_float(math.floor(layout.memory))} {ts}")
+    containers = sorted(
+        (_label_text({"container": name, "namespace": layout.namespace, "pod": layout.name}), cores * uptime, mem,
+         layout.start)
+        for layout, uptime in tally.running for name, cores, mem in layout.containers
+    )
+    for labels, cpu_s, mem, start in containers:
+        samples["container_cpu_usage_seconds_total"].append(
+            f"container_cpu_usage_seconds_total{{{labels}}} {go_float(round(cpu_s, 9))} {ts}")
+        samples["container_memory_working_set_bytes"].append(
+            f"container_memory_working_set_bytes{{{labels}}} {go_float(math.floor(mem))} {ts}")
+        samples["container_start_time_seconds"].append(
+            f"container_start_time_seconds{{{labels}}} {go_float(math.floor(start))} {ts}")
+    node_cpu_s = tally.kube_cpu_s + tally.system_s
+    samples["node_cpu_usage_seconds_total"].append(
+        f"node_cpu_usage_seconds_total {go_float(round(node_cpu_s, 9))} {ts}")
+    samples["node_memory_working_set_bytes"].append(
+        f"node_memory_working_set_bytes {go_float(math.floor(tally.kube_mem + _SYSTEM_MEM))} {ts}")
+    samples["resource_scrape_error"].append("resource_scrape_error 0")
+    lines: list[str] = []
+    for family in sorted(_RESOURCE_FAMILIES):
+        help_text, kind = _RESOURCE_FAMILIES[family]
+        lines += [f"# HELP {family} [STABLE] {help_text}", f"# TYPE {family} {kind}", *samples[family]]
+    return "\n".join(lines) + "\n"
+
+
 def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, now: float | None = None,
                     departed: Mapping[str, float] | None = None, layouts: PodLayouts | None = None) -> str:
     """The node's ``/metrics/cadvisor`` body for the pods bound to it.
@@ -348,28 +445,15 @@ def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], 
     ``departed``: CPU seconds by QoS class of pods that have left the node (`DepartedCpu.on_node`), which the
     parent cgroups' counters keep. ``layouts``: a cache of pod layouts kept between scrapes (the server's)."""
     now = now if now is not None else datetime.now(UTC).timestamp()
-    layouts = layouts if layouts is not None else PodLayouts()
     ts = str(int(now * 1000))
-    boot = _epoch((node.get("metadata") or {}).get("creationTimestamp"), now - 3600)
-    qos_cpu_s = {q: float(departed.get(q, 0.0)) for q in (*_QOS_SLICES, "guaranteed")} if departed else {
-        q: 0.0 for q in (*_QOS_SLICES, "guaranteed")}
-    qos_mem = dict.fromkeys(_QOS_SLICES, 0.0)
-    kube_mem = 0.0
+    tally = _tally(node, pods, now, departed, layouts)
+    qos_cpu_s, qos_mem, kube_mem, system_s, boot = (tally.qos_cpu_s, tally.qos_mem, tally.kube_mem, tally.system_s,
+                                                    tally.boot)
     counters: list[tuple[_Series, float]] = []  # each cgroup with its CPU seconds now
-    for pod in pods:
-        if not _running(pod):
-            continue
-        layout = layouts.get(pod, now)
-        uptime = max(0.0, now - layout.start)
-        pod_cpu_s = layout.cpu_rate * uptime
-        counters.append((layout.series[0], pod_cpu_s))
+    for layout, uptime in tally.running:
+        counters.append((layout.series[0], layout.cpu_rate * uptime))
         counters.extend((child, child.cpu_rate * uptime) for child in layout.series[1:])
-        qos_cpu_s[layout.qos] += pod_cpu_s
-        if layout.qos in qos_mem:
-            qos_mem[layout.qos] += layout.memory
-        kube_mem += layout.memory
-    kube_cpu_s = math.fsum(qos_cpu_s.values())
-    system_s = _SYSTEM_CPU * max(0.0, now - boot)
+    kube_cpu_s = tally.kube_cpu_s
     empty = {"container": "", "image": "", "name": "", "namespace": "", "pod": ""}
     parents = [("/", kube_cpu_s + system_s, kube_mem + _SYSTEM_MEM, True), (_KUBEPODS, kube_cpu_s, kube_mem, False)]
     parents += [(_qos_cgroup(q), qos_cpu_s[q], qos_mem[q], False) for q in _QOS_SLICES]
@@ -415,6 +499,9 @@ def render_cadvisor(node: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], 
         lines.append(f"# TYPE {family} {kind}")
         lines.extend(samples[family])
     return "\n".join(lines) + "\n"
+
+
+_KUBELET_METRICS = {"metrics/cadvisor": render_cadvisor, "metrics/resource": render_resource}
 
 
 def _node_capacity(node: Mapping[str, Any]) -> tuple[float, float]:
@@ -509,12 +596,13 @@ def install(cluster: Any) -> None:
         node = store.try_get("nodes", None, name, copy=False)
         if node is None:
             raise st.not_found("", "nodes", name)
-        if path.strip("/") != "metrics/cadvisor":
+        render = _KUBELET_METRICS.get(path.strip("/"))
+        if render is None:
             return 404, b"404 page not found\n", "text/plain; charset=utf-8"
         with store.lock:  # pods and the departed ledger from one instant, or a leaving pod counts twice
             now = cluster.clock.now()
             pods, gone = tracker.pods_on(name), departed.on_node(name)
-        text = render_cadvisor(node, pods, now=now, departed=gone, layouts=layouts)
+        text = render(node, pods, now=now, departed=gone, layouts=layouts)
         return 200, text.encode(), "text/plain; version=0.0.4; charset=utf-8"
 
     def read(cluster: Any, info: Any, namespace: str | None, name: str | None, query: dict[str, str]) -> Obj:

@@ -147,6 +147,34 @@ def test_cached_pod_layouts_give_the_same_text_and_follow_pod_changes():
     assert len(layouts) == 0
 
 
+def test_resource_endpoint_is_the_kubelets_short_form_of_the_same_numbers():
+    pods = [running_pod("web-1", containers=("app", "log")), running_pod("web-2", cpu="1", mem="1Gi")]
+    text = metrics.render_resource(NODE, pods, now=NOW)
+    fams = families(text)
+    assert sorted(fams) == ["container_cpu_usage_seconds", "container_memory_working_set_bytes",
+                            "container_start_time_seconds", "node_cpu_usage_seconds", "node_memory_working_set_bytes",
+                            "pod_cpu_usage_seconds", "pod_memory_working_set_bytes", "resource_scrape_error"]
+    assert all(f.documentation.startswith("[STABLE] ") for f in fams.values())
+    containers = {(s.labels["pod"], s.labels["container"]) for s in fams["container_cpu_usage_seconds"].samples}
+    assert containers == {("web-1", "app"), ("web-1", "log"), ("web-2", "app")}  # no pause container here
+    assert all(set(s.labels) == {"container", "namespace", "pod"} for s in fams["container_cpu_usage_seconds"].samples)
+    assert all(s.timestamp is not None for s in fams["pod_memory_working_set_bytes"].samples)
+    # the same usage as cAdvisor's text gives for the same pods and instants
+    from kubeops.metrics.resource import parse_resource, resource_usage
+
+    later = NOW + 10
+    by_cadvisor = compute_usage(parse_cadvisor(metrics.render_cadvisor(NODE, pods, now=NOW)),
+                                parse_cadvisor(metrics.render_cadvisor(NODE, pods, now=later)), interval_s=10)
+    by_resource = resource_usage(parse_resource(text), parse_resource(metrics.render_resource(NODE, pods, now=later)),
+                                 interval_s=10)
+    assert by_resource.cpu_cores == pytest.approx(by_cadvisor.cpu_cores)
+    assert by_resource.memory_bytes == by_cadvisor.memory_bytes
+    for a, b in zip(by_resource.pods, by_cadvisor.pods, strict=True):
+        assert (a.pod, a.memory_bytes) == (b.pod, b.memory_bytes)
+        assert a.cpu_cores == pytest.approx(b.cpu_cores)
+        assert [c.container for c in a.containers] == [c.container for c in b.containers]
+
+
 def test_go_float_matches_prometheus_text_encoding():
     assert [metrics.go_float(v) for v in (1395066363.0, 2e-09, 928708, 1e6, 0.25, 0, -1234567.5, 12.0, 1e16)] == [
         "1.395066363e+09", "2e-09", "928708", "1e+06", "0.25", "0", "-1.2345675e+06", "12", "1e+16"]

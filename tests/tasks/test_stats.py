@@ -100,6 +100,7 @@ def test_stats_without_node_prints_one_line_per_node(hot: Any) -> None:
         (("--node", "nope"), "node 'nope' not found"),
         (("--sort", "size"), "--sort must be one of cpu, memory, name"),
         (("--output", "yaml"), "--output must be 'table' or 'json'"),
+        (("--source", "summary"), "--source must be one of cadvisor, resource"),
     ],
 )
 def test_bad_flags_exit_2_with_a_clear_message(hot: Any, args: tuple[str, ...], message: str) -> None:
@@ -107,6 +108,25 @@ def test_bad_flags_exit_2_with_a_clear_message(hot: Any, args: tuple[str, ...], 
     proc = cli("stats", *args, "--interval", "0.2")
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_stats_from_the_kubelet_resource_endpoint_match_cadvisor(hot: Any) -> None:
+    sb, cli = hot
+    mark = len(sb.requests())
+    by_source = {}
+    for source in ("cadvisor", "resource"):
+        proc = cli("stats", "--node", "worker-0", "--output", "json", "--interval", "0.5", "--source", source)
+        assert proc.returncode == 0, proc.stderr
+        by_source[source] = json.loads(proc.stdout)
+    assert by_source["resource"]["source"] == "resource"
+    pods = {source: {p["pod"]: p for p in doc["pods"]} for source, doc in by_source.items()}
+    assert sorted(pods["resource"]) == sorted(pods["cadvisor"])
+    for name, row in pods["resource"].items():  # the same pods, the same usage, read from the smaller body
+        assert row["cpu_cores"] == pytest.approx(pods["cadvisor"][name]["cpu_cores"], rel=0.02, abs=1e-4), name
+        assert row["memory_bytes"] == pods["cadvisor"][name]["memory_bytes"], name
+    scraped = [r["path"] for r in sb.requests()[mark:] if "/proxy/" in r["path"]]
+    assert scraped.count("/api/v1/nodes/worker-0/proxy/metrics/resource") == 2
+    assert scraped.count("/api/v1/nodes/worker-0/proxy/metrics/cadvisor") == 2
 
 
 def test_redistribute_dry_run_evicts_nothing_then_the_real_run_does(hot: Any) -> None:
