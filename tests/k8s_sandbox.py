@@ -118,3 +118,29 @@ def sandbox_maker(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Sandbox
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
+
+
+def token_kubeconfig(kubeconfig: Path, token: str, user: str, out: Path) -> Path:
+    """Write to `out` the sandbox's kubeconfig with `user` (bearer `token`, e.g. a ServiceAccount's) as its only
+    user and current context: how tests act as a least-privilege identity over the wire."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["users"] = [{"name": user, "user": {"token": token}}]
+    doc["contexts"] = [{"name": user, "context": {"cluster": "sandbox", "user": user}}]
+    doc["current-context"] = user
+    out.write_text(yaml.safe_dump(doc))
+    return out
+
+
+def clients_as(kubeconfig: Path, token: str, user: str, folder: Path) -> Any:
+    """kubeops `Clients` for the sandbox acting as `user` (see `token_kubeconfig`), with its own inventory and state
+    under `folder`."""
+    from kubeops.clients.factory import Clients
+    from kubeops.settings import load_settings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = token_kubeconfig(kubeconfig, token, user, folder / f"{user}.kubeconfig")
+    inventory = folder / "inventory"
+    inventory.mkdir(exist_ok=True)
+    spec = {"name": "sandbox", "kube": {"kubeconfig": str(path), "context": user}}
+    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
+    return Clients(load_settings("sandbox", inventory=inventory, state_dir=folder / "state"))

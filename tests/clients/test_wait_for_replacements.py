@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubeops.clients.drain import wait_for_replacements
 from kubeops.clients.factory import Clients
 from kubeops.errors import Forbidden
-from kubeops.settings import load_settings
-from tests.k8s_sandbox import Sandbox, sandbox_maker  # noqa: F401  (provides `make_sandbox`)
+from tests.k8s_sandbox import Sandbox, clients_as, sandbox_maker  # noqa: F401  (provides `make_sandbox`)
 
 NS = "apps"
 
@@ -32,9 +30,11 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or ())
 
 
-def remove_web_pods(sb: Sandbox) -> list[dict[str, Any]]:
-    """Delete web's two Ready pods on worker-a (as a drain would) and open worker-b for their replacements."""
-    sb.wait_for(lambda: len([p for p in sb.pods_on("worker-a") if ready(p)]) == 2, what="2 ready pods")
+def remove_web_pods(sb: Sandbox, *, ready_first: bool = True) -> list[dict[str, Any]]:
+    """Delete web's two pods on worker-a (as a drain would: Ready ones unless `ready_first` is False, for pods
+    that never become Ready) and open worker-b for their replacements."""
+    if ready_first:
+        sb.wait_for(lambda: len([p for p in sb.pods_on("worker-a") if ready(p)]) == 2, what="2 ready pods")
     pods = sb.pods_on("worker-a")
     kube = sb.kube()
     kube.request("PATCH", "/api/v1/nodes/worker-a", body={"spec": {"unschedulable": True}},
@@ -67,29 +67,19 @@ def test_the_wait_follows_a_watch_and_ends_when_the_replacements_are_ready(make_
 def test_controllers_still_short_at_the_deadline_are_returned_at_the_deadline(make_sandbox) -> None:
     sb = make_sandbox(scenario(never_ready=True))
     sb.wait_for(lambda: len(sb.pods_on("worker-a")) == 2, what="2 pods")
-    removed = remove_web_pods_not_ready(sb)
+    removed = remove_web_pods(sb, ready_first=False)
     started = time.monotonic()
     late = wait_for_replacements(sb.kube(), removed, deadline=started + 2)
     took = time.monotonic() - started
     rs = sb.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"][0]["metadata"]["name"]
     assert late == [f"ReplicaSet {NS}/{rs}"]
-    assert 1.9 < took < 4, took
-
-
-def remove_web_pods_not_ready(sb: Sandbox) -> list[dict[str, Any]]:
-    pods = sb.pods_on("worker-a")
-    kube = sb.kube()
-    kube.request("PATCH", "/api/v1/nodes/worker-b", body={"spec": {"taints": None}},
-                 content_type="application/merge-patch+json", what="test: open worker-b")
-    for pod in pods:
-        kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}", what="test: remove")
-    return pods
+    assert 1.9 < took < 15, took  # at the deadline, not after a further timeout (generous: CI machines are busy)
 
 
 def test_a_controller_deleted_meanwhile_is_not_waited_for(make_sandbox) -> None:
     sb = make_sandbox(scenario(never_ready=True))
     sb.wait_for(lambda: len(sb.pods_on("worker-a")) == 2, what="2 pods")
-    removed = remove_web_pods_not_ready(sb)
+    removed = remove_web_pods(sb, ready_first=False)
     sb.kube().request("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/web",
                       body={"propagationPolicy": "Foreground"}, what="test: delete the app")
     started = time.monotonic()
@@ -117,16 +107,7 @@ def restricted_client(sb: Sandbox, tmp_path: Path, verbs: list[str]) -> Clients:
          {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}),
     ):
         answer = admin.request("POST", path, body=doc, what="test: set up RBAC")
-    kubeconfig = yaml.safe_load(sb.kubeconfig.read_text())
-    kubeconfig["users"] = [{"name": "drainer", "user": {"token": answer["status"]["token"]}}]
-    kubeconfig["contexts"] = [{"name": "drainer", "context": {"cluster": "sandbox", "user": "drainer"}}]
-    kubeconfig["current-context"] = "drainer"
-    (tmp_path / "drainer.kubeconfig").write_text(yaml.safe_dump(kubeconfig))
-    inventory = tmp_path / "drainer-inventory"
-    inventory.mkdir()
-    spec = {"name": "sandbox", "kube": {"kubeconfig": str(tmp_path / "drainer.kubeconfig"), "context": "drainer"}}
-    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
-    return Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "drainer-state"))
+    return clients_as(sb.kubeconfig, answer["status"]["token"], "drainer", tmp_path / "drainer")
 
 
 @pytest.mark.parametrize("verbs", [["list", "watch"], ["list"]], ids=["with-watch", "without-watch"])

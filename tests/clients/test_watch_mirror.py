@@ -15,6 +15,7 @@ from kubeops.clients.watch import Mirror, wait_until
 from kubeops.errors import Forbidden
 from kubeops.sandbox.testing import SandboxProcess
 from kubeops.settings import load_settings
+from tests.k8s_sandbox import clients_as
 
 SCENARIO: dict[str, Any] = {
     "name": "watch-test",
@@ -141,16 +142,7 @@ def test_a_watch_refused_by_rbac_fails_the_wait_instead_of_falling_back_to_polli
     ):
         code, answer = sb.request("POST", path, doc, headers=admin)
         assert code == 201, answer
-    kubeconfig = yaml.safe_load(sb.kubeconfig.read_text())
-    kubeconfig["users"] = [{"name": "lister", "user": {"token": answer["status"]["token"]}}]
-    kubeconfig["contexts"] = [{"name": "lister", "context": {"cluster": "sandbox", "user": "lister"}}]
-    kubeconfig["current-context"] = "lister"
-    (tmp_path / "lister.kubeconfig").write_text(yaml.safe_dump(kubeconfig))
-    inventory = tmp_path / "inventory"
-    inventory.mkdir()
-    spec = {"name": "sandbox", "kube": {"kubeconfig": str(tmp_path / "lister.kubeconfig"), "context": "lister"}}
-    (inventory / "sandbox.yaml").write_text(yaml.safe_dump(spec))
-    clients = Clients(load_settings("sandbox", inventory=inventory, state_dir=tmp_path / "state"))
+    clients = clients_as(sb.kubeconfig, answer["status"]["token"], "lister", tmp_path / "lister")
     try:
         with Mirror(clients.kube, "/api/v1/namespaces/default/configmaps", what="configmaps",
                     fallback_poll_s=0.2) as mirror:

@@ -20,6 +20,7 @@ import yaml
 from kubeops.engine import cronjob
 from kubeops.sandbox.testing import SandboxProcess
 from kubeops.settings import load_settings
+from tests.k8s_sandbox import token_kubeconfig
 
 KUBEOPS = [sys.executable, "-c", "from kubeops.cli import main; main()"]
 GROUP = "workers"
@@ -95,12 +96,8 @@ class RbacSandbox:
                                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                                         "spec": {"expirationSeconds": 86400}}, headers=ADMIN)
         assert code == 201, answer
-        kubeconfig = yaml.safe_load(self.sb.kubeconfig.read_text())
-        kubeconfig["users"] = [{"name": "runner", "user": {"token": answer["status"]["token"]}}]
-        kubeconfig["contexts"] = [{"name": "runner", "context": {"cluster": "sandbox", "user": "runner"}}]
-        kubeconfig["current-context"] = "runner"
-        runner_kubeconfig = self.root / "runner.kubeconfig"
-        runner_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+        runner_kubeconfig = token_kubeconfig(self.sb.kubeconfig, answer["status"]["token"], "runner",
+                                             self.root / "runner.kubeconfig")
         # What the CronJob's ConfigMap carries, with the token's kubeconfig instead of the pod's mounted token.
         shipped = cronjob.in_cluster_inventory(settings)
         shipped["kube"] = {"kubeconfig": str(runner_kubeconfig), "context": "runner"}

@@ -137,13 +137,10 @@ def test_budget_past_the_timeout_fails_names_it_keeps_the_node_cordoned_and_resu
     assert sb.get("/api/v1/nodes/worker-a")["spec"]["unschedulable"] is True
 
 
-def test_sigkill_during_the_drain_then_resume_finishes_it(make_sandbox):
-    # pods take 2 s to terminate after their eviction, so the drain is caught mid-way
-    sb = make_sandbox({**TWO_WORKERS, "workloads": [web(replicas=6, termination_delay_s=2.0)]})
-    settle(sb, "worker-a", 6)
-    release_worker_b(sb)
+def kill_at_first_eviction(sb, *args: str) -> None:
+    """Start `kubeops *args` and SIGKILL it as soon as the sandbox saw its first eviction: a crash mid-drain."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-a"],
+        [sys.executable, "-c", "from kubeops.cli import main; main()", *args],
         env=cli_env(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -152,6 +149,14 @@ def test_sigkill_during_the_drain_then_resume_finishes_it(make_sandbox):
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_during_the_drain_then_resume_finishes_it(make_sandbox):
+    # pods take 2 s to terminate after their eviction, so the drain is caught mid-way
+    sb = make_sandbox({**TWO_WORKERS, "workloads": [web(replicas=6, termination_delay_s=2.0)]})
+    settle(sb, "worker-a", 6)
+    release_worker_b(sb)
+    kill_at_first_eviction(sb, "drain", "--node=worker-a")
     left = sb.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-a")["items"]
     assert left, "the kill should land before the drain finished (pods still there or terminating)"
     resumed = kubeops(sb, "resume")

@@ -8,15 +8,12 @@ of two nodes killed with SIGKILL mid-way finished by `resume` with every pod evi
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from tests.k8s_sandbox import Sandbox, sandbox_maker  # noqa: F401  (provides `make_sandbox`)
-from tests.playbooks.test_decommission_playbooks import cli_env, kubeops, mutations, writes
+from tests.playbooks.test_decommission_playbooks import kill_at_first_eviction, kubeops, mutations, writes
 
 OLD = {"pool": "old"}
 THREE_WORKERS = {
@@ -113,16 +110,7 @@ def test_sigkill_during_a_two_node_drain_then_resume_finishes_both(make_sandbox)
     # pods take 2 s to terminate after their eviction, so the drain is caught mid-way
     sb = make_sandbox({**THREE_WORKERS, "workloads": [web(replicas=6, termination_delay_s=2.0)]})
     ready(sb, 6)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from kubeops.cli import main; main()", "drain", "--node=worker-a,worker-b"],
-        env=cli_env(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        sb.wait_for(lambda: any(r.get("subresource") == "eviction" for r in sb.requests()), what="first eviction")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_at_first_eviction(sb, "drain", "--node=worker-a,worker-b")
     assert cordoned(sb, "worker-a") and cordoned(sb, "worker-b")
     left = sb.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-a")["items"]
     left += sb.get("/api/v1/pods?fieldSelector=spec.nodeName%3Dworker-b")["items"]
