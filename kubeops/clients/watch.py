@@ -158,13 +158,7 @@ class Mirror:
             if self.polling:
                 if self._stop.wait(self.fallback_poll_s):
                     return
-                try:
-                    self._list()
-                    self.relists += 1
-                except Forbidden:
-                    raise
-                except ClusterError as exc:
-                    self.error = exc
+                self._relist()
                 continue
             try:
                 query = {**self.query, "resourceVersion": self._version}
@@ -198,13 +192,18 @@ class Mirror:
                     continue
                 if self._stop.wait(min(5.0, 0.5 * failures)):
                     return
-                try:
-                    self._list()
-                    self.relists += 1
-                except Forbidden:
-                    raise
-                except ClusterError as again:
-                    self.error = again
+                self._relist()
+
+    def _relist(self) -> None:
+        """List again after a failed watch or while polling: Forbidden stops the mirror (raised), any other error
+        is remembered for the wait's timeout message and the next round tries again."""
+        try:
+            self._list()
+            self.relists += 1
+        except Forbidden:
+            raise
+        except ClusterError as exc:
+            self.error = exc
 
 
 def _key(obj: Obj) -> str:
