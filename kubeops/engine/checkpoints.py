@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
@@ -177,4 +177,12 @@ def latest_unfinished(
         for r in store.list(cluster=cluster)
         if r.get("status") in UNFINISHED and not r.get("dry_run") and (where is None or where(r))
     ]
-    return max(candidates, key=lambda r: r["id"]) if candidates else None
+    return max(candidates, key=start_order) if candidates else None
+
+
+def start_order(record: Mapping[str, Any]) -> tuple[str, str]:
+    """Sort key, oldest first: the start time (milliseconds), then the id.
+
+    Why not the id alone: ids carry the start second and a random tail, so two runs started in the same second
+    would be ordered by chance, and a bare `resume` could pick the older one."""
+    return str(record.get("started") or ""), str(record.get("id") or "")

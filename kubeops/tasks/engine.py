@@ -81,23 +81,24 @@ def runs(c, json_=False, cluster=None, all_=False, fleet=None):  # type: ignore[
         return
     with _common.exit_codes():
         from kubeops.engine.api import list_runs, list_unreadable
+        from kubeops.engine.checkpoints import start_order
 
         settings = _common.build_settings(cluster)
         records = list_runs(settings=settings, all_clusters=all_)
         broken = list_unreadable(settings=settings, all_clusters=all_)
+        records = sorted(records, key=start_order)  # oldest first; same-second ids by their start time
         if json_:
-            entries = [*records, *({"id": u.run_id, "status": "unreadable", "path": u.where, "reason": u.reason}
-                                   for u in broken)]
-            print(json.dumps(sorted(entries, key=lambda e: str(e.get("id"))), indent=1))
+            entries = [*({"id": u.run_id, "status": "unreadable", "path": u.where, "reason": u.reason}
+                         for u in sorted(broken, key=lambda u: u.run_id)), *records]
+            print(json.dumps(entries, indent=1))
             return
         rows = [("ID", "PLAYBOOK", "CLUSTER", "STATUS", "STARTED", "STEP")]
-        listed = [
+        rows += [(u.run_id, "?", "?", "unreadable", "-", "-") for u in sorted(broken, key=lambda u: u.run_id)]
+        rows += [
             (r["id"], r.get("playbook", {}).get("name", "?"), r.get("cluster", "?"), r["status"],
              r.get("started", "-"), _current_step(r))
             for r in records
         ]
-        listed += [(u.run_id, "?", "?", "unreadable", "-", "-") for u in broken]
-        rows += sorted(listed)
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -184,6 +184,12 @@ def test_file_store_roundtrip_listing_and_latest(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "runs" / "20260101T000000Z-0001.json").read_text()) == records[0]
     assert [r["id"] for r in store.list(cluster="a")] == [records[0]["id"], records[1]["id"], records[3]["id"]]
     assert latest_unfinished(store, cluster="a")["id"] == "20260104T000000Z-0004"  # type: ignore[index]
+    # two runs started in the same second: the later start wins, whatever the ids' random tails say
+    store.save(record={"id": "20260105T000000Z-ffff", "cluster": "a", "status": "failed", "steps": [],  # type: ignore[typeddict-item]
+                       "started": "2026-01-05T00:00:00.100Z"})
+    store.save(record={"id": "20260105T000000Z-0000", "cluster": "a", "status": "failed", "steps": [],  # type: ignore[typeddict-item]
+                       "started": "2026-01-05T00:00:00.900Z"})
+    assert latest_unfinished(store, cluster="a")["id"] == "20260105T000000Z-0000"  # type: ignore[index]
     assert store.load(run_id="nope") is None
     with pytest.raises(InputError):
         store.load(run_id="../etc/passwd")
