@@ -147,9 +147,13 @@ class KubeClient:
         )
 
     def close(self) -> None:
+        """Close the client's connections now. Why by hand: `ApiClient.close` only stops its thread pool and leaves
+        the sockets to the garbage collector, which a long-lived process (the console) would pile up."""
         # closing a pool that never opened is not worth failing a run over
         with contextlib.suppress(Exception):
             self.api_client.close()
+        with contextlib.suppress(Exception):
+            self.api_client.rest_client.pool_manager.clear()
 
     # --- typed API groups, built once -------------------------------------------------------------------------
     def _api(self, name: str) -> Any:

@@ -160,10 +160,12 @@ class Guard:
             self.notifier.run_finished(record)
 
     def release(self, *, run_id: str) -> None:
-        self._pending_lock = None
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        pending, self._pending_lock = self._pending_lock, None
+        held, self.lock = self.lock, None
+        if held is not None:
+            held.release()
+        for lock in {id(x): x for x in (held, pending) if x is not None}.values():
+            lock.kube.close()  # `lock_for` gives each lock a client of its own: its connections go with the run
 
     def _check_window(self, *, starting: bool) -> None:
         """Every window must be open (the stricter wins); the message names the first closed one and when

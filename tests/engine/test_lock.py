@@ -145,3 +145,32 @@ def test_lease_state_describes_expiry_and_freedom() -> None:
     free = LeaseState(lease="kube-system/l", holder=None, playbook=None, acquired=None, renewed=None, ttl_s=30,
                       last_holder="r@h")
     assert free.is_free(now) and free.describe(now) == "lease kube-system/l is free (last held by r@h)"
+
+
+@pytest.mark.timeout(120)
+def test_a_guard_gives_back_the_lease_and_closes_its_lock_client(sandbox: SandboxProcess) -> None:
+    from kubeops.engine.guard import Guard
+    from kubeops.model.playbook import Playbook, Step
+
+    made: list[ClusterLock] = []
+
+    def factory() -> ClusterLock:
+        made.append(_lock(sandbox, "host-g"))
+        return made[-1]
+
+    playbook = Playbook(name="drain-node", path="drain-node.yaml", steps=(Step(name="s", action="k8s.cordon"),))
+    guard = Guard(cluster="sandbox", lock_factory=factory)
+    guard.acquire(run_id="run-g", playbook=playbook, resumed=False)
+    guard.before_change(run_id="run-g", step=playbook.steps[0])
+    assert _lease(sandbox)["spec"]["holderIdentity"] == "run-g@host-g"
+    pools = made[0].kube.api_client.rest_client.pool_manager.pools
+    assert len(pools) > 0  # it did talk to the API server
+    guard.release(run_id="run-g")
+    assert "holderIdentity" not in _lease(sandbox)["spec"]
+    assert len(pools) == 0  # no connection left open until the garbage collector finds the client
+    # a run that stopped before taking the lock (e.g. a bad step) closes the client of the lock it had checked
+    guard.acquire(run_id="run-h", playbook=playbook, resumed=False)
+    pending = made[1].kube.api_client.rest_client.pool_manager.pools
+    assert len(pending) > 0
+    guard.release(run_id="run-h")
+    assert len(pending) == 0
