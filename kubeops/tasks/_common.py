@@ -56,13 +56,15 @@ class FleetFlags:
     max_failures: Any = None
 
 
-def playbook_task(**kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+def playbook_task(*, fleet_flags_after: str | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
     """``@task`` for a task that runs a playbook on a cluster: it also takes ``--clusters``, ``--parallel``,
     ``--canary`` and ``--max-failures`` (help: `FLEET_HELP`), handed to the body as one ``fleet=FleetFlags``.
 
     Why one decorator: every playbook task must offer the same fleet flags with the same help, and a new task gets
-    them by being declared with it rather than by copying four parameters and four help lines. The flags go last in
-    the signature, so the short flags the task's own options had stay theirs.
+    them by being declared with it rather than by copying four parameters and four help lines. invoke gives short
+    flags in signature order, so the fleet flags go last and every option the task had keeps its letter (scripts
+    and crontabs use them); `fleet_flags_after` names the option they follow instead, for a task that had fleet
+    flags there before.
     """
 
     def decorate(body: Callable[..., Any]) -> Any:
@@ -79,7 +81,7 @@ def playbook_task(**kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
             return body(c, *args, fleet=flags, **given)
 
         names = [p.name for p in own]
-        at = names.index("wait_for_lock") + 1 if "wait_for_lock" in names else len(own)
+        at = names.index(fleet_flags_after) + 1 if fleet_flags_after else len(own)
         wrapper.__signature__ = sig.replace(parameters=[*own[:at], *added, *own[at:]])  # type: ignore[attr-defined]
         return task(**{**kwargs, "help": {**kwargs.get("help", {}), **FLEET_HELP}})(wrapper)
 

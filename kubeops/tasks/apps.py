@@ -54,6 +54,7 @@ def render(c: Context, app: str = "", version: str = "", cluster: str | None = N
 
 
 @playbook_task(
+    fleet_flags_after="wait_for_lock",  # where deploy had --clusters/--parallel/--canary before
     help={
         "app": "app name (inventory/apps/<app>.yaml) or path to its config",
         "version": "version to deploy (default: the config's `version`)",

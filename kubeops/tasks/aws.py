@@ -84,6 +84,7 @@ def replace(  # type: ignore[no-untyped-def]
 
 
 @playbook_task(
+    fleet_flags_after="wait_for_lock",  # where replace-group had --clusters/--parallel/--canary before
     help={
         "group": "the Auto Scaling group to roll",
         "batch": "surge: nodes replaced at a time (default 1)",
