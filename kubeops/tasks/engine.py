@@ -178,6 +178,13 @@ def resume(  # type: ignore[no-untyped-def]
         return
     with _common.exit_codes():
         from kubeops.engine.api import get_run, resume_run
+        from kubeops.errors import InputError
+
+        given = [flag for flag, value in (("--parallel", parallel), ("--max-failures", max_failures)) if value]
+        if given:  # silently ignoring them would let a script believe it limited something
+            verb = "apply" if len(given) > 1 else "applies"
+            raise InputError(f"{' and '.join(given)} {verb} only to a fleet: `invoke resume --fleet=ID`",
+                             hint="`invoke fleets` lists the fleets")
         wait_s = _common.parse_wait(wait_for_lock)
         settings = _common.build_settings(cluster, log_format)
         _common.setup_logging(settings)

@@ -79,6 +79,8 @@ CASES = [
     (["show"], "--run is required"),
     (["show", "--run=nope"], "no run 'nope'"),
     (["resume", "--run=nope"], "no run 'nope'"),
+    (["resume", "--parallel=3"], "--parallel applies only to a fleet: `invoke resume --fleet=ID`"),
+    (["resume", "--run=x", "--parallel=2", "--max-failures=1"], "--parallel and --max-failures apply only to a fleet"),
     (["drain"], "--node is required"),
     (["sandbox", "--scenario=nope"], "unknown scenario 'nope'"),
     (["scale-up", "--group=workers", "--count=abc"], "--count expects a whole number, got 'abc'"),
