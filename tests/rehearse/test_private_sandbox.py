@@ -19,19 +19,29 @@ def _pods(kube: KubeClient) -> dict[str, dict]:
 
 
 def _settle(sb) -> None:  # type: ignore[no-untyped-def]
-    """Until no pod is terminating and every ReplicaSet has all its pods. Why: a snapshot taken mid-change holds a
-    ReplicaSet one pod short (the terminating one is left out, its replacement not yet made), and the private
-    sandbox's controller rightly adds that pod: a rehearsal's business, not this test's (which checks adoption)."""
+    """Until the cluster is still: every node Ready, every pod Running on a node and not terminating, every
+    ReplicaSet with all its pods, and the same pods twice 0.5 s apart. Why: a snapshot taken mid-change (a node
+    joining, a ReplicaSet one pod short, a pod being replaced) is rightly changed further by the private sandbox's
+    controllers: a rehearsal's business, not this test's (which checks that what was loaded is adopted as is)."""
     deadline = time.monotonic() + 60
+    seen: set[str] | None = None
     while time.monotonic() < deadline:
         _, pods = sb.request("GET", "/api/v1/pods")
         _, sets = sb.request("GET", "/apis/apps/v1/replicasets")
-        live = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
-        owned = [ref["uid"] for p in live for ref in p["metadata"].get("ownerReferences") or ()]
-        if len(live) == len(pods["items"]) and all(
-                owned.count(rs["metadata"]["uid"]) == rs["spec"].get("replicas", 1) for rs in sets["items"]):
+        _, nodes = sb.request("GET", "/api/v1/nodes")
+        owned = [ref["uid"] for p in pods["items"] for ref in p["metadata"].get("ownerReferences") or ()]
+        still = (
+            all(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or ())
+                for n in nodes["items"])
+            and all(p["spec"].get("nodeName") and p["status"].get("phase") == "Running"
+                    and not p["metadata"].get("deletionTimestamp") for p in pods["items"])
+            and all(owned.count(rs["metadata"]["uid"]) == rs["spec"].get("replicas", 1) for rs in sets["items"])
+        )
+        now = {p["metadata"]["uid"] for p in pods["items"]}
+        if still and now == seen:
             return
-        time.sleep(0.2)
+        seen = now if still else None
+        time.sleep(0.5)
     raise AssertionError("the original sandbox did not settle in 60 s")
 
 
@@ -50,7 +60,13 @@ def test_objects_load_verbatim_and_controllers_adopt_them(original_factory, tmp_
         root = sandbox.root
     # pods already terminating in the snapshot are left out by design (their replacements are in it)
     original = {p["metadata"]["uid"]: p for p in doc["objects"]["pods"] if not p["metadata"].get("deletionTimestamp")}
-    assert set(first) == set(original) == set(later)
+    def described(uids: set[str], pods: dict[str, dict]) -> list[tuple[str, str, str, str]]:
+        return sorted((p["metadata"]["name"], str(p["spec"].get("nodeName")), str(p["status"].get("phase")),
+                       str(p["metadata"].get("deletionTimestamp"))) for u, p in pods.items() if u in uids)
+
+    assert set(first) == set(original) == set(later), (
+        described(set(original) - set(first), original), described(set(first) - set(original), first),
+        described(set(later) ^ set(first), {**first, **later}))
     for uid, pod in later.items():
         want = original[uid]
         assert pod["metadata"]["name"] == want["metadata"]["name"]
