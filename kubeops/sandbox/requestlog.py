@@ -1,9 +1,10 @@
 """``requests.jsonl``: one JSON line per API request, flushed per line so tests and benchmarks read it live.
 
-Fields: ts (epoch seconds), method, path, query (dict of first values), status, dry_run, verb (get, list, watch,
-create, update, patch, delete, deletecollection, proxy, discovery, sandbox), resource (plural), group,
-subresource, namespace, name, user_agent, content_type (of the request body), duration_ms, and fault when one was
-injected.
+Fields: ts (epoch seconds when the request arrived), method, path, query (dict of first values), status, dry_run,
+verb (get, list, watch, create, update, patch, delete, deletecollection, proxy, discovery, sandbox), resource
+(plural), group, subresource, namespace, name, user_agent, content_type (of the request body), duration_ms (from
+arrival until the answer was ready to send: the request was handled during [ts, ts + duration_ms]), and fault when
+one was injected.
 """
 
 from __future__ import annotations
