@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubeops.clients import pods as pod_api
 from kubeops.drain import blocking_budget_names, controller_ref, pod_key
-from kubeops.errors import ClusterError, TooManyRequests
+from kubeops.errors import ClusterError, Forbidden, TooManyRequests
 from kubeops.progress import Progress
 
 if TYPE_CHECKING:
@@ -93,7 +93,14 @@ class _GoneWatcher:
         self._thread = threading.Thread(target=self._run, name=f"drain-watch-{node}", daemon=True)
 
     def start(self) -> None:
+        """Open the first watch here, not in the thread: a role that may not watch pods (403) stops the drain
+        with that refusal before any eviction, instead of evicting pods nobody can see go."""
+        self._stream = self._open()
         self._thread.start()
+
+    def _open(self) -> Any:
+        query = {"fieldSelector": f"spec.nodeName={self.node}", "resourceVersion": self.version}
+        return self.kube.watch("/api/v1/pods", query=query, timeout_s=60, what="watch pods")
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,10 +122,11 @@ class _GoneWatcher:
 
     def _run(self) -> None:
         failures = 0
+        stream = self._stream  # opened by start()
         while not self._stop.is_set() and self.targets:
             try:
-                query = {"fieldSelector": f"spec.nodeName={self.node}", "resourceVersion": self.version}
-                self._stream = self.kube.watch("/api/v1/pods", query=query, timeout_s=60, what="watch pods")
+                self._stream = stream if stream is not None else self._open()
+                stream = None
                 if self._stop.is_set():
                     self._stream.close()
                     return
@@ -139,6 +147,9 @@ class _GoneWatcher:
                     if not self.targets:
                         return
                 failures = 0
+            except Forbidden as exc:  # the role lost `watch` on pods mid-drain: retrying will not bring it back
+                self.out.put(("watch-error", "", str(exc)))
+                return
             except ClusterError as exc:
                 failures += 1
                 if self._stop.wait(min(5.0, 0.5 * failures)):
@@ -169,6 +180,8 @@ def run_drain(
     nothing is waited for. While waiting, `log` gets a ``drain.progress`` event at most once a second
     ("3 pods left, 1 blocked by budget web"). `gate`, shared by several drains running at once (`run_drains`),
     bounds their evictions in flight together; it is held only for the request, never across a budget's backoff.
+    A role that may not watch pods raises that `Forbidden` before any eviction (and ends the wait if it is lost
+    midway): the drain cannot tell its pods are gone without the watch.
     """
     outcome = DrainOutcome()
     progress = Progress(log, "drain.progress", timeout_s=round(max(0.0, deadline - time.monotonic()), 1))
@@ -370,15 +383,20 @@ def run_drains(
                          disable_eviction=disable_eviction, concurrency=concurrency, log=node_log, gate=gate)
 
     outcomes: dict[str, DrainOutcome] = {}
+    refused: Forbidden | None = None
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="drain") as pool:
         futures = {node: pool.submit(one, node, sel, ver) for node, (sel, ver) in jobs.items()}
         for node, future in futures.items():
             try:
                 outcomes[node] = future.result()
+            except Forbidden as exc:  # the role, not the node: every node meets it, say it once as the API did
+                refused = refused or exc
             except Exception as exc:  # one node's bug or lost connection is that node's failure only
                 outcome = DrainOutcome()
                 outcome.failed["(drain)"] = f"{type(exc).__name__}: {exc}"
                 outcomes[node] = outcome
+    if refused is not None:
+        raise refused
     return outcomes
 
 
