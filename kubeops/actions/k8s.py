@@ -252,15 +252,50 @@ def cordon_nodes(ctx: StepContext, p: NodesParams) -> dict[str, Any]:
     return {"nodes": names, "was_cordoned": {n: bool(recorded.get(n)) for n in names}, "changed": changed}
 
 
-@action("k8s.uncordon_nodes", params=NodesParams, mutates=True, plan=_plan_set_all("k8s.uncordon_nodes", False),
-        outputs=("nodes", "changed"))
-def uncordon_nodes(ctx: StepContext, p: NodesParams) -> dict[str, Any]:
-    """Make several nodes schedulable again, all checked to exist first (idempotent)."""
-    names = _check_names("k8s.uncordon_nodes", p.nodes)
-    _, changed = _set_all(ctx, "k8s.uncordon_nodes", names, False)
+@dataclass(frozen=True, slots=True)
+class UncordonNodesParams:
+    nodes: list[str] = field(metadata={"help": "node names"})
+    unless_was_cordoned: dict[str, bool] = field(
+        default_factory=dict,
+        metadata={"help": "pass the cordon_nodes step's was_cordoned: a node marked true (cordoned by someone else "
+                          "before this run) is left cordoned"},
+    )
+
+
+def _uncordon_nodes(ctx: StepContext, p: UncordonNodesParams) -> tuple[list[str], list[str], list[str]]:
+    """(nodes, changed, skipped): every node read first, those cordoned before this run left as they are."""
+    from kubeops.clients import nodes
+
+    found = _get_all(ctx, "k8s.uncordon_nodes", p.nodes)  # every node read before any is touched, skipped ones too
+    skipped = [n for n in found if p.unless_was_cordoned.get(n) is True]
+    changed = [n for n, node in found.items()
+               if n not in skipped and nodes.set_unschedulable(ctx.kube, n, False, node=node)[1]]
+    return list(found), changed, skipped
+
+
+def _plan_uncordon_nodes(ctx: StepContext, p: UncordonNodesParams) -> Plan:
+    names, changed, skipped = _uncordon_nodes(ctx, p)  # dryRun=All: not applied
+    same = [n for n in names if n not in changed and n not in skipped]
+    summary = f"uncordon {len(changed)} node(s)" + (f", leave {len(same)} as is" if same else "")
+    if skipped:
+        summary += f", leave {len(skipped)} cordoned (cordoned before this run)"
+    details = ([f"uncordon {n}" for n in changed] + [f"leave {n} as is" for n in same]
+               + [f"leave {n} cordoned (cordoned before this run)" for n in skipped])
+    return Plan(summary=summary, details=details, outputs={"nodes": names, "changed": changed, "skipped": skipped})
+
+
+@action("k8s.uncordon_nodes", params=UncordonNodesParams, mutates=True, plan=_plan_uncordon_nodes,
+        outputs=("nodes", "changed", "skipped"))
+def uncordon_nodes(ctx: StepContext, p: UncordonNodesParams) -> dict[str, Any]:
+    """Make several nodes schedulable again, all checked to exist first (idempotent); with `unless_was_cordoned`
+    from `k8s.cordon_nodes`, a node someone else had cordoned before this run stays cordoned, as `k8s.uncordon`
+    does for one node."""
+    names, changed, skipped = _uncordon_nodes(ctx, p)
     for name in changed:
         ctx.record_node_event(name, "Uncordoned", f"Node {name} uncordoned")
-    return {"nodes": names, "changed": changed}
+    if skipped:
+        ctx.log.info("k8s.uncordon_skipped", nodes=skipped, reason="cordoned before this run")
+    return {"nodes": names, "changed": changed, "skipped": skipped}
 
 
 # --- k8s.label / k8s.annotate -----------------------------------------------------------------------------------

@@ -121,3 +121,38 @@ def test_sigkill_during_a_two_node_drain_then_resume_finishes_both(make_sandbox)
     assert cordoned(sb, "worker-a") and cordoned(sb, "worker-b")
     evictions = [r for r in sb.requests() if r.get("subresource") == "eviction" and r["status"] < 300]
     assert len({r["name"] for r in evictions}) == 6  # each pod was evicted, none twice after it was gone
+
+
+MAINTAIN_MANY = """\
+name: cordon-then-uncordon
+params:
+  nodes: {type: list}
+steps:
+  - name: cordon
+    action: k8s.cordon_nodes
+    args: {nodes: "${params.nodes}"}
+  - name: uncordon
+    action: k8s.uncordon_nodes
+    args: {nodes: "${params.nodes}", unless_was_cordoned: "${steps.cordon.outputs.was_cordoned}"}
+"""
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_uncordon_nodes_leaves_a_node_someone_else_had_cordoned(make_sandbox, tmp_path, dry_run: bool) -> None:
+    sb = make_sandbox({**THREE_WORKERS})
+    sb.kube().request("PATCH", "/api/v1/nodes/worker-b", body={"spec": {"unschedulable": True}},
+                      content_type="application/merge-patch+json", what="test: a colleague cordons worker-b")
+    playbook = tmp_path / "maintain-many.yaml"
+    playbook.write_text(MAINTAIN_MANY)
+    mark = sb.mark()
+    args = ["run", f"--playbook={playbook}", "--param", "nodes=worker-a,worker-b", "--log-format=console"]
+    done = kubeops(sb, *args, *(["--dry-run"] if dry_run else []))
+    assert done.returncode == 0, done.stderr
+    assert not cordoned(sb, "worker-a") and cordoned(sb, "worker-b")  # worker-b stays as the colleague left it
+    if dry_run:
+        assert "leave 1 cordoned" in done.stdout + done.stderr
+        planned = mutations(sb, mark)
+        assert planned and all(r.get("dry_run") for r in planned)
+    else:
+        patched = [r["name"] for r in mutations(sb, mark) if r["resource"] == "nodes"]
+        assert patched == ["worker-a", "worker-a"]  # cordoned, then uncordoned; worker-b never touched
