@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from kubeops.actions.registry import Registry
 from kubeops.console import filters
 from kubeops.console.auth import Session, Sessions, TokenBook, csrf_ok
 from kubeops.console.headers import SecurityHeaders
+from kubeops.console.throttle import LoginThrottle
 from kubeops.engine import api, overview
 from kubeops.engine.audit import Actor, AuditEntry
 from kubeops.engine.checkpoints import CorruptRecord
@@ -58,6 +60,7 @@ class ConsoleConfig:
     read_only: bool = False
     secure_cookies: bool = False  # set with TLS: the cookie then never travels in clear
     stats_interval_s: float = 0.5
+    login_throttle: LoginThrottle | None = None  # None: the defaults of `kubeops.console.throttle`
 
 
 class Refused(Exception):
@@ -77,6 +80,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
     """The ASGI app for one cluster."""
     settings = config.settings
     sessions = Sessions()
+    throttle = config.login_throttle or LoginThrottle()
     launcher = Launcher(settings=settings, registry=config.registry)
     index = RunIndex(settings)
     log = get_logger()
@@ -153,10 +157,21 @@ def build_app(config: ConsoleConfig) -> Starlette:
 
         if not nonce or not hmac.compare_digest(nonce, given):
             raise Refused(403, "refused: the login form carries no valid CSRF token; reload the login page")
+        client = request.client.host if request.client else "?"
+        wait = throttle.wait_s(client)
+        if wait > 0:  # refused before the token is looked at: a guess made now learns nothing
+            seconds = max(1, math.ceil(wait))
+            log.warning("console.login.throttled", client=client, retry_after_s=seconds)
+            response = render(request, "login.html", status=429, nonce=nonce,
+                              error=f"too many failed logins; try again in {seconds} s")
+            response.headers["Retry-After"] = str(seconds)
+            return response
         entry = config.tokens.check(str(form.get("token") or ""))
         if entry is None:
-            log.warning("console.login.failed", client=request.client.host if request.client else None)
+            throttle.failed(client)
+            log.warning("console.login.failed", client=client)
             return render(request, "login.html", status=401, nonce=nonce, error="unknown token")
+        throttle.succeeded(client)
         session = sessions.create(entry)
         log.info("console.login", token_name=entry.name, role=entry.role)
         response = RedirectResponse("/runs", status_code=303)
