@@ -48,7 +48,8 @@ class FleetRecord(TypedDict, total=False):
     clusters: list[str]  # the order
     canary: int
     parallel: int
-    max_failures: int | None  # after the canaries, no further cluster starts once this many failed (None: no limit)
+    max_failures: int | str | None  # after the canaries, no further start once this many failed; "P%": more than
+    # that share of the clusters (None: no limit)
     status: str
     started: str
     finished: str | None

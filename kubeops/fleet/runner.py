@@ -8,7 +8,9 @@ Scheduling (documented in docs/fleet.md):
   cluster is independent; gate the risky ones with a larger --canary). With `max_failures` N, once N of them have
   ended failed or rejected (the change, or its input, is wrong there) no further cluster starts: the runs in
   flight finish and the rest stay ``pending`` for `resume --fleet`, which honours the same limit. Locked and
-  paused clusters do not count: another run or the calendar stopped them, not the change;
+  paused clusters do not count: another run or the calendar stopped them, not the change. `max_failures` "P%"
+  is a share of the fleet's clusters, as Ansible's ``max_fail_percentage``: no further start once MORE than P% of
+  them failed (`failure_limit`);
 - each cluster's run is the engine's ordinary run: its own Settings, clients, checkpoint store, guard (lock,
   window, notifications), in its own thread with ``cluster`` and ``fleet_id`` bound in the log context.
 
@@ -37,6 +39,7 @@ from kubeops.engine.logging import get_logger, redact, redact_text
 from kubeops.engine.runner import RunGuard
 from kubeops.engine.stores import store_for
 from kubeops.errors import InputError, KubeopsError, LockHeld
+from kubeops.fleet.limits import MaxFailures, failure_limit
 from kubeops.fleet.record import (
     FLEET_RECORD_VERSION,
     FleetRecord,
@@ -64,7 +67,7 @@ class FleetPlan:
     task: str = "run"
     canary: int = 0
     parallel: int = 1
-    max_failures: int | None = None  # None: no limit (a failure after the canaries stops nothing)
+    max_failures: MaxFailures = None  # None: no limit (a failure after the canaries stops nothing); N or "P%"
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -75,8 +78,7 @@ class FleetPlan:
             raise InputError(f"cluster {dup!r} is named twice")
         if self.parallel < 1:
             raise InputError(f"--parallel must be at least 1, got {self.parallel}")
-        if self.max_failures is not None and self.max_failures < 1:
-            raise InputError(f"--max-failures must be at least 1, got {self.max_failures}")
+        failure_limit(self.max_failures, len(self.clusters))  # a bad value fails here, before anything runs
         if not 0 <= self.canary <= len(self.clusters):
             raise InputError(
                 f"--canary must be between 0 and the number of clusters ({len(self.clusters)}), got {self.canary}"
@@ -156,7 +158,7 @@ class FleetRunner:
         return result
 
     def resume(
-        self, fleet_id: str, *, parallel: int | None = None, max_failures: int | None = None, force: bool = False
+        self, fleet_id: str, *, parallel: int | None = None, max_failures: MaxFailures = None, force: bool = False
     ) -> FleetResult:
         """Continue every cluster of the fleet that is not done: unfinished runs resume, unstarted ones start.
 
@@ -175,8 +177,7 @@ class FleetRunner:
                 raise InputError(f"--parallel must be at least 1, got {parallel}")
             record["parallel"] = parallel
         if max_failures is not None:
-            if max_failures < 1:
-                raise InputError(f"--max-failures must be at least 1, got {max_failures}")
+            failure_limit(max_failures, len(record["clusters"]))  # checked before the record changes
             record["max_failures"] = max_failures
         result = FleetResult(record=record)
         if fleet_status(record["members"]) == "done":
@@ -217,7 +218,8 @@ class FleetRunner:
                 max_failures=record.get("max_failures"), dry_run=dry_run,
             )
             stopped_by = None
-            gate = _FailureGate(record.get("max_failures") if not dry_run else None, self._mutex)
+            limit = failure_limit(record.get("max_failures"), len(order))
+            gate = _FailureGate(limit if not dry_run else None, self._mutex)
             pool: ThreadPoolExecutor | None = None
             futures: list[Future[None]] = []
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubeops.durations import format_duration
+from kubeops.fleet.limits import failure_limit
 from kubeops.fleet.record import FleetRecord, MemberRecord
 
 HEADER = ("CLUSTER", "RUN", "STATUS", "DURATION", "STEP / MESSAGE")
@@ -16,7 +17,7 @@ def member_message(record: FleetRecord, member: MemberRecord) -> str:
         return f"not started: canary {record['stopped_by']} did not finish"
     if status == "pending" and record.get("stopped_by_failures"):
         failed = ", ".join(f"{c} {record['members'][c].get('status')}" for c in record["stopped_by_failures"])
-        return f"not started: --max-failures={record.get('max_failures')} reached: {failed}"
+        return f"not started: --max-failures={limit_text(record)} reached: {failed}"
     if status == "pending":
         return "not started"
     text = member.get("error") or ""
@@ -46,8 +47,16 @@ def summary_lines(record: FleetRecord, *, dry_run: bool = False) -> list[str]:
         ("dry run (nothing changed): fleet" if dry_run else f"fleet {record['id']}:")
         + f" {record.get('task', 'run')} ({record['playbook']}) on {len(record['clusters'])} "
         f"clusters, canary {record.get('canary', 0)}, parallel {record.get('parallel', 1)}"
-        + (f", max failures {record['max_failures']}" if record.get("max_failures") else "")
+        + (f", max failures {limit_text(record)}" if record.get("max_failures") else "")
         + f": {record.get('status')}"
     )
     body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return [title, *body]
+
+
+def limit_text(record: FleetRecord) -> str:
+    """The --max-failures as given, with the count it means for a percentage ("25% = 3 of 10 clusters")."""
+    given = record.get("max_failures")
+    if isinstance(given, str):
+        return f"{given} = {failure_limit(given, len(record['clusters']))} of {len(record['clusters'])} clusters"
+    return str(given)

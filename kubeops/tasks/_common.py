@@ -97,8 +97,8 @@ CLUSTERS_HELP = "a fleet of every inventory cluster matching GLOB (e.g. 'prod-*'
 PARALLEL_HELP = "fleet: clusters run at once after the canaries (default 1)"
 CANARY_HELP = "fleet: the first K clusters run alone, one after another; one not done stops the fleet"
 MAX_FAILURES_HELP = (
-    "fleet: after the canaries, start no further cluster once N have failed or been rejected (runs in flight "
-    "finish; `resume --fleet` continues); default: no limit"
+    "fleet: after the canaries, start no further cluster once N have failed or been rejected, or more than P% "
+    "of the clusters with P% (runs in flight finish; `resume --fleet` continues); default: no limit"
 )
 FLEET_HELP = {
     "clusters": CLUSTERS_HELP, "parallel": PARALLEL_HELP, "canary": CANARY_HELP, "max-failures": MAX_FAILURES_HELP,
@@ -286,17 +286,33 @@ def positive_int(value: Any, flag: str) -> int | None:
     return number
 
 
-def fleet_numbers(fleet: FleetFlags) -> tuple[int, int, int | None]:
-    """``(parallel, canary, max_failures)`` from the flags: whole numbers, parallel and max-failures at least 1,
-    canary at least 0; InputError naming the flag otherwise. Checked for a single cluster too (where they have no
-    effect), so a typo in a script is found before the script meets a fleet."""
+def max_failures_flag(value: Any) -> int | str | None:
+    """``--max-failures``: a whole number of at least 1, or a percentage of the fleet's clusters ("25%", 0 to 100,
+    as Ansible's max_fail_percentage); InputError naming the flag otherwise."""
+    from kubeops.errors import InputError
+
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text.endswith("%"):
+        number = text[:-1].strip()
+        if not number.isdigit() or int(number) > 100:
+            raise InputError(f"--max-failures expects a whole number or a percentage from 0% to 100%, got {value!r}")
+        return f"{int(number)}%"
+    return positive_int(value, "--max-failures")
+
+
+def fleet_numbers(fleet: FleetFlags) -> tuple[int, int, int | str | None]:
+    """``(parallel, canary, max_failures)`` from the flags: whole numbers, parallel and max-failures at least 1
+    (or max-failures a percentage), canary at least 0; InputError naming the flag otherwise. Checked for a single
+    cluster too (where they have no effect), so a typo in a script is found before the script meets a fleet."""
     from kubeops.errors import InputError
 
     parallel = positive_int(fleet.parallel, "--parallel")
     canary = whole_number(fleet.canary, "--canary", default=0)
     if canary < 0:
         raise InputError(f"--canary expects a whole number of at least 0, got {fleet.canary!r}")
-    return (1 if parallel is None else parallel), canary, positive_int(fleet.max_failures, "--max-failures")
+    return (1 if parallel is None else parallel), canary, max_failures_flag(fleet.max_failures)
 
 
 def parse_wait(value: str | None, flag: str = "--wait-for-lock") -> float:
@@ -425,7 +441,7 @@ def resume_fleet_task(
         from kubeops.engine.logging import configure_logging
 
         count = positive_int(parallel, "--parallel")  # None: not given, keep the fleet's
-        limit = positive_int(max_failures, "--max-failures")
+        limit = max_failures_flag(max_failures)
         wait_s = parse_wait(wait_for_lock)
         fmt = log_format or os.environ.get("KUBEOPS_LOG_FORMAT") or "auto"
         configure_logging(log_format=fmt)
@@ -447,7 +463,7 @@ def fleet_exit_code(statuses: Iterable[str]) -> int:
 
 def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
     """Print each cluster's plan (dry run) and the summary table; exit with the fleet's code."""
-    from kubeops.fleet.table import summary_lines
+    from kubeops.fleet.table import limit_text, summary_lines
 
     out = out or sys.stdout
     record = result.record
@@ -472,7 +488,7 @@ def finish_fleet(result: Any, *, dry_run: bool, out: Any = None) -> None:
         bad = [f"{c} {m['status']}" for c, m in record["members"].items() if m["status"] not in ("done", "pending")]
         unstarted = [c for c, m in record["members"].items() if m["status"] == "pending"]
         if record.get("stopped_by_failures") and unstarted:
-            bad.append(f"{', '.join(unstarted)} not started (--max-failures={record.get('max_failures')} reached)")
+            bad.append(f"{', '.join(unstarted)} not started (--max-failures={limit_text(record)} reached)")
         hint = "" if dry_run else f"; fix the cause, then `invoke resume --fleet={record['id']}`"
         raise Exit(f"error: fleet {record['id']}: {', '.join(bad)}{hint}", code)
     if not dry_run and record["status"] != "done":

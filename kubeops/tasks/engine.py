@@ -154,8 +154,8 @@ def _print_run(record: dict[str, Any], out: Any = None) -> None:
         "wait-for-lock": _WAIT,
         "fleet": "continue every unfinished or unstarted cluster of fleet ID (see `invoke fleets`)",
         "parallel": "with --fleet: clusters at once after the canaries (default: as the fleet started)",
-        "max-failures": "with --fleet: start no further cluster once N have failed in this resume (default: as "
-        "the fleet started)",
+        "max-failures": "with --fleet: start no further cluster once N (or more than P% of the clusters) have "
+        "failed in this resume (default: as the fleet started)",
     }
 )
 def resume(  # type: ignore[no-untyped-def]

@@ -51,6 +51,8 @@ BAD = [
     (["replace", "--node=w-1", "--clusters=c*", "--rehearse"], "--rehearse takes one cluster, not a fleet"),
     (["uncordon", "--node=w-1", "--cluster=c1", "--parallel=-2"], "--parallel expects a whole number of at least 1"),
     (["resume", "--fleet=fleet-x", "--max-failures=none"], "--max-failures expects a whole number, got 'none'"),
+    (["deploy", "--app=web", "--version=2", "--clusters=c*", "--max-failures=150%"],
+     "--max-failures expects a whole number or a percentage from 0% to 100%, got '150%'"),
 ]
 
 

@@ -143,3 +143,22 @@ def test_runs_in_flight_finish_when_the_limit_is_reached(tmp_path: Path) -> None
     # a and b start together; a fails at once, reaching the limit while b is in flight: b finishes, c and d never
     # start (a's worker counts the failure before it takes the next cluster)
     assert [record["members"][c]["status"] for c in "abcd"] == ["failed", "done", "pending", "pending"]
+
+
+def test_max_failures_as_a_percentage_of_the_clusters(tmp_path: Path) -> None:
+    playbook = tmp_path / "gate.yaml"
+    playbook.write_text(GATE)
+    # 5 clusters, "25%": stop once more than 1.25 clusters failed, i.e. at the second failure
+    plan = FleetPlan(clusters=("a", "b", "c", "d", "e"), playbook=str(playbook), max_failures="25%")
+
+    record = _gated_runner(tmp_path, bad={"a", "c", "d"}).start(plan).record
+
+    assert [record["members"][c]["status"] for c in "abcde"] == ["failed", "done", "failed", "pending", "pending"]
+    assert FleetStore(tmp_path).get(record["id"])["max_failures"] == "25%"  # as given: a resume re-reads the share
+    text = "\n".join(summary_lines(record))
+    assert "not started: --max-failures=25% = 2 of 5 clusters reached: a failed, c failed" in text
+    with pytest.raises(InputError, match="percentage from 0% to 100%"):
+        _gated_runner(tmp_path, bad=set()).resume(record["id"], max_failures="120%")
+    assert FleetStore(tmp_path).get(record["id"])["max_failures"] == "25%"  # a refused value changes nothing
+    final = _gated_runner(tmp_path, bad=set()).resume(record["id"], max_failures="100%").record
+    assert [final["members"][c]["status"] for c in "abcde"] == ["failed", "done", "failed", "done", "done"]

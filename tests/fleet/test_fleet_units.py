@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import stat
 
 import pytest
 
 from kubeops.durations import format_duration
 from kubeops.errors import InputError
+from kubeops.fleet.limits import failure_limit
 from kubeops.fleet.record import FleetStore, fleet_status, new_fleet_id
 from kubeops.fleet.runner import FleetPlan
 from kubeops.fleet.table import summary_lines
-from kubeops.tasks._common import cluster_names, fleet_exit_code, is_fleet, whole_number
+from kubeops.tasks._common import cluster_names, fleet_exit_code, is_fleet, max_failures_flag, whole_number
 
 
 @pytest.fixture
@@ -52,6 +54,33 @@ class TestClusterNames:
     def test_bad_names_are_input_errors(self, inventory, cluster, clusters, message) -> None:
         with pytest.raises(InputError, match=message):
             cluster_names(cluster, clusters)
+
+
+class TestMaxFailures:
+    @pytest.mark.parametrize(("given", "clusters", "limit"), [
+        ("30%", 10, 4),  # Ansible's max_fail_percentage: stop once MORE than 30% (3 of 10) failed
+        ("0%", 10, 1),  # the first failure stops new starts
+        ("100%", 10, 11),  # never
+        ("25%", 5, 2),  # 1.25 clusters: the second failure is more than 25%
+        ("50%", 1, 1),
+        (3, 10, 3),
+        (None, 10, None),
+    ])
+    def test_a_count_or_a_share_of_the_clusters(self, given, clusters, limit) -> None:
+        assert failure_limit(given, clusters) == limit
+
+    @pytest.mark.parametrize("given", ["101%", "-5%", "x%", "%", "2.5%", 0, "3"])
+    def test_bad_values_are_input_errors(self, given) -> None:
+        with pytest.raises(InputError, match="--max-failures must be"):
+            failure_limit(given, 10)
+
+    def test_the_flag_accepts_a_count_or_a_percentage_and_names_itself_otherwise(self) -> None:
+        assert max_failures_flag("25%") == "25%" and max_failures_flag(" 07% ") == "7%"
+        assert max_failures_flag("2") == 2 and max_failures_flag(None) is None
+        for bad, message in (("150%", "percentage from 0% to 100%, got '150%'"), ("a%", "got 'a%'"),
+                             ("0", "at least 1, got '0'")):
+            with pytest.raises(InputError, match=re.escape(message)):
+                max_failures_flag(bad)
 
 
 class TestPlan:
