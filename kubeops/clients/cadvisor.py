@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from kubeops.clients.kube import open_raw
 from kubeops.clients.pods import list_pods
 from kubeops.errors import ClusterError, NotFound, Unavailable
-from kubeops.metrics.cadvisor import ContainerUsage, NodeUsage, PodUsage, Scrape, compute_usage, parse_cadvisor
+from kubeops.metrics.cadvisor import (
+    ContainerUsage,
+    NodeUsage,
+    PodUsage,
+    Scrape,
+    compute_usage,
+    cpu_baseline,
+    parse_cadvisor,
+)
 from kubeops.metrics.resource import ResourceScrape, parse_resource, resource_usage
 from kubeops.quantity import parse_bytes, parse_cpu
 
@@ -231,7 +239,7 @@ class _SamplingPlan:
         self._interval_s = interval_s
         self._firsts = deque(nodes)
         self._due: list[tuple[float, str]] = []  # heap of (time the second scrape is due, node)
-        self._first: dict[str, tuple[float, Any]] = {}  # node -> (when, Scrape or ResourceScrape)
+        self._first: dict[str, tuple[float, Any]] = {}  # node -> (when, CpuBaseline or ResourceScrape)
         self._open = len(nodes)  # nodes without a result or a fallback yet
         self.results: dict[str, NodeSample] = {}
         self.fallback: dict[str, str] = {}
@@ -251,6 +259,8 @@ class _SamplingPlan:
             return None
 
     def first_done(self, node: str, started: float, scrape: Any) -> None:
+        if isinstance(scrape, Scrape):  # kept a whole interval: only what the rate needs (ResourceScrapes are small)
+            scrape = cpu_baseline(scrape)
         with self._cond:
             self._first[node] = (started, scrape)
             heapq.heappush(self._due, (started + self._interval_s, node))

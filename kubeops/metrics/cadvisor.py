@@ -34,12 +34,14 @@ __all__ = [
     "CadvisorParseError",
     "Cgroup",
     "ContainerUsage",
+    "CpuBaseline",
     "NodeUsage",
     "PodUsage",
     "Sample",
     "SampleScanner",
     "Scrape",
     "compute_usage",
+    "cpu_baseline",
     "parse_cadvisor",
     "parse_line",
 ]
@@ -134,6 +136,32 @@ class Scrape:
     cgroups: dict[str, Cgroup] = field(default_factory=dict)
     lines: int = 0
     series: int = 0  # sample lines kept (of the two families we read)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuBaseline:
+    """The first of two scrapes reduced to what `compute_usage` reads from it: the CPU counter and sample time of
+    every cgroup a rate can be asked of (the root, pods, containers) and which containers existed (a container
+    under a new cgroup id restarted in between).
+
+    Why: a `Scrape` keeps every cgroup with its labels (paths, images, names, system slices); the first scrapes of
+    thousands of nodes wait a whole interval for their second ones, and were most of a stats run's memory.
+    """
+
+    counters: dict[str, tuple[float | None, int | None]]
+    containers: frozenset[tuple[str, str, str]]
+
+
+def cpu_baseline(scrape: Scrape) -> CpuBaseline:
+    """`scrape` (a first scrape) as the little a rate needs; system cgroups, which no rate reads, are left out."""
+    counters: dict[str, tuple[float | None, int | None]] = {}
+    containers: set[tuple[str, str, str]] = set()
+    for key, cg in scrape.cgroups.items():
+        if key == "/" or cg.pod or _pod_uid_of(key) is not None:
+            counters[key] = (cg.cpu_seconds, cg.timestamp_ms)
+        if cg.container and cg.pod:
+            containers.add((cg.namespace, cg.pod, cg.container))
+    return CpuBaseline(counters, frozenset(containers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,29 +420,31 @@ def _container(labels: dict[str, str]) -> str:
 # --------------------------------------------------------------------------------------------- usage
 
 
-def compute_usage(before: Scrape, after: Scrape, *, interval_s: float) -> NodeUsage:
-    """Usage between two scrapes taken `interval_s` apart (sample timestamps win when both have them).
+def compute_usage(before: Scrape | CpuBaseline, after: Scrape, *, interval_s: float) -> NodeUsage:
+    """Usage between two scrapes taken `interval_s` apart (sample timestamps win when both have them); `before`
+    may be kept as its `cpu_baseline`, which is all this reads of it.
 
     CPU is the counter's rate; a counter that went down (container restarted under the same key) counts
-    from zero, as Prometheus' `rate()` does. A series absent from `before` has no rate (None). Memory is
-    the working set of `after`.
+    from zero, as Prometheus' `rate()` does, and so does a container found under a new cgroup id (restarted
+    between the scrapes). A series absent from `before` has no rate (None). Memory is the working set of `after`.
     """
     if not interval_s > 0:
         raise ValueError(f"interval_s must be positive, got {interval_s!r}")
+    base = before if isinstance(before, CpuBaseline) else cpu_baseline(before)
 
     def rate(cg: Cgroup) -> float | None:
-        old = before.cgroups.get(cg.id)
+        old = base.counters.get(cg.id)
         if old is None:
-            old = _predecessor(before, cg)
-            if old is None:
+            if not (cg.container and cg.pod and (cg.namespace, cg.pod, cg.container) in base.containers):
                 return None
             return None if cg.cpu_seconds is None else _finite(cg.cpu_seconds / interval_s)
-        if cg.cpu_seconds is None or old.cpu_seconds is None:
+        old_cpu, old_ts = old
+        if cg.cpu_seconds is None or old_cpu is None:
             return None
         elapsed = interval_s
-        if cg.timestamp_ms is not None and old.timestamp_ms is not None and cg.timestamp_ms > old.timestamp_ms:
-            elapsed = (cg.timestamp_ms - old.timestamp_ms) / 1000.0
-        delta = cg.cpu_seconds - old.cpu_seconds
+        if cg.timestamp_ms is not None and old_ts is not None and cg.timestamp_ms > old_ts:
+            elapsed = (cg.timestamp_ms - old_ts) / 1000.0
+        delta = cg.cpu_seconds - old_cpu
         if delta < 0:
             delta = cg.cpu_seconds
         return _finite(delta / elapsed)
@@ -470,16 +500,6 @@ def compute_usage(before: Scrape, after: Scrape, *, interval_s: float) -> NodeUs
             PodUsage(key[0], key[1], uids.get(key), cpu, memory, cpu_source, memory_source, members)
         )
     return NodeUsage(cpu_cores=node_cpu, memory_bytes=node_memory, pods=tuple(pods), interval_s=interval_s)
-
-
-def _predecessor(before: Scrape, cg: Cgroup) -> Cgroup | None:
-    """The same container under an earlier cgroup id: it restarted between the scrapes."""
-    if not cg.container or not cg.pod:
-        return None
-    for old in before.cgroups.values():
-        if (old.namespace, old.pod, old.container) == (cg.namespace, cg.pod, cg.container):
-            return old
-    return None
 
 
 def _merge_restarts(items: list[ContainerUsage]) -> list[ContainerUsage]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeops.metrics.cadvisor import PodUsage, compute_usage, parse_cadvisor
+from kubeops.metrics.cadvisor import PodUsage, compute_usage, cpu_baseline, parse_cadvisor
 
 GKE = Path(__file__).resolve().parents[1] / "fixtures" / "kubelet" / "cadvisor_metrics.txt"
 POD_CGROUP = re.compile(r'^container_\w+\{container_name="",[^\n]*id="/kubepods/burstable/pod[0-9a-f-]+",.*\n', re.M)
@@ -177,3 +177,28 @@ class TestModernKubelet:
     def test_interval_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="interval_s must be positive"):
             compute_usage(parse_cadvisor(""), parse_cadvisor(""), interval_s=0)
+
+
+class TestCpuBaseline:
+    """A first scrape kept as its `cpu_baseline` (what the stats sampler holds for a whole interval) gives the very
+    usage the full scrape gives, and holds none of the system cgroups."""
+
+    @pytest.mark.parametrize(("first", "second"), [
+        (kubelet_text(100, None), kubelet_text(102, None)),
+        (kubelet_text(100, None), kubelet_text(2, None)),  # counter reset
+        (kubelet_text(100, None), kubelet_text(1, None, app_id="c2")),  # restarted under a new cgroup id
+        (kubelet_text(10, None, ts=1_000_000), kubelet_text(13, None, ts=1_006_000)),
+        ("", kubelet_text(10, None)),
+    ], ids=["steady", "reset", "new-id", "timestamps", "new-pod"])
+    def test_the_same_usage_as_the_whole_first_scrape(self, first: str, second: str) -> None:
+        before, after = parse_cadvisor(first, memory=False), parse_cadvisor(second)
+        assert compute_usage(cpu_baseline(before), after, interval_s=4) == compute_usage(before, after, interval_s=4)
+
+    def test_gke_capture_keeps_only_root_pod_and_container_counters(self) -> None:
+        text = GKE.read_text()
+        before, after = parse_cadvisor(text, memory=False), parse_cadvisor(bump_cpu(text, 0.5))
+        base = cpu_baseline(before)
+        assert compute_usage(base, after, interval_s=2) == compute_usage(before, after, interval_s=2)
+        kinds = {key: cg.kind for key, cg in before.cgroups.items()}
+        assert set(base.counters) == {k for k, kind in kinds.items() if kind != "other"}
+        assert sum(1 for kind in kinds.values() if kind == "other") >= 20  # system slices: not kept
