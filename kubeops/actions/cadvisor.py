@@ -63,21 +63,23 @@ def collect_reports(
     names = [n["metadata"]["name"] for n in node_objs]
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}")
-    from kubeops.metrics.report import report_fields
+    from kubeops.metrics.report import PodTally, pod_tally, report_fields
 
-    def pods_to_report() -> list[dict[str, Any]]:
+    keep = report_fields if with_pods else pod_tally  # only what the report reads, page by page
+
+    def pods_to_report() -> list[Any]:
         if nodes and len(names) <= 3:  # a few named nodes: a field-selected list each beats listing every pod
-            return [pod for name in names for pod in list_pods(kube, node=name, keep=report_fields)[0]]
-        return list_pods(kube, keep=report_fields)[0]  # only what the report reads, page by page
+            return [pod for name in names for pod in list_pods(kube, node=name, keep=keep)[0]]
+        return list_pods(kube, keep=keep)[0]
 
     # the pods are listed while the nodes are sampled: the interval is mostly waiting, so the list comes for free
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-pods") as pool:
         listing = pool.submit(contextvars.copy_context().run, pods_to_report)
         samples = sample_nodes(kube, names, interval_s=interval_s, concurrency=concurrency, source=source)
         pods = listing.result()
-    by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    by_node: dict[str, list[Any]] = {n: [] for n in names}
     for pod in pods:
-        bound = (pod.get("spec") or {}).get("nodeName")
+        bound = pod.node if isinstance(pod, PodTally) else (pod.get("spec") or {}).get("nodeName")
         if bound in by_node:
             by_node[bound].append(pod)
     reports = []

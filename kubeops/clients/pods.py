@@ -30,9 +30,9 @@ PAGE = 500  # kubectl's chunk size
 
 
 def _paged(
-    kube: KubeClient, path: str, query: Mapping[str, Any], *, what: str, keep: Callable[[Obj], Obj] | None = None
-) -> tuple[list[Obj], str]:
-    items: list[Obj] = []
+    kube: KubeClient, path: str, query: Mapping[str, Any], *, what: str, keep: Callable[[Obj], Any] | None = None
+) -> tuple[list[Any], str]:
+    items: list[Any] = []
     token: str | None = None
     version = ""
     # every page's objects stay alive: no point in the collector walking them page after page
@@ -55,8 +55,8 @@ def list_pods(
     node: str | None = None,
     namespace: str | None = None,
     label_selector: str | None = None,
-    keep: Callable[[Obj], Obj] | None = None,
-) -> tuple[list[Obj], str]:
+    keep: Callable[[Obj], Any] | None = None,
+) -> tuple[list[Any], str]:
     """Pods (on `node`, by the ``spec.nodeName`` field selector) and the list's resourceVersion, for watching.
 
     `keep` maps each pod, page by page, to the part the caller needs (e.g. `kubeops.metrics.report.report_fields`),

@@ -8,7 +8,7 @@ import pytest
 
 from kubeops.metrics.balance import Thresholds, plan_moves
 from kubeops.metrics.cadvisor import NodeUsage, PodUsage
-from kubeops.metrics.report import node_row, pod_rows, render_pod_table, sort_pod_rows
+from kubeops.metrics.report import node_row, pod_rows, pod_tally, render_pod_table, sort_pod_rows
 
 
 def node(name: str, *, cpu: str = "4", memory: str = "8Gi", unschedulable: bool = False) -> dict[str, Any]:
@@ -134,3 +134,18 @@ def test_pod_rows_show_share_requests_and_limits() -> None:
 def test_node_row_falls_back_to_the_pod_sum_without_a_root_cgroup() -> None:
     row = node_row(node("n1"), [pod("a", "n1")], usage({"a": (1.0, GI)}), source="metrics.k8s.io")
     assert (row.cpu_cores, row.cpu_share, row.memory_share, row.pods) == (1.0, 0.25, 0.125, 1)
+
+
+def test_a_node_row_from_pod_tallies_equals_one_from_the_whole_pods() -> None:
+    """A table of nodes keeps only a `PodTally` per listed pod: the row must not change."""
+    done = pod("old-job", "n1", cpu_req="2")
+    done["status"]["phase"] = "Succeeded"  # holds nothing: neither counted nor requested
+    heavy = pod("init", "n1", cpu_req="100m")
+    heavy["spec"]["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": "1500m", "memory": "1Gi"}}}]
+    heavy["spec"]["overhead"] = {"cpu": "50m", "memory": "10Mi"}
+    pods = [pod("a", "n1", cpu_req="250m"), done, heavy]
+    whole = node_row(node("n1"), pods, usage({"a": (1.0, GI)}), source="cadvisor")
+    tallied = node_row(node("n1"), [pod_tally(p) for p in pods], usage({"a": (1.0, GI)}), source="cadvisor")
+    assert tallied == whole
+    assert (whole.pods, whole.cpu_requests, whole.memory_requests) == (2, 0.25 + 1.55, 64 * 2**20 + GI + 10 * 2**20)
+    assert pod_tally(done) == ("n1", False, 2000, 64 * 2**20)
