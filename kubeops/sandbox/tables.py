@@ -182,6 +182,142 @@ def _secret_row(o: Obj, now: float) -> list[Any]:
     return [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o, now)]
 
 
+def _template_containers(template: Obj) -> tuple[str, str]:
+    cs = (template.get("spec") or {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def _has_condition(o: Obj, kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in (o.get("status") or {}).get("conditions")
+               or ())
+
+
+def _job_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    succeeded = int(status.get("succeeded") or 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 1) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    state = "Running"
+    for kind in ("Complete", "Failed"):
+        if _has_condition(o, kind):
+            state = kind
+            break
+    else:
+        if o["metadata"].get("deletionTimestamp"):
+            state = "Terminating"
+        else:
+            state = next((k for k in ("SuccessCriteriaMet", "FailureTarget", "Suspended") if _has_condition(o, k)),
+                         "Running")
+    duration = ""
+    if status.get("startTime"):
+        end = parse_time(status["completionTime"]) if status.get("completionTime") else now
+        duration = human_duration(end - parse_time(status["startTime"]))
+    names, images = _template_containers(spec.get("template") or {})
+    return [o["metadata"]["name"], state, completions, duration, _age(o, now), names, images,
+            _selector_text(spec.get("selector"))]
+
+
+def _cronjob_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    last = status.get("lastScheduleTime")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _template_containers(job_spec.get("template") or {})
+    return [o["metadata"]["name"], spec.get("schedule", ""), _none(spec.get("timeZone")),
+            "True" if spec.get("suspend") else "False", len(status.get("active") or []),
+            human_duration(now - parse_time(last)) if last else "<none>", _age(o, now), names, images,
+            _selector_text(job_spec.get("selector"))]
+
+
+def _more(items: list[str], shown: int = 3) -> str:
+    """kubectl's "a,b,c + 2 more..." for long address lists."""
+    if not items:
+        return "<none>"
+    text = ",".join(items[:shown])
+    return text + (f" + {len(items) - shown} more..." if len(items) > shown else "")
+
+
+def _endpoints_row(o: Obj, now: float) -> list[Any]:
+    pairs = []
+    for subset in o.get("subsets") or []:
+        ports = [p.get("port") for p in subset.get("ports") or []] or [None]
+        for address in subset.get("addresses") or []:
+            pairs += [f"{address.get('ip')}:{port}" if port is not None else str(address.get("ip")) for port in ports]
+    return [o["metadata"]["name"], _more(pairs), _age(o, now)]
+
+
+def _slice_row(o: Obj, now: float) -> list[Any]:
+    ports = ",".join(str(p.get("port")) for p in o.get("ports") or [] if p.get("port") is not None) or "<unset>"
+    addresses = [a for e in o.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [o["metadata"]["name"], o.get("addressType", ""), ports, _more(addresses) if addresses else "<unset>",
+            _age(o, now)]
+
+
+def _sa_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], len(o.get("secrets") or []), _age(o, now)]
+
+
+def _priority_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], o.get("value", 0), bool(o.get("globalDefault")), _age(o, now),
+            o.get("preemptionPolicy", "PreemptLowerPriority")]
+
+
+def _role_row(o: Obj, now: float) -> list[Any]:
+    return [o["metadata"]["name"], o["metadata"].get("creationTimestamp", "")]
+
+
+def _binding_row(o: Obj, now: float) -> list[Any]:
+    ref, subjects = o.get("roleRef") or {}, o.get("subjects") or []
+
+    def names(kind: str) -> str:
+        picked = [s for s in subjects if s.get("kind") == kind]
+        if kind == "ServiceAccount":
+            return ", ".join(f"{s.get('namespace', '')}/{s.get('name')}" for s in picked)
+        return ", ".join(str(s.get("name")) for s in picked)
+
+    return [o["metadata"]["name"], f"{ref.get('kind')}/{ref.get('name')}", _age(o, now), names("User"),
+            names("Group"), names("ServiceAccount")]
+
+
+def _revision_row(o: Obj, now: float) -> list[Any]:
+    owner = next((r for r in o["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    controller = "<none>"
+    if owner:
+        group = str(owner.get("apiVersion", "")).rpartition("/")[0]
+        controller = f"{str(owner.get('kind')).lower()}{'.' + group if group else ''}/{owner.get('name')}"
+    return [o["metadata"]["name"], controller, o.get("revision", 0), _age(o, now)]
+
+
+_ACCESS = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(modes: list[str] | None) -> str:
+    return ",".join(_ACCESS.get(m, m) for m in modes or [])
+
+
+def _pvc_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    bound = status.get("phase") == "Bound"
+    return [o["metadata"]["name"], "Terminating" if o["metadata"].get("deletionTimestamp") else status.get("phase",
+            "Pending"), spec.get("volumeName", ""), (status.get("capacity") or {}).get("storage", "") if bound else "",
+            _modes(status.get("accessModes")) if bound else "", _none(spec.get("storageClassName")),
+            spec.get("volumeAttributesClassName") or "<unset>", _age(o, now), spec.get("volumeMode", "Filesystem")]
+
+
+def _pv_row(o: Obj, now: float) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    claim = spec.get("claimRef") or {}
+    return [o["metadata"]["name"], (spec.get("capacity") or {}).get("storage", ""), _modes(spec.get("accessModes")),
+            spec.get("persistentVolumeReclaimPolicy", "Retain"),
+            "Terminating" if o["metadata"].get("deletionTimestamp") else status.get("phase", "Pending"),
+            f"{claim.get('namespace')}/{claim.get('name')}" if claim else "", spec.get("storageClassName", ""),
+            spec.get("volumeAttributesClassName") or "<unset>", status.get("reason", ""), _age(o, now),
+            spec.get("volumeMode", "Filesystem")]
+
+
 def _default_row(o: Obj, now: float) -> list[Any]:
     return [o["metadata"]["name"], _age(o, now)]
 
@@ -195,6 +331,8 @@ _AGE = _c("Age", typ="string")
 _WIDE_WORKLOAD = (_c("Containers", 1), _c("Images", 1), _c("Selector", 1))
 _REPLICAS = ((_NAME, _c("Desired", typ="integer"), _c("Current", typ="integer"), _c("Ready", typ="integer"), _AGE,
               *_WIDE_WORKLOAD), _rs_row)
+
+_BINDINGS = ((_NAME, _c("Role"), _AGE, _c("Users", 1), _c("Groups", 1), _c("ServiceAccounts", 1)), _binding_row)
 
 PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, float], list[Any]]]] = {
     "nodes": ((_NAME, _c("Status"), _c("Roles"), _AGE, _c("Version"), _c("Internal-IP", 1), _c("External-IP", 1),
@@ -218,6 +356,25 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, float], list[Any]]]
     "leases.coordination.k8s.io": ((_NAME, _c("Holder"), _AGE), _lease_row),
     "configmaps": ((_NAME, _c("Data", typ="integer"), _AGE), _cm_row),
     "secrets": ((_NAME, _c("Type"), _c("Data", typ="integer"), _AGE), _secret_row),
+    "jobs.batch": ((_NAME, _c("Status"), _c("Completions"), _c("Duration"), _AGE, *_WIDE_WORKLOAD), _job_row),
+    "cronjobs.batch": ((_NAME, _c("Schedule"), _c("Timezone"), _c("Suspend", typ="boolean"),
+                        _c("Active", typ="integer"), _c("Last Schedule"), _AGE, *_WIDE_WORKLOAD), _cronjob_row),
+    "serviceaccounts": ((_NAME, _c("Secrets", typ="integer"), _AGE), _sa_row),
+    "endpoints": ((_NAME, _c("Endpoints"), _AGE), _endpoints_row),
+    "endpointslices.discovery.k8s.io": ((_NAME, _c("AddressType"), _c("Ports"), _c("Endpoints"), _AGE), _slice_row),
+    "priorityclasses.scheduling.k8s.io": ((_NAME, _c("Value", typ="integer"), _c("Global-Default", typ="boolean"),
+                                           _AGE, _c("PreemptionPolicy")), _priority_row),
+    "roles.rbac.authorization.k8s.io": ((_NAME, _c("Created At", typ="date")), _role_row),
+    "clusterroles.rbac.authorization.k8s.io": ((_NAME, _c("Created At", typ="date")), _role_row),
+    "rolebindings.rbac.authorization.k8s.io": _BINDINGS,
+    "clusterrolebindings.rbac.authorization.k8s.io": _BINDINGS,
+    "controllerrevisions.apps": ((_NAME, _c("Controller"), _c("Revision", typ="integer"), _AGE), _revision_row),
+    "persistentvolumeclaims": ((_NAME, _c("Status"), _c("Volume"), _c("Capacity"), _c("Access Modes"),
+                                _c("StorageClass"), _c("VolumeAttributesClass"), _AGE, _c("VolumeMode", 1)),
+                               _pvc_row),
+    "persistentvolumes": ((_NAME, _c("Capacity"), _c("Access Modes"), _c("Reclaim Policy"), _c("Status"),
+                           _c("Claim"), _c("StorageClass"), _c("VolumeAttributesClass"), _c("Reason"), _AGE,
+                           _c("VolumeMode", 1)), _pv_row),
 }
 
 
