@@ -14,7 +14,8 @@ too; tools that list "all kinds" or back a cluster up meet them first. Like kube
   unknown fields are pruned (refused or warned about per the request's ``fieldValidation``, see
   `kubeops.sandbox.fieldvalidation`), defaults filled in, and the result validated (422 Invalid with the API
   server's messages); the status subresource checks ``status`` against the status schema. The version in the
-  request URL picks the schema (the storage version's for internal writes). A CRD whose schema is missing or not
+  request URL picks the schema. Objects loaded from a scenario or snapshot (no API request) are kept as stored
+  and only defaulted, as kube-apiserver defaults what it reads from etcd. A CRD whose schema is missing or not
   structural is refused, naming the offending schema field;
 - an APIService is stored with an ``Available`` condition: ``Local`` when it has no service, otherwise whether
   the Service exists (the sandbox proxies to no aggregated server).
@@ -209,8 +210,11 @@ class CustomResources:
         schema = self._schema(key)
         if schema is None:
             return
+        request = fieldvalidation.current()
+        if request is None:  # loaded (scenario, snapshot) or internal: kept as stored, defaulted as when read
+            crdschema.apply_defaults(obj, schema)
+            return
         if not self.schemas[key][2]:
-            request = fieldvalidation.current()
             before = clone(obj) if request is not None and request.verb == "patch" else None
             unknown = crdschema.prune(obj, schema)
             fieldvalidation.report_unknown_fields(unknown, kind=str(obj.get("kind")), patched=before)

@@ -145,16 +145,39 @@ def test_a_raw_client_gets_a_warning_header_and_a_bad_directive_is_refused(sb: S
     assert status["message"].endswith('strict decoding error: unknown field "spec.bogus"')
 
 
-def test_a_crd_with_a_non_structural_schema_is_refused(sb: SandboxProcess, tmp_path: Path):
+@pytest.mark.parametrize("version", ["1.33", "1.27"])
+def test_a_crd_with_a_non_structural_schema_is_refused(sb: SandboxProcess, tmp_path: Path, version: str):
+    plural = f"gizmos{version.replace('.', '')}"
     crd = json.loads(json.dumps(CRD))
-    crd["metadata"]["name"] = "gizmos.example.com"
-    crd["spec"]["names"] = {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"}
+    crd["metadata"]["name"] = f"{plural}.example.com"
+    crd["spec"]["names"] = {"plural": plural, "singular": plural[:-1], "kind": f"Gizmo{version.replace('.', '')}"}
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["list"] = {
         "type": "array"}
     manifest = tmp_path / "gizmo-crd.yaml"
     manifest.write_text(yaml.safe_dump(crd))
-    applied = sb.kubectl("apply", "-f", str(manifest))
+    applied = sb.kubectl("apply", "-f", str(manifest), version=version)
     assert applied.returncode != 0
     assert ('spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[list].items: Required value: must '
             "be specified") in applied.stderr
-    assert sb.request("GET", f"{CRDS}/gizmos.example.com")[0] == 404
+    assert sb.request("GET", f"{CRDS}/{plural}.example.com")[0] == 404
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["list"]["items"] = {
+        "type": "string"}
+    manifest.write_text(yaml.safe_dump(crd))
+    fixed = sb.kubectl("apply", "-f", str(manifest), version=version)
+    assert fixed.returncode == 0 and "created" in fixed.stdout, fixed.stderr
+
+
+def test_a_snapshot_loads_custom_resources_as_stored_and_only_defaults_them():
+    from kubeops.sandbox import snapshot_load
+    from kubeops.sandbox.cluster import build_cluster
+
+    stored_long_ago = {"apiVersion": "example.com/v1", "kind": "Widget",
+                       "metadata": {"name": "old", "namespace": "default"},
+                       "spec": {"replicas": 50, "retired": "field"}}
+    doc = {"header": {"format": snapshot_load.SNAPSHOT_FORMAT, "cluster": "prod"},
+           "objects": {"customresourcedefinitions.apiextensions.k8s.io": [CRD],
+                       "widgets.example.com": [stored_long_ago]}}
+    cluster = build_cluster(scenario=snapshot_load.scenario(doc), plugins=("crds",))
+    snapshot_load.apply(cluster, doc)
+    loaded = cluster.store.get("widgets.example.com", "default", "old")
+    assert loaded["spec"] == {"replicas": 50, "retired": "field", "mode": "fast"}
