@@ -181,3 +181,25 @@ def test_a_snapshot_loads_custom_resources_as_stored_and_only_defaults_them():
     snapshot_load.apply(cluster, doc)
     loaded = cluster.store.get("widgets.example.com", "default", "old")
     assert loaded["spec"] == {"replicas": 50, "retired": "field", "mode": "fast"}
+
+
+def test_a_tightened_schema_applies_to_changed_fields_only(sb: SandboxProcess):
+    crd = json.loads(json.dumps(CRD))
+    crd["metadata"]["name"] = "tightens.example.com"
+    crd["spec"]["names"] = {"plural": "tightens", "singular": "tighten", "kind": "Tighten"}
+    assert sb.request("POST", CRDS, crd)[0] == 201
+    path = "/apis/example.com/v1/namespaces/default/tightens"
+    code, _ = sb.request("POST", path, {"apiVersion": "example.com/v1", "kind": "Tighten", "metadata": {"name": "t"},
+                                        "spec": {"replicas": 8}})
+    assert code == 201
+    code, current = sb.request("GET", f"{CRDS}/tightens.example.com")
+    current["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["replicas"][
+        "maximum"] = 5
+    assert sb.request("PUT", f"{CRDS}/tightens.example.com", current)[0] == 200
+    code, body = sb.request("PATCH", f"{path}/t", {"spec": {"mode": "slow"}},
+                            content_type="application/merge-patch+json")
+    assert code == 200 and body["spec"] == {"replicas": 8, "mode": "slow"}  # 8 was stored before: left alone
+    code, body = sb.request("PATCH", f"{path}/t", {"spec": {"replicas": 7}},
+                            content_type="application/merge-patch+json")
+    assert code == 422 and body["message"] == ('Tighten.example.com "t" is invalid: spec.replicas: Invalid value: 7: '
+                                               'spec.replicas in body should be less than or equal to 5')
