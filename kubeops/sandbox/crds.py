@@ -232,8 +232,12 @@ class CustomResources:
             if status_schema is None or "status" not in obj:
                 return []
             before = (old or {}).get("status")
-            return crdschema.validate(obj["status"], status_schema, old=before, root="status")
-        return crdschema.validate(obj, schema, old=old)
+            causes = crdschema.validate(obj["status"], status_schema, old=before, root="status")
+        else:
+            causes = crdschema.validate(obj, schema, old=old)
+        if old is None or not crdschema.list_errors(old, schema):  # duplicates already stored are tolerated
+            causes += crdschema.list_errors(obj, schema)
+        return causes
 
     def reconcile(self, cluster: Cluster, now: float) -> None:
         """Delete the custom resources of deleted CRDs, then stop serving them."""

@@ -23,8 +23,11 @@ field errors, which no generic library words the same way. The wording below fol
   go too. Non-nullable nulls without a default are dropped, then ``default`` values fill absent (or null) fields,
   top-down, so a defaulted object gets its own nested defaults.
 
-Not done: CEL rules (``x-kubernetes-validations``), list types (``x-kubernetes-list-type`` map/set duplicates),
-validation of embedded ``metadata`` beyond its type, ratcheting through lists.
+List types: items of an ``x-kubernetes-list-type: set`` and keys of a ``map`` list must be unique (checked on an
+update only when the stored object had no such duplicates, like upstream's ratcheting).
+
+Not done: CEL rules (``x-kubernetes-validations``), validation of embedded ``metadata`` beyond its type,
+ratcheting through lists.
 """
 
 from __future__ import annotations
@@ -603,6 +606,70 @@ def _validate_embedded(value: Any, schema: Schema | None, path: str | None, erro
         items = schema.get("items")
         for i, item in enumerate(value):
             _validate_embedded(item, items if isinstance(items, Mapping) else None, f"{path or ''}[{i}]", errors)
+
+
+# ---- list types ---------------------------------------------------------------------------------------------
+
+
+def list_errors(obj: Any, schema: Schema | None) -> list[Cause]:
+    """``x-kubernetes-list-type: set`` items and ``map`` keys must be unique: a Duplicate value cause at the second
+    appearance, the way kube-apiserver reports it (for a map list, the bad value is the item's key fields)."""
+    causes: list[Cause] = []
+    if schema is not None and isinstance(obj, dict):
+        _lists_in_object(obj, schema, "", causes)
+    return causes
+
+
+def _lists_in_object(obj: dict[str, Any], schema: Schema, path: str, causes: list[Cause]) -> None:
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for key, value in obj.items():
+            _lists(value, extra, f"{path}[{key}]", causes)
+    props = schema.get("properties") or {}
+    for key, value in obj.items():
+        if isinstance(props.get(key), Mapping):
+            _lists(value, props[key], _join(path, key), causes)
+
+
+def _lists(value: Any, schema: Schema, path: str, causes: list[Cause]) -> None:
+    if isinstance(value, dict):
+        _lists_in_object(value, schema, path, causes)
+        return
+    if not isinstance(value, list):
+        return
+    kind = schema.get("x-kubernetes-list-type")
+    if kind == "set":
+        for i in _second_appearances(value):
+            causes.append(("FieldValueDuplicate", f"{path}[{i}]", f"Duplicate value: {render_value(value[i])}"))
+    elif kind == "map":
+        _map_list(value, [str(k) for k in schema.get("x-kubernetes-list-map-keys") or ()], path, causes)
+    items = schema.get("items")
+    if isinstance(items, Mapping):
+        for i, item in enumerate(value):
+            _lists(item, items, f"{path}[{i}]", causes)
+
+
+def _map_list(value: list[Any], keys: list[str], path: str, causes: list[Cause]) -> None:
+    for i, item in enumerate(value):
+        if item is not None and not isinstance(item, dict):
+            causes.append(("FieldValueInvalid", f"{path}[{i}]", f"Invalid value: {render_value(item)}: must be an "
+                                                                "object for an array of list-type map"))
+            return
+    identities = [{k: item[k] for k in keys if k in item} if isinstance(item, dict) else {} for item in value]
+    for i in _second_appearances(identities):
+        causes.append(("FieldValueDuplicate", f"{path}[{i}]", f"Duplicate value: {render_value(identities[i])}"))
+
+
+def _second_appearances(values: list[Any]) -> list[int]:
+    """Indices where a value shows up for the second time (1 is not 1.0 here: Go keeps int64 and float64 apart)."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, value in enumerate(values):
+        tag = go_json(value) if isinstance(value, (dict, list)) else f"{type(value).__name__}:{value!r}"
+        seen[tag] = seen.get(tag, 0) + 1
+        if seen[tag] == 2:
+            out.append(i)
+    return out
 
 
 # ---- string formats ----------------------------------------------------------------------------------------

@@ -269,3 +269,18 @@ def test_structural_checks_name_the_offending_schema_field():
     ]
     assert structural_errors({"type": "string"}, path) == [
         ("FieldValueInvalid", f"{path}.type", 'Invalid value: "string": must be object at the root')]
+
+
+def test_list_types_refuse_duplicate_set_items_and_map_keys():
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "properties": {"name": {"type": "string"},
+                                                             "port": {"type": "integer"}}}}}}}}
+    ok = {"spec": {"tags": ["a", "b"], "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}]}}
+    assert crdschema.list_errors(ok, schema) == []
+    bad = {"spec": {"tags": ["a", "b", "a", "a"],
+                    "ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]}}
+    assert crdschema.list_errors(bad, schema) == [
+        ("FieldValueDuplicate", "spec.tags[2]", 'Duplicate value: "a"'),
+        ("FieldValueDuplicate", "spec.ports[1]", 'Duplicate value: {"name":"http"}')]
