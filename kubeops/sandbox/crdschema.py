@@ -285,7 +285,12 @@ def drop_nulls(value: Any, schema: Schema | None) -> None:
 
 
 def _copy(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+    """A private copy of a default (JSON-shaped), so objects never share it."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _null_to_default(value: Any, schema: Schema | None) -> bool:
@@ -423,6 +428,8 @@ def _valid(value: Any, schema: Schema, name: str) -> list[Cause]:
 
 def _check_composition(value: Any, schema: Schema, name: str, errors: _Errors) -> None:
     """allOf / anyOf / oneOf / not: the alternatives' own errors, then kube-openapi's summary without a field."""
+    if not ("anyOf" in schema or "oneOf" in schema or "allOf" in schema or "not" in schema):
+        return
     subject = go_quote(name)
     any_of = [s for s in schema.get("anyOf") or () if isinstance(s, Mapping)]
     if any_of:
