@@ -167,7 +167,7 @@ def _is_json_integer(value: float) -> bool:
 
 
 def _property(schema: Schema | None, key: str) -> Schema | None:
-    """The schema of ``key`` in an object: a named property, else additionalProperties (a schema, or True)."""
+    """The schema of ``key`` in an object: a named property, else an additionalProperties schema (else None)."""
     if schema is None:
         return None
     props = schema.get("properties") or {}
