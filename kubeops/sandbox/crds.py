@@ -10,11 +10,17 @@ too; tools that list "all kinds" or back a cluster up meet them first. Like kube
   spec) and ``scale`` when it maps ``.spec.replicas``; all served versions share the objects (no conversion);
 - the CRD's status says ``NamesAccepted`` and ``Established`` (``kubectl wait --for condition=established``);
 - deleting a CRD deletes its custom resources and stops serving them;
+- each version's ``openAPIV3Schema`` governs its custom resources (`kubeops.sandbox.crdschema`): on every write
+  unknown fields are pruned (refused or warned about per the request's ``fieldValidation``, see
+  `kubeops.sandbox.fieldvalidation`), defaults filled in, and the result validated (422 Invalid with the API
+  server's messages); the status subresource checks ``status`` against the status schema. The version in the
+  request URL picks the schema. Objects loaded from a scenario or snapshot (no API request) are kept as stored
+  and only defaulted, as kube-apiserver defaults what it reads from etcd. A CRD whose schema is missing or not
+  structural is refused, naming the offending schema field;
 - an APIService is stored with an ``Available`` condition: ``Local`` when it has no service, otherwise whether
   the Service exists (the sandbox proxies to no aggregated server).
 
-Not done: openAPIV3Schema validation and pruning of custom resources, conversion webhooks,
-additionalPrinterColumns (tables show Name and Age).
+Not done: conversion webhooks, CEL validation rules, additionalPrinterColumns (tables show Name and Age).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from kubeops.sandbox import crdschema, fieldvalidation
 from kubeops.sandbox import status as st
 from kubeops.sandbox.discovery import BUILTIN_RESOURCES, ResourceInfo, SubresourceInfo
-from kubeops.sandbox.store import Cause, WatchEvent, rfc3339
+from kubeops.sandbox.store import Cause, WatchEvent, clone, rfc3339
 
 if TYPE_CHECKING:
     from kubeops.sandbox.cluster import Cluster
@@ -106,6 +113,8 @@ def validate_crd(crd: Obj, old: Obj | None) -> list[Cause]:
     for i, v in enumerate(versions):
         if not _VERSION_RE.match(str(v.get("name", ""))) and not _DNS_LABEL.match(str(v.get("name", ""))):
             causes.append(("FieldValueInvalid", f"spec.versions[{i}].name", f'Invalid value: "{v.get("name")}"'))
+        schema = (v.get("schema") or {}).get("openAPIV3Schema") if isinstance(v.get("schema"), dict) else None
+        causes.extend(crdschema.structural_errors(schema, f"spec.versions[{i}].schema.openAPIV3Schema"))
     if old is not None and (old.get("spec") or {}).get("group") != group:
         causes.append(("FieldValueInvalid", "spec.group", f'Invalid value: "{group}": field is immutable'))
     if old is not None and (old.get("spec") or {}).get("scope") != spec.get("scope"):
@@ -124,6 +133,9 @@ class CustomResources:
         self.served: dict[str, ResourceInfo] = {}  # CRD name -> what it serves
         self._gone: list[ResourceInfo] = []
         self._lock = threading.Lock()
+        # resource key -> (each version's openAPIV3Schema, the storage version, spec.preserveUnknownFields)
+        self.schemas: dict[str, tuple[dict[str, Any], str, bool]] = {}
+        self._hooked: set[str] = set()
 
     def stamp(self, crd: Obj, old: Obj | None) -> None:
         """Defaulter: the status a working apiextensions-apiserver writes (names accepted, established)."""
@@ -151,6 +163,8 @@ class CustomResources:
         catalog = self.cluster.catalog
         with self._lock:
             before = self.served.pop(name, None)
+            if before is not None:
+                self.schemas.pop(before.key, None)
             if ev.type == "DELETED":
                 if before is not None:
                     self._gone.append(before)
@@ -162,6 +176,68 @@ class CustomResources:
                 catalog.add_group(info.group, version, [])
             catalog.replace_or_add(info)
             self.served[name] = info
+            self._remember_schemas(info, ev.obj)
+
+    def _remember_schemas(self, info: ResourceInfo, crd: Obj) -> None:
+        """Keep the CRD's schemas for its resources' writes; hook them into the store once per resource."""
+        spec = crd.get("spec") or {}
+        schemas: dict[str, Any] = {}
+        storage = ""
+        for v in spec.get("versions") or ():
+            holder = v.get("schema")
+            schemas[str(v.get("name"))] = holder.get("openAPIV3Schema") if isinstance(holder, dict) else None
+            if v.get("storage"):
+                storage = str(v.get("name"))
+        self.schemas[info.key] = (schemas, storage, bool(spec.get("preserveUnknownFields")))
+        if info.key not in self._hooked:
+            self._hooked.add(info.key)
+            store = self.cluster.store
+            store.defaulters[info.key].append(lambda obj, old, key=info.key: self.prune_and_default(key, obj, old))
+            store.validators[info.key].append(lambda obj, old, key=info.key: self.validate(key, obj, old))
+
+    def _schema(self, key: str) -> crdschema.Schema | None:
+        """The schema of the request's version (the storage version's outside a request)."""
+        known = self.schemas.get(key)
+        if known is None:
+            return None
+        schemas, storage, _ = known
+        request = fieldvalidation.current()
+        version = request.version if request is not None and request.version in schemas else storage
+        return schemas.get(version)
+
+    def prune_and_default(self, key: str, obj: Obj, old: Obj | None) -> None:
+        """Defaulter of a custom resource: prune unknown fields (reported per fieldValidation), then default."""
+        schema = self._schema(key)
+        if schema is None:
+            return
+        request = fieldvalidation.current()
+        if request is None:  # loaded (scenario, snapshot) or internal: kept as stored, defaulted as when read
+            crdschema.apply_defaults(obj, schema)
+            return
+        if not self.schemas[key][2]:
+            before = clone(obj) if request is not None and request.verb == "patch" else None
+            unknown = crdschema.prune(obj, schema)
+            fieldvalidation.report_unknown_fields(unknown, kind=str(obj.get("kind")), patched=before)
+        crdschema.drop_nulls(obj, schema)
+        crdschema.apply_defaults(obj, schema)
+
+    def validate(self, key: str, obj: Obj, old: Obj | None) -> list[Cause]:
+        """Validator of a custom resource: the whole object, or only ``status`` for the status subresource."""
+        schema = self._schema(key)
+        if schema is None:
+            return []
+        request = fieldvalidation.current()
+        if request is not None and request.subresource == "status":
+            status_schema = crdschema.status_schema(schema)
+            if status_schema is None or "status" not in obj:
+                return []
+            before = (old or {}).get("status")
+            causes = crdschema.validate(obj["status"], status_schema, old=before, root="status")
+        else:
+            causes = crdschema.validate(obj, schema, old=old)
+        if old is None or not crdschema.list_errors(old, schema):  # duplicates already stored are tolerated
+            causes += crdschema.list_errors(obj, schema)
+        return causes
 
     def reconcile(self, cluster: Cluster, now: float) -> None:
         """Delete the custom resources of deleted CRDs, then stop serving them."""

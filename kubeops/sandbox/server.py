@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from kubeops.errors import PlaybookError
-from kubeops.sandbox import openapi, openapi_v2, rbac, tables, wire
+from kubeops.sandbox import fieldvalidation, openapi, openapi_v2, rbac, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -262,6 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        warning = fieldvalidation.warning_header()
+        if warning:
+            self.send_header("Warning", warning)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -406,7 +409,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise st.method_not_allowed()
             self._send_json(*rbac.review(self.server.cluster, self._user, route.info, version, self._json_body()))
             return
-        self._dispatch(method, route, query)
+        # the store's hooks read fieldValidation (unknown fields of custom resources) and add Warning headers
+        with fieldvalidation.writing(method, query, version=version, subresource=route.subresource,
+                                     content_type=self.headers.get("Content-Type") or ""):
+            self._dispatch(method, route, query)
 
     def _authorize(self, method: str, route: _Route, group: str, query: dict[str, str]) -> None:
         """RBAC (`kubeops.sandbox.rbac`): a 403 Status when the scenario turned it on and no rule allows this."""

@@ -522,13 +522,13 @@ class Store:
             meta.pop("namespace", None)
         new["apiVersion"] = info.api_version()
         new["kind"] = info.kind
-        if info.has_generation:
+        for fn in self.defaulters.get(resource, ()):
+            fn(new, old)
+        if info.has_generation:  # after defaulting: a pruned or defaulted field is no change (as upstream)
             def body(o: Obj) -> dict[str, Any]:
                 return {k: v for k, v in o.items() if k not in ("metadata", "status", "apiVersion", "kind")}
             if body(new) != body(old):
                 meta["generation"] = int(ometa.get("generation", 1)) + 1
-        for fn in self.defaulters.get(resource, ()):
-            fn(new, old)
         self._validate(resource, new, old)
         if new == old:
             return clone(old)
