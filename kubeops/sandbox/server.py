@@ -41,6 +41,7 @@ log = logging.getLogger("kubeops.sandbox.server")
 SANDBOX_TOKEN = rbac.ADMIN_TOKEN  # written into the sandbox kubeconfig; not a secret
 
 DEFAULT_WATCH_TIMEOUT_S = 1800
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver refuses bigger request bodies with 413
 BOOKMARK_INTERVAL_S = 10.0
 
 
@@ -207,25 +208,49 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- plumbing -----------------------------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
+        """The request body, at most `MAX_BODY_BYTES` (kube-apiserver's limit): a bigger one is refused with 413
+        before it is read, and the connection is closed (its rest is never read, never held in memory)."""
         if self._body_cache is not None:
             return self._body_cache
         length = self.headers.get("Content-Length")
         if length:
-            data = self.rfile.read(int(length))
+            try:
+                size = int(length)
+            except ValueError:
+                self._refuse_body()
+                raise st.bad_request(f"invalid Content-Length {length!r}") from None
+            if size > MAX_BODY_BYTES:
+                self._refuse_body()
+                raise st.ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY_BYTES}")
+            data = self.rfile.read(size)
         elif "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks, total = [], 0
             while True:
-                size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
+                try:
+                    size = int(self.rfile.readline(1024).strip().split(b";")[0] or b"0", 16)
+                except ValueError:
+                    self._refuse_body()
+                    raise st.bad_request("invalid chunked request body") from None
                 if size == 0:
-                    self.rfile.readline()
+                    self.rfile.readline(1024)
                     break
+                total += size
+                if total > MAX_BODY_BYTES:
+                    self._refuse_body()
+                    raise st.ApiError(413, "RequestEntityTooLarge",
+                                      f"Request entity too large: limit is {MAX_BODY_BYTES}")
                 chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                self.rfile.readline(1024)
             data = b"".join(chunks)
         else:
             data = b""
         self._body_cache = data
         return data
+
+    def _refuse_body(self) -> None:
+        """Leave an unread body unread: answer, then close, so keep-alive never parses its bytes as a request."""
+        self._body_cache = b""
+        self.close_connection = True
 
     def _json_body(self, *, allow_yaml: bool = False) -> Any:
         raw = self._read_body()
@@ -242,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise st.bad_request(f"error decoding request body: {exc.message}") from None
         except (ValueError, yaml.YAMLError) as exc:
             raise st.bad_request(f"error decoding request body: {exc}") from None
+        except RecursionError:  # nesting deeper than any object: hostile, refused like any malformed body
+            raise st.bad_request("error decoding request body: nested too deeply") from None
 
     def _log_request(self) -> None:
         """Write this request's line once. Plain answers log before their bytes go out, so a client that has its
