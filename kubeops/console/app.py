@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from kubeops.actions.registry import Registry
 from kubeops.console import filters
 from kubeops.console.auth import Session, Sessions, TokenBook, csrf_ok
+from kubeops.console.bodylimit import BodyLimit
 from kubeops.console.headers import SecurityHeaders
 from kubeops.console.throttle import LoginThrottle
 from kubeops.engine import api, overview
@@ -419,6 +420,9 @@ def build_app(config: ConsoleConfig) -> Starlette:
                       title=title,
                       message=redact_text(exc.message), hint=redact_text(exc.hint) if exc.hint else None)
 
+    async def on_gone(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # the client left mid-request (or was refused): nobody reads this
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.error("console.crash", path=request.url.path, error=redact_text(f"{type(exc).__name__}: {exc}"))
         return render(request, "error.html", status=500, title="Internal error",
@@ -455,11 +459,11 @@ def build_app(config: ConsoleConfig) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={NeedLogin: on_need_login, Refused: on_refused, KubeopsError: on_kubeops,
-                            Exception: on_crash},
+                            ClientDisconnect: on_gone, Exception: on_crash},
         lifespan=lifespan,
     )
     app.state.launcher = launcher
-    return SecurityHeaders(app)  # type: ignore[return-value]
+    return SecurityHeaders(BodyLimit(app))  # type: ignore[return-value]
 
 
 def _safe(fn: Callable[..., Any], *args: Any) -> Any:

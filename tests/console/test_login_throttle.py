@@ -74,3 +74,20 @@ def test_the_login_form_refuses_a_guesser_even_with_the_right_token_and_not_othe
     assert guesser.get("/runs").status_code == 303  # still not logged in
     other = TestClient(console.app, base_url="http://127.0.0.1", follow_redirects=False, client=("10.0.0.10", 4000))
     assert login(other, TOKENS["viewer"]).status_code == 303
+
+
+def test_a_huge_body_is_refused_before_the_console_reads_it(console_factory: Callable[..., Console]) -> None:
+    console = console_factory()
+    client = console.client()
+    nonce = client.get("/login").cookies.get("kubeops_login")
+    big = client.post("/login", data={"token": "x" * 200_000, "csrf": nonce})
+    assert big.status_code == 413 and "at most 65536 bytes" in big.text
+
+    def stream() -> Any:  # no Content-Length: sent chunked, counted as it comes
+        for _ in range(100):
+            yield b"token=" + b"y" * 4096
+
+    streamed = client.post("/login", content=stream(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert streamed.status_code == 413
+    assert client.get("/healthz").status_code == 200  # still serving
+    assert login(console.client(), TOKENS["viewer"]).status_code == 303  # and a real login still works
