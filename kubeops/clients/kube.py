@@ -104,6 +104,9 @@ class KubeClient:
         self.stats_source = stats_source
         self.freeze_big_lists = freeze_big_lists
         self.eviction_version = "v1"  # "v1beta1" once a server answered 404 to policy/v1 evictions
+        # how many times faster than real time the cluster lives: waits between retries of a refusal (a budget's
+        # backoff) are divided by it. 1 on a real cluster; a rehearsal at --speed=N sets N on its private sandbox
+        self.pace = 1.0
         self._apis: dict[str, Any] = {}
 
     @classmethod

@@ -194,7 +194,7 @@ def rehearse(
         # and ${run.cluster}), and a reader of the logs must never take these evictions for real ones
         with structlog.contextvars.bound_contextvars(rehearsal=True):
             try:
-                clients = RehearsalClients(private, reboot_s=reboot_s / speed)
+                clients = RehearsalClients(private, reboot_s=reboot_s / speed, pace=speed)
                 try:
                     record = run_playbook(pb, settings=private, params=run_params, registry=reg, check=False,
                                           guard=guard, clients=clients)

@@ -84,12 +84,20 @@ class RecordingSsh:
 class RehearsalClients(Clients):
     """The run's clients with SSH recorded instead of sent (Kubernetes and AWS are the private sandbox's)."""
 
-    def __init__(self, *args: Any, reboot_s: float = 60.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reboot_s: float = 60.0, pace: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         from kubeops.clients.kube import KubeClient
 
         settings = self.settings
         self._ssh = RecordingSsh(kube=lambda: KubeClient.from_settings(settings.kube), reboot_s=reboot_s)
+        self._pace = pace
+
+    @property
+    def kube(self) -> Any:
+        """The private sandbox's client, paced like it: at --speed=N a budget's backoff is N times shorter too."""
+        client = super().kube
+        client.pace = self._pace
+        return client
 
     @property
     def ssh(self) -> RecordingSsh:

@@ -138,3 +138,21 @@ def test_several_nodes_one_unknown_or_a_bad_selector_is_bad_input_and_nothing_ch
     assert [r for r in sb.requests()[mark:] if r["method"] != "GET"] == []
     label(sb, "free-b", "web")
     assert k8s.get_nodes(ctx_for(sb), k8s.NodesQuery(selector="pool=web")) == {"nodes": ["free-b"], "count": 1}
+
+
+def test_a_faster_paced_cluster_retries_a_refused_eviction_that_much_sooner(make_sandbox):
+    """A rehearsal at --speed=N paces its client N times faster: a budget's backoff shrinks with it, so the
+    rehearsal predicts the drain's duration instead of N times its budget waits (`KubeClient.pace`)."""
+    sb = make_sandbox({"nodes": SCENARIO["nodes"][:1], "workloads": [pinned("stuck", "held", 1,
+                                                                             pdb={"min_available": 1})]})
+    sb.wait_for(lambda: len(sb.pods_on("held")) == 1, what="the held pod")
+    attempts = {}
+    for pace in (1.0, 20.0):
+        ctx = ctx_for(sb)
+        ctx.kube.pace = pace
+        mark = sb.mark()
+        with pytest.raises(ActionError, match="PodDisruptionBudget default/stuck"):
+            k8s.drain(ctx, k8s.DrainParams(node="held", timeout_s=3, cordon=False))
+        attempts[pace] = sum(1 for r in sb.requests()[mark:] if r.get("subresource") == "eviction")
+    # real pace: tries at 0, 0.5 and 1.5 s; twenty times faster: a dozen in the same 3 s
+    assert attempts[1.0] <= 4 and attempts[20.0] >= 2 * attempts[1.0] + 2, attempts
