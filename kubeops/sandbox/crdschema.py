@@ -39,9 +39,10 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+
+from kubeops.sandbox.metrics import go_float  # Go's shortest float text, as the API server prints values
 
 Schema = Mapping[str, Any]
 Cause = tuple[str, str, str]
@@ -78,30 +79,6 @@ def go_quote(text: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
-
-
-def go_float(value: float) -> str:
-    """Go's %v of a float64: strconv's shortest 'g' (exponent form below 1e-4 and from 1e6 on)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).lstrip("0").rstrip("0") or "0"
-    trailing = len("".join(map(str, digit_tuple)).lstrip("0")) - len(digits)
-    point = len(digits) + trailing + int(exponent)  # digits before the decimal point
-    exp = point - 1
-    if exp < -4 or exp >= 6:
-        rest = digits[1:]
-        return f"{sign}{digits[0]}{'.' + rest if rest else ''}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def go_json(value: Any) -> str:
