@@ -12,7 +12,7 @@ from typing import Any
 
 from kubeops.sandbox.store import Cause, Obj, Store
 
-_ip_counter = itertools.count(1)
+_ip_counter = itertools.count(2)  # 10.96.0.1 is the `kubernetes` Service's, as on every cluster
 _node_port_counter = itertools.count(0)
 
 

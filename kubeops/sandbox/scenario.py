@@ -644,6 +644,31 @@ def _ready_status(pod: dict[str, Any], node_ip: str, index: int, *, ready: bool,
 # ---- loading ------------------------------------------------------------------------------------------------
 
 
+API_SERVER_IP = "10.96.0.1"  # the first address of the service range, as on every cluster
+
+
+def _api_server_service(store: Any) -> None:
+    """``default/kubernetes``: the Service (and its Endpoints and EndpointSlice) every cluster has for its API
+    server; in-cluster clients reach the control plane through it. The address behind it is the sandbox's own."""
+    if store.try_get("services", "default", "kubernetes", copy=False) is not None:
+        return
+    labels = {"component": "apiserver", "provider": "kubernetes"}
+    store.create("services", {"metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+                              "spec": {"clusterIP": API_SERVER_IP, "type": "ClusterIP", "sessionAffinity": "None",
+                                       "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                                  "targetPort": 6443}]}})
+    port = {"name": "https", "port": 6443, "protocol": "TCP"}
+    store.load("endpoints", [{
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [port]}]}])
+    store.load("endpointslices.discovery.k8s.io", [{
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name":
+                                                                              "kubernetes"}},
+        "addressType": "IPv4", "ports": [port],
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}])
+
+
 def apply(cluster: Cluster, scenario: Scenario) -> None:
     """Create the scenario's objects in the cluster's store (bulk paths for nodes and bare pods)."""
     from kubeops.sandbox.store import rfc3339
@@ -663,6 +688,7 @@ def apply(cluster: Cluster, scenario: Scenario) -> None:
         if store.try_get("namespaces", None, ns, copy=False) is None:
             store.create("namespaces", {"metadata": {"name": ns}})
     store.load("serviceaccounts", ({"metadata": {"name": "default", "namespace": ns}} for ns in namespaces))
+    _api_server_service(store)
     store.load("priorityclasses.scheduling.k8s.io", (
         {"metadata": {"name": n}, "value": v, "globalDefault": False, "preemptionPolicy": "PreemptLowerPriority",
          "description": "Used for system critical pods that must not be moved from their current node."}

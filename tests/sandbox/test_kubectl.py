@@ -147,3 +147,12 @@ def test_a_token_the_server_does_not_know_is_refused_like_a_revoked_one(sb: Sand
     assert code == 401 and body["reason"] == "Unauthorized" and body["kind"] == "Status"
     code, body = get("kubeops-sandbox-token")  # the token in the sandbox's own kubeconfig
     assert code == 200 and body["kind"] == "NodeList"
+
+
+def test_the_api_servers_own_service_is_there_as_on_every_cluster(sb: SandboxProcess) -> None:
+    rows = [line.split() for line in ok(sb, "get", "svc", "kubernetes", "-n", "default").splitlines()]
+    assert rows[1][:5] == ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    assert ok(sb, "get", "endpoints", "kubernetes", "-n", "default").splitlines()[1].split()[1] == "127.0.0.1:6443"
+    other = json.loads(ok(sb, "get", "svc", "-A", "-o", "json"))["items"]
+    ips = [s["spec"]["clusterIP"] for s in other]
+    assert len(ips) == len(set(ips)) > 1  # no other Service was handed its address
