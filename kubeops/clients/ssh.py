@@ -38,6 +38,7 @@ OUTPUT_LIMIT = 64 * 1024  # bytes kept of each stream (the tail)
 ERROR_TAIL = 2048  # characters of stderr quoted in an error message
 KILL_GRACE_S = 5.0  # remote `timeout --kill-after`: SIGTERM first, SIGKILL this much later
 CLIENT_SLACK_S = 10.0  # we give up on the channel this long after the remote timeout should have fired
+EOF_GRACE_S = 2.0  # after the exit status, output still in flight is awaited this long (until EOF)
 REDACTED = "***"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -443,7 +444,9 @@ class SshClient:
         hard_deadline = None if timeout_s is None else time.monotonic() + timeout_s + KILL_GRACE_S + CLIENT_SLACK_S
         try:
             channel.exec_command(line)
-            while True:
+            exited: float | None = None  # when the exit status was first seen with nothing left to read
+
+            def drain() -> bool:
                 busy = False
                 while channel.recv_ready():
                     out.feed(channel.recv(32768))
@@ -451,14 +454,27 @@ class SshClient:
                 while channel.recv_stderr_ready():
                     err.feed(channel.recv_stderr(32768))
                     busy = True
+                return busy
+
+            while True:
+                busy = drain()
                 if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    return channel.recv_exit_status(), out, err
+                    # sshd may send the exit status before the last output it still has to forward: wait for the
+                    # end of the streams (EOF), but not forever: a process left in the background can hold them
+                    exited = exited if exited is not None else time.monotonic()
+                    if channel.eof_received or channel.closed or time.monotonic() - exited > EOF_GRACE_S:
+                        drain()
+                        return channel.recv_exit_status(), out, err
                 if channel.closed or not transport.is_active():
-                    return -1, out, err
+                    drain()  # what arrived before the close is kept; the status too, if it came
+                    return (channel.recv_exit_status() if channel.exit_status_ready() else -1), out, err
                 if hard_deadline is not None and time.monotonic() > hard_deadline:
                     raise _Abandoned
                 if not busy:
-                    channel.status_event.wait(0.02)
+                    if exited is None:
+                        channel.status_event.wait(0.02)
+                    else:  # the status event stays set once the status came: sleep, do not spin
+                        time.sleep(0.01)
         finally:
             with contextlib.suppress(Exception):
                 channel.close()
