@@ -54,7 +54,7 @@ log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
     "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
-    "rbac", "events", "crds", "nodefailure",
+    "rbac", "events", "crds", "nodefailure", "namespaces",
 )
 
 

@@ -202,8 +202,10 @@ class Controllers:
                     meta["name"] = meta["generateName"] + random_suffix()
             fresh = [p for p in pods if self.store.try_get("pods", p["metadata"]["namespace"],
                                                            p["metadata"]["name"], copy=False) is None]
-            if fresh and self.store.try_get("namespaces", None, fresh[0]["metadata"]["namespace"],
-                                            copy=False) is not None:
+            ns = self.store.try_get("namespaces", None, fresh[0]["metadata"]["namespace"],
+                                    copy=False) if fresh else None
+            # NamespaceLifecycle would refuse these creates: nothing new in a namespace being deleted
+            if ns is not None and (ns.get("status") or {}).get("phase") != "Terminating":
                 self.store.load("pods", fresh)
 
     def _delete_pod(self, pod: Obj) -> None:
@@ -340,6 +342,8 @@ class Controllers:
         try:
             return self.store.create("replicasets.apps", rs)
         except ApiError as exc:
+            if exc.code == 403:  # the namespace is being deleted: nothing new in it
+                return None
             if exc.code != 409:
                 raise
             existing = self.store.try_get("replicasets.apps", d["metadata"]["namespace"], rs["metadata"]["name"],
