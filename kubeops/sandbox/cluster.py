@@ -1,7 +1,7 @@
 """`Cluster`: the store plus everything that makes it behave like a cluster, and the plug-in points for it.
 
 The core (this helper) owns the store, the HTTP server and scenario loading; cluster behaviour (controllers,
-scheduler, kubelet simulation, PDB status, eviction, AWS link, metrics) plugs in here.
+scheduler, kubelet simulation, PDB status, eviction, AWS link, metrics, namespace life) plugs in here.
 
 Plug-in API
 -----------

@@ -15,7 +15,8 @@ our own rolling deploys read exactly these status fields. Behaviour follows upst
 - DaemonSet: one pod per node whose taints (with the DaemonSet tolerations, ``unschedulable`` included) and
   selector allow it, pinned with a ``metadata.name`` node affinity; rolling update by maxUnavailable.
 Every pod gets an ownerReference with ``controller: true``; the store's garbage collector deletes dependents of
-deleted owners. The endpoints controller is installed with these (see `kubeops.sandbox.endpoints`).
+deleted owners. Nothing new is created in a namespace being deleted (the API server refuses it; see
+`kubeops.sandbox.namespaces`). The endpoints controller is installed with these (see `kubeops.sandbox.endpoints`).
 """
 
 from __future__ import annotations
