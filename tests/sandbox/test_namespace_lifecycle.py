@@ -229,3 +229,28 @@ def test_deletion_conditions_keep_their_transition_time_until_the_status_flips()
     remaining = next(c for c in done if c["type"] == "NamespaceContentRemaining")
     assert (remaining["status"], remaining["reason"], remaining["lastTransitionTime"]) == (
         "False", "ContentRemoved", "1970-01-12T13:48:40Z")
+
+
+def test_controllers_create_nothing_in_a_terminating_namespace() -> None:
+    """Without a namespace controller the namespace stays Terminating with its ReplicaSet in it (as on a cluster
+    whose controller-manager is down); the ReplicaSet controller must not replace the pods deleted there."""
+    from kubeops.sandbox import scenario as scenarios
+    from kubeops.sandbox.cluster import PLUGIN_MODULES, build_cluster
+
+    loaded = scenarios.load({**SCENARIO, "namespaces": ["apps"], "workloads": [
+        {"kind": "ReplicaSet", "name": "rs", "namespace": "apps", "replicas": 2, "labels": {"app": "rs"},
+         "image": "nginx"}]})
+    cluster = build_cluster(scenario=loaded, plugins=tuple(p for p in PLUGIN_MODULES if p != "namespaces"))
+    scenarios.apply(cluster, loaded)
+    store = cluster.store
+    for _ in range(6):
+        cluster.tick()
+    assert len(list(store.iter("pods", "apps"))) == 2
+    store.delete("namespaces", None, "apps")
+    assert store.get("namespaces", None, "apps")["status"]["phase"] == "Terminating"
+    for pod in list(store.iter("pods", "apps")):
+        store.delete("pods", "apps", pod["metadata"]["name"], grace_period_s=0)
+    for _ in range(6):
+        cluster.tick()
+    assert store.try_get("replicasets.apps", "apps", "rs") is not None
+    assert list(store.iter("pods", "apps")) == []
