@@ -254,3 +254,44 @@ def test_controllers_create_nothing_in_a_terminating_namespace() -> None:
         cluster.tick()
     assert store.try_get("replicasets.apps", "apps", "rs") is not None
     assert list(store.iter("pods", "apps")) == []
+
+
+def test_pods_stuck_on_a_dead_node_show_as_a_content_failure_until_force_deleted() -> None:
+    """A kubelet that stopped answering never finishes its pods' deletion: once their grace period is over the
+    namespace says so, in upstream's words, and stays Terminating until the pod is force-deleted."""
+    from kubeops.sandbox import scenario as scenarios
+    from kubeops.sandbox.cluster import build_cluster
+
+    loaded = scenarios.load({**SCENARIO, "namespaces": ["apps"], "workloads": [
+        {"kind": "Deployment", "name": "web", "namespace": "apps", "replicas": 1, "labels": {"app": "web"},
+         "image": "nginx"}]})
+    cluster = build_cluster(scenario=loaded)
+    scenarios.apply(cluster, loaded)
+    store = cluster.store
+
+    def settle(advance_s: float = 0) -> None:
+        cluster.clock.advance(advance_s)
+        for _ in range(6):
+            cluster.tick()
+
+    settle()
+    (pod,) = store.iter("pods", "apps")
+    cluster.sandbox_endpoints["node-faults"](cluster, "POST", "", {"node": pod["spec"]["nodeName"],
+                                                                   "heartbeats": False})
+    settle(60)  # the node is NotReady
+    store.delete("namespaces", None, "apps")
+    settle()
+    ns = store.get("namespaces", None, "apps")
+    assert condition(ns, "NamespaceDeletionContentFailure")["status"] == "False"  # within the pod's 30 s grace
+    settle(31)
+    ns = store.get("namespaces", None, "apps")
+    assert condition(ns, "NamespaceDeletionContentFailure") | {"lastTransitionTime": ""} == {
+        "type": "NamespaceDeletionContentFailure", "status": "True", "reason": "ContentDeletionFailed",
+        "lastTransitionTime": "", "message": "Failed to delete all resource types, 1 remaining: unexpected items "
+                                             "still remain in namespace: apps for gvr: /v1, Resource=pods"}
+    assert condition(ns, "NamespaceContentRemaining")["message"] == \
+        "Some resources are remaining: pods. has 1 resource instances"
+    (stuck,) = store.iter("pods", "apps")
+    store.delete("pods", "apps", stuck["metadata"]["name"], grace_period_s=0)  # kubectl delete --force
+    settle()
+    assert store.try_get("namespaces", None, "apps") is None
