@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox.status import ApiError
@@ -201,14 +202,18 @@ class NamespaceController:
 
     def _terminate(self, ns: Obj, now: float) -> None:
         name = ns["metadata"]["name"]
-        if (ns.get("status") or {}).get("phase") != "Terminating":
-            ns = self._write_status(name, lambda s: s.__setitem__("phase", "Terminating")) or ns
+        if (ns.get("status") or {}).get("phase") != "Terminating":  # loaded that way: upstream fixes it first
+            def terminating(status: Obj) -> None:
+                status["phase"] = "Terminating"
+
+            ns = self._write_status(name, terminating) or ns
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return  # finalized already; the store removes it when the last finalizer goes
         deleted_at = parse_time(ns["metadata"]["deletionTimestamp"])
         resources = [i for i in self.cluster.catalog.resources
                      if i.namespaced and "delete" in i.verbs and i.key not in self.cluster.group_handlers]
-        for info in resources:
+        # owners (workloads, listed after pods) first: their pods then go by garbage collection, each deleted once
+        for info in reversed(resources):
             for obj in self.store.list(info.key, namespace=name, copy=False).items:
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
@@ -230,17 +235,24 @@ class NamespaceController:
             if not held and not (info.key == "pods" and now - deleted_at < _pod_grace_estimate(items)):
                 failures.append(f"unexpected items still remain in namespace: {name} for gvr: "
                                 f"{info.group}/{info.versions[0]}, Resource={info.plural}")
-        self._write_status(name, lambda s: s.__setitem__(
-            "conditions", deletion_conditions(s.get("conditions") or [], failures, remaining, finalizers, now)))
+
+        def conditions(status: Obj) -> None:
+            status["conditions"] = deletion_conditions(status.get("conditions") or [], failures, remaining,
+                                                       finalizers, now)
+
+        self._write_status(name, conditions)
         if remaining:
             return
         fresh = self.store.try_get("namespaces", None, name)
         if fresh is None or fresh["metadata"].get("uid") != ns["metadata"].get("uid"):
             return
-        fresh["spec"]["finalizers"] = [f for f in fresh["spec"].get("finalizers") or [] if f != FINALIZER]
+        spec = fresh.setdefault("spec", {})
+        spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
         self.store.update("namespaces", fresh, subresource="finalize")
 
-    def _write_status(self, name: str, change: Any) -> Obj | None:
+    def _write_status(self, name: str, change: Callable[[Obj], None]) -> Obj | None:
+        """Apply ``change`` to the namespace's status; no write when it changes nothing."""
+
         def write(o: Obj) -> Obj | bool:
             before = clone(o.get("status") or {})
             status = o.setdefault("status", {})
