@@ -1,7 +1,7 @@
 """`Cluster`: the store plus everything that makes it behave like a cluster, and the plug-in points for it.
 
 The core (this helper) owns the store, the HTTP server and scenario loading; cluster behaviour (controllers,
-scheduler, kubelet simulation, PDB status, eviction, AWS link, metrics) plugs in here.
+scheduler, kubelet simulation, PDB status, eviction, AWS link, metrics, namespace life) plugs in here.
 
 Plug-in API
 -----------
@@ -54,7 +54,7 @@ log = logging.getLogger("kubeops.sandbox")
 
 PLUGIN_MODULES: tuple[str, ...] = (
     "controllers", "binder", "kubelet", "nodelifecycle", "pdb", "eviction", "aws_link", "metrics", "cadvisor",
-    "rbac", "events", "crds", "nodefailure", "cronjobs",
+    "rbac", "events", "crds", "nodefailure", "namespaces", "cronjobs",
 )
 
 

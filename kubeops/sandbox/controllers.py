@@ -15,7 +15,8 @@ our own rolling deploys read exactly these status fields. Behaviour follows upst
 - DaemonSet: one pod per node whose taints (with the DaemonSet tolerations, ``unschedulable`` included) and
   selector allow it, pinned with a ``metadata.name`` node affinity; rolling update by maxUnavailable.
 Every pod gets an ownerReference with ``controller: true``; the store's garbage collector deletes dependents of
-deleted owners. The endpoints controller is installed with these (see `kubeops.sandbox.endpoints`).
+deleted owners. Nothing new is created in a namespace being deleted (the API server refuses it; see
+`kubeops.sandbox.namespaces`). The endpoints controller is installed with these (see `kubeops.sandbox.endpoints`).
 """
 
 from __future__ import annotations
@@ -202,8 +203,10 @@ class Controllers:
                     meta["name"] = meta["generateName"] + random_suffix()
             fresh = [p for p in pods if self.store.try_get("pods", p["metadata"]["namespace"],
                                                            p["metadata"]["name"], copy=False) is None]
-            if fresh and self.store.try_get("namespaces", None, fresh[0]["metadata"]["namespace"],
-                                            copy=False) is not None:
+            ns = self.store.try_get("namespaces", None, fresh[0]["metadata"]["namespace"],
+                                    copy=False) if fresh else None
+            # NamespaceLifecycle would refuse these creates: nothing new in a namespace being deleted
+            if ns is not None and (ns.get("status") or {}).get("phase") != "Terminating":
                 self.store.load("pods", fresh)
 
     def _delete_pod(self, pod: Obj) -> None:
@@ -340,6 +343,8 @@ class Controllers:
         try:
             return self.store.create("replicasets.apps", rs)
         except ApiError as exc:
+            if exc.code == 403:  # the namespace is being deleted: nothing new in it
+                return None
             if exc.code != 409:
                 raise
             existing = self.store.try_get("replicasets.apps", d["metadata"]["namespace"], rs["metadata"]["name"],

@@ -191,7 +191,10 @@ def _go_map(m: dict[str, str]) -> str:
 def default_namespace(obj: Obj, old: Obj | None) -> None:
     name = obj["metadata"]["name"]
     obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    if old is None:  # created with "kubernetes" always; later only the finalize subresource changes them
+        finalizers = obj.setdefault("spec", {}).setdefault("finalizers", [])
+        if "kubernetes" not in finalizers:
+            finalizers.append("kubernetes")
     obj.setdefault("status", {}).setdefault("phase", "Active")
 
 

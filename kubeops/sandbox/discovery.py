@@ -90,7 +90,8 @@ _WORKLOAD = ("all",)
 BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     # core/v1
     _r("namespaces", "Namespace", "", ["v1"], False, short_names=("ns",),
-       verbs=("create", "delete", "get", "list", "patch", "update", "watch"), subresources=(_status("Namespace"),)),
+       verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+       subresources=(SubresourceInfo("finalize", "Namespace", ("update",)), _status("Namespace"))),
     _r("nodes", "Node", "", ["v1"], False, short_names=("no",),
        subresources=(_status("Node"), SubresourceInfo("proxy", "NodeProxyOptions",
                                                        ("create", "delete", "get", "patch", "update")))),

@@ -690,6 +690,12 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "scale":
             self._scale(method, route, dry_run)
             return
+        if sub == "finalize":  # namespaces: PUT only, changes spec.finalizers alone (see store.py)
+            if method != "PUT":
+                raise st.method_not_allowed()
+            self._rec["verb"] = "update"
+            self._update(route, "finalize", dry_run)
+            return
         if sub == "proxy":
             self._rec["verb"] = "proxy"
             handler = cluster.proxies.get(key)

@@ -16,7 +16,9 @@ InService instances (the node keeps its name and addresses and adopts the new in
 the group's desired capacity; lifecycle hooks and suspended processes are recreated as well. CustomResourceDefinitions
 are loaded first, so the sandbox serves their kinds and their custom resources load like any other object. Objects
 of kinds the sandbox does not serve (custom resources whose CRD is not in the snapshot, say) and pods that were
-terminating when the snapshot was taken are left out and counted in ``cluster.settings["not_loaded"]``.
+terminating when the snapshot was taken are left out and counted in ``cluster.settings["not_loaded"]``. A namespace
+whose snapshot holds no ``default`` ServiceAccount gets one at once; ``kube-root-ca.crt`` comes from the namespace
+controllers (`kubeops.sandbox.namespaces`) where missing, and the snapshot's own copies are kept as they are.
 """
 
 from __future__ import annotations
@@ -180,8 +182,10 @@ def apply(cluster: Cluster, doc: Obj) -> dict[str, int]:
         if not items:
             continue
         loaded[key] = store.load(key, items)
-        if key == "namespaces":
+        if key == "namespaces":  # the ServiceAccount controller's, where the snapshot has none of its own
+            carried = {(sa.get("metadata") or {}).get("namespace") for sa in by_key.get("serviceaccounts", ())
+                       if (sa.get("metadata") or {}).get("name") == "default"}
             store.load("serviceaccounts", ({"metadata": {"name": "default", "namespace": n["metadata"]["name"]}}
-                                           for n in items))
+                                           for n in items if n["metadata"]["name"] not in carried))
     cluster.settings["not_loaded"] = not_loaded
     return loaded

@@ -92,6 +92,22 @@ def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str, str]]
     })
 
 
+def forbidden_named(group: str, plural: str, name: str, why: str, *,
+                    causes: list[dict[str, str]] | None = None) -> ApiError:
+    """403 from an admission plug-in (not RBAC): ``namespaces "default" is forbidden: <why>``."""
+    extra = {"causes": causes} if causes else {}
+    return ApiError(403, "Forbidden", f'{qualified(group, plural)} "{name}" is forbidden: {why}',
+                    details=_details(name, group, plural, **extra))
+
+
+def namespace_terminating(group: str, plural: str, name: str, namespace: str) -> ApiError:
+    """The NamespaceLifecycle admission plug-in refusing a create in a namespace being deleted."""
+    return forbidden_named(group, plural, name, f"unable to create new content in namespace {namespace} because "
+                           "it is being terminated", causes=[{"reason": "NamespaceTerminating", "message":
+                                                              f"namespace {namespace} is being terminated",
+                                                              "field": "metadata.namespace"}])
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

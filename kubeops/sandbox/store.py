@@ -29,8 +29,16 @@ Deletion:
   ``store.finish_deletion("pods", ns, name, uid=uid)``. With no handler registered, pods are removed at once.
   A second delete may shorten the grace; grace 0 removes at once (``--force``).
 - Garbage collection: removing an object deletes its dependents (``metadata.ownerReferences[].uid``) with default
-  grace, unless ``propagation_policy="Orphan"`` (dependents lose that ownerReference). Deleting a namespace deletes
-  everything in it.
+  grace, unless ``propagation_policy="Orphan"`` (dependents lose that ownerReference).
+- Namespaces (the namespace registry's rules): a namespace's ``spec.finalizers`` count as finalizers, so deleting
+  one gets ``deletionTimestamp`` and ``status.phase: Terminating`` and it stays until both lists are empty. Only
+  the ``finalize`` subresource (``update(..., subresource="finalize")``) changes ``spec.finalizers``; a PUT/PATCH
+  of the namespace keeps them, as upstream's strategy does. ``default``, ``kube-system`` and ``kube-public`` may
+  not be deleted (403). Emptying out a terminating namespace is the namespace controller's job
+  (`kubeops.sandbox.namespaces`); a namespace removed while content remains (a forced finalize) leaves that
+  content behind, as etcd does.
+- Creating a namespaced object needs its namespace (404 otherwise) and refuses a Terminating one with the
+  NamespaceLifecycle admission plug-in's 403; updates and deletes there stay allowed. `load` checks neither.
 
 Hooks for other code (keep them quick; they run under the store lock on the writer's thread and may call the store
 again, which is re-entrant):
@@ -436,8 +444,12 @@ class Store:
                 raise st.bad_request("the namespace of the provided object does not match the namespace sent on "
                                      "the request")
             meta["namespace"] = ns
-            if self.try_get("namespaces", None, ns, copy=False) is None:
+            ns_obj = self.try_get("namespaces", None, ns, copy=False)
+            if ns_obj is None:
                 raise st.not_found("", "namespaces", ns)
+            if (ns_obj.get("status") or {}).get("phase") == "Terminating":
+                raise st.namespace_terminating(info.group, info.plural,
+                                               meta.get("name") or meta.get("generateName") or "Unknown", ns)
         else:
             ns = ""
             meta.pop("namespace", None)
@@ -535,7 +547,7 @@ class Store:
         if dry_run:
             return new
         # Finalizers emptied on a terminating object: the object goes now.
-        if ometa.get("deletionTimestamp") and not meta.get("finalizers") and \
+        if ometa.get("deletionTimestamp") and not _finalizers(resource, new) and \
                 not (resource in self.deletion_handlers and not _grace_done(old, self.now())):
             return clone(self._remove(resource, key, new, old, propagation=None))
         return clone(self._commit(resource, key, "MODIFIED", new, old))
@@ -558,6 +570,16 @@ class Store:
             return self._finish_update(resource, key, new, old, dry_run)
 
     def _split(self, info: ResourceInfo, new: Obj, old: Obj, subresource: str | None) -> Obj:
+        if info.key == "namespaces":
+            # upstream's namespace strategies: only the finalize subresource writes spec.finalizers (and only them)
+            finalizers = ((new if subresource == "finalize" else old).get("spec") or {}).get("finalizers")
+            if subresource == "finalize":
+                new, subresource = clone(old), None
+            spec = new.setdefault("spec", {})
+            if not finalizers:  # an empty list is left out, as Go's omitempty does
+                spec.pop("finalizers", None)
+            else:
+                spec["finalizers"] = finalizers
         if subresource == "status":
             out = {k: v for k, v in old.items() if k != "status"}
             out["metadata"] = dict(old["metadata"])
@@ -637,8 +659,10 @@ class Store:
                 raise st.conflict(info.group, info.plural, name,
                                   f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                                   f"ResourceVersion in object meta: {ometa.get('resourceVersion')}")
+            if resource == "namespaces" and name in IMMORTAL_NAMESPACES:
+                raise st.forbidden_named("", "namespaces", name, "this namespace may not be deleted")
             grace = self._grace(resource, old, grace_period_s)
-            finalizers = ometa.get("finalizers") or []
+            finalizers = _finalizers(resource, old)
             graceful = grace > 0 and resource in self.deletion_handlers
             if ometa.get("deletionTimestamp"):
                 # Already terminating: only a shorter grace (0 = force) changes anything.
@@ -656,6 +680,9 @@ class Store:
             new = clone(old)
             new["metadata"]["deletionTimestamp"] = rfc3339(self.now() + (grace if graceful else 0))
             new["metadata"]["deletionGracePeriodSeconds"] = grace if graceful else 0
+            if resource == "namespaces":  # the namespace registry: no grace period, the phase turns at once
+                del new["metadata"]["deletionGracePeriodSeconds"]
+                new.setdefault("status", {})["phase"] = "Terminating"
             if dry_run:
                 return new, False
             committed = self._commit(resource, key, "MODIFIED", new, old)
@@ -682,7 +709,7 @@ class Store:
             old = self._objects[resource].get(key)
             if old is None or (uid and old["metadata"].get("uid") != uid):
                 return False
-            if old["metadata"].get("finalizers"):
+            if _finalizers(resource, old):
                 return False
             self._remove(resource, key, clone(old), old, None)
             return True
@@ -703,12 +730,6 @@ class Store:
             else:
                 with contextlib.suppress(st.ApiError):
                     self.delete(dep_resource, dep_ns, dep_name)
-        if resource == "namespaces":
-            for info in self.catalog.resources:
-                if info.namespaced:
-                    for (ns, name) in [k for k in self._objects[info.key] if k[0] == key[1]]:
-                        with contextlib.suppress(st.ApiError):
-                            self.delete(info.key, ns, name, grace_period_s=0)
         return committed
 
     # ---- watch --------------------------------------------------------------------------------------------
@@ -730,6 +751,17 @@ class Store:
 
 
 _SNAPSHOTS_KEPT = 32  # paginated lists in flight whose undo work is kept
+
+
+IMMORTAL_NAMESPACES = frozenset(("default", "kube-system", "kube-public"))
+
+
+def _finalizers(resource: str, obj: Obj) -> list[str]:
+    """What holds a terminating object: ``metadata.finalizers``, plus ``spec.finalizers`` for a namespace."""
+    found = list((obj.get("metadata") or {}).get("finalizers") or [])
+    if resource == "namespaces":
+        found.extend((obj.get("spec") or {}).get("finalizers") or [])
+    return found
 
 
 def _grace_done(obj: Obj, now: float) -> bool:

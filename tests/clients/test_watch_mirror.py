@@ -50,7 +50,9 @@ def config_reads(sb: SandboxProcess, mark: int) -> list[str]:
 
 
 def values(mirror: Mirror) -> dict[str, str]:
-    return {o["metadata"]["name"]: (o.get("data") or {}).get("v", "") for o in mirror.objects()}
+    """The test's ConfigMaps (every namespace also holds kube-root-ca.crt, as on a cluster)."""
+    return {o["metadata"]["name"]: (o.get("data") or {}).get("v", "") for o in mirror.objects()
+            if o["metadata"]["name"] != "kube-root-ca.crt"}
 
 
 def test_follows_changes_with_one_list_and_one_watch(kube) -> None:  # type: ignore[no-untyped-def]

@@ -59,3 +59,26 @@ def test_a_snapshot_loads_verbatim_and_says_what_it_left_out() -> None:
     assert loaded["pods"] == 1
     assert cluster.settings["not_loaded"] == {"terminating pods": 1,
                                               "apiextensions.k8s.io/v1 CustomResourceDefinition": 1}
+
+
+def test_a_snapshots_default_service_account_and_root_ca_are_kept_not_doubled() -> None:
+    """The namespace controllers fill only what the snapshot lacks: its own default ServiceAccount (same uid, never
+    replaced by a blank one) and kube-root-ca.crt (its CA, verbatim) stay; a namespace without them gets them."""
+    doc = _doc()
+    doc["objects"]["namespaces"].append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bare"}})
+    doc["objects"]["serviceaccounts"] = [{"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "default", "namespace": "shop", "uid": "sa-uid"}}]
+    doc["objects"]["configmaps"] = [{"apiVersion": "v1", "kind": "ConfigMap", "data": {"ca.crt": "PROD CA"},
+                                     "metadata": {"name": "kube-root-ca.crt", "namespace": "shop", "uid": "cm-uid"}}]
+    cluster = build_cluster(scenario=snapshot_load.scenario(doc), plugins=("namespaces",))
+    start = cluster.store.resource_version
+    snapshot_load.apply(cluster, doc)
+    cluster.prepare()
+    store = cluster.store
+    assert [sa["metadata"]["uid"] for sa in store.iter("serviceaccounts", "shop")] == ["sa-uid"]
+    assert [(e.type, e.obj["metadata"]["uid"]) for e in store.events_since(start)
+            if e.resource == "serviceaccounts" and e.namespace == "shop"] == [("ADDED", "sa-uid")]
+    (cm,) = store.iter("configmaps", "shop")
+    assert (cm["metadata"]["uid"], cm["data"]) == ("cm-uid", {"ca.crt": "PROD CA"})
+    assert [o["metadata"]["name"] for o in store.iter("serviceaccounts", "bare")] == ["default"]
+    assert store.get("configmaps", "bare", "kube-root-ca.crt")["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE")
