@@ -364,6 +364,16 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], who: Manager,
             meta.pop("managedFields", None)
         return
     rows = [r for r in (old.get("metadata") or {}).get("managedFields") or [] if isinstance(r, dict)]
+    sent = meta.get("managedFields")
+    if not who.subresource and isinstance(sent, list) and sent and sent != rows:
+        # The writer changed managedFields itself (kubectl does, moving client-side apply's fields to its
+        # server-side apply entry): kube-apiserver takes them as given when they read; [{}] clears them all.
+        if all(r == {} for r in sent):
+            meta.pop("managedFields", None)
+            return
+        if all(isinstance(r, dict) and r.get("manager") and r.get("operation") in ("Apply", "Update")
+               and isinstance(r.get("fieldsV1", {}), dict) for r in sent):
+            rows = [{**r, "fieldsV1": FieldsV1(r.get("fieldsV1") or {})} for r in sent]
     changed, removed = changes(old, new, subresource=who.subresource)
     if not changed and not removed:
         if rows:
