@@ -557,7 +557,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _manager(self, route: _Route, operation: str, subresource: str | None = None) -> managedfields.Manager:
         """Who this write is for metadata.managedFields: ``fieldManager``, else the User-Agent's program."""
-        name = managedfields.manager_name(self._rec["query"].get("fieldManager"), self._rec["user_agent"])
+        given = self._rec["query"].get("fieldManager") or ""
+        if len(given) > 128:
+            options = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(self.command, "PatchOptions")
+            raise st.invalid("meta.k8s.io", options, "", [
+                ("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes")])
+        name = managedfields.manager_name(given, self._rec["user_agent"])
         return managedfields.Manager(name, operation, route.info.api_version(route.version), subresource or "")
 
     def _check_kind(self, route: _Route, body: Obj) -> None:
@@ -621,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
                                  "request")
         body["metadata"] = {**meta, "name": route.name}
-        force = self._rec["query"].get("force", "").lower() in ("true", "1")
+        force = self._rec["query"].get("force", "") in ("1", "t", "T", "true", "True", "TRUE")  # Go's ParseBool
         obj, created = self.server.cluster.store.apply(
             route.info.key, self._ns(route), route.name or "", body, self._manager(route, "Apply", subresource),
             force=force, subresource=subresource, dry_run=dry_run)

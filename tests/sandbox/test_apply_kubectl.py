@@ -162,3 +162,22 @@ def test_raw_apply_requests_get_the_api_servers_answers(make_sandbox: Any) -> No
     code, body = request(sb, "PATCH", "/api/v1/namespaces/nope/configmaps/settings?fieldManager=op", cm(a="1"),
                          APPLY)
     assert code == 404 and body["message"] == 'namespaces "nope" not found'
+
+
+def test_an_apply_to_the_status_subresource_owns_status_only(make_sandbox: Any) -> None:
+    sb = make_sandbox(SCENARIO)
+    dep = yaml.safe_load(manifest())
+    path = "/apis/apps/v1/namespaces/apps/deployments/web"
+    assert request(sb, "PATCH", path + "/status?fieldManager=op", dep, APPLY)[0] == 404  # no object, no create
+    assert request(sb, "PATCH", path + "?fieldManager=op", dep, APPLY)[0] == 201
+    status = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"replicas": 9}, "status": {"conditions": [{"type": "Audited", "status": "True"}]}}
+    code, body = request(sb, "PATCH", path + "/status?fieldManager=auditor", status, APPLY)
+    assert code == 200, body
+    assert body["spec"]["replicas"] == 2  # a status write leaves spec alone
+    assert {"type": "Audited", "status": "True"} in body["status"]["conditions"]
+    auditor = next(m for m in body["metadata"]["managedFields"] if m["manager"] == "auditor")
+    assert auditor["subresource"] == "status" and list(auditor["fieldsV1"]) == ["f:status"]
+
+    code, body = request(sb, "PATCH", path + "?fieldManager=" + "x" * 129, dep, APPLY)
+    assert code == 422 and "fieldManager: Too long: may not be more than 128 bytes" in body["message"]
