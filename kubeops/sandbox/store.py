@@ -628,6 +628,8 @@ class Store:
                 raise (st.bad_request(str(exc)) if exc.code == 400 else st.ApiError(422, "Invalid", str(exc))) \
                     from None
             if old is None:
+                if info.has_status and info.plural != "nodes":  # a create starts without status, as via POST
+                    new.pop("status", None)
                 return self.create(resource, new, namespace=namespace, dry_run=dry_run), True
             expect = new["metadata"].get("resourceVersion")
             if expect and expect != old["metadata"].get("resourceVersion"):
