@@ -65,7 +65,7 @@ def apply(live: Obj | None, config: Any, who: mf.Manager, *, force: bool, now: s
     owned: set[mf.Path] = set().union(*(fields for fields, _ in entries.values()))
     dropped: list[mf.Path] = []
     for path in sorted(previous - owned, key=len):  # an item goes whole (its own fields hold its key)...
-        if any(path[:len(d)] == d for d in dropped):
+        if any(path[:len(d)] == d for d in dropped) or _is_key_of_item(path):
             continue
         if not any(len(o) > len(path) and o[:len(path)] == path for o in owned):  # ...unless others own inside
             dropped.append(path)
@@ -86,6 +86,13 @@ def apply(live: Obj | None, config: Any, who: mf.Manager, *, force: bool, now: s
         entries[who] = (applied, now)
     merged.setdefault("metadata", {})["managedFields"] = mf.write_entries(entries)
     return merged
+
+
+def _is_key_of_item(path: mf.Path) -> bool:
+    """A key field of a keyed-list item (``name`` of ``k:{"name":"c"}``): it goes with its item, never alone."""
+    if len(path) < 2 or not path[-2].startswith("k:") or not path[-1].startswith("f:"):
+        return False
+    return path[-1][2:] in json.loads(path[-2][2:])
 
 
 def _remove(node: Any, path: mf.Path, owned: set[mf.Path], prefix: mf.Path = ()) -> None:

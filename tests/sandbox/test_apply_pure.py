@@ -173,3 +173,14 @@ def test_a_status_write_owns_status_only() -> None:
     assert entry(new, who)["fieldsV1"] == {"f:status": {"f:replicas": {}, "f:conditions": {
         'k:{"type":"Available"}': {".": {}, "f:type": {}, "f:status": {}}}}}
     assert entry(new, CSA) == entry(old, CSA)
+
+
+def test_an_item_another_manager_owns_fields_of_stays_whole_with_its_key() -> None:
+    live = apply(None, deployment(env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]), KUBECTL,
+                 force=False, now="T1")
+    edited = copy.deepcopy(live)
+    edited["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"] = "3"
+    mf.record_update(live, edited, mf.Manager("kubectl-edit", "Update", "apps/v1"), "T2")  # owns B's value only
+    after = apply(edited, deployment(env=[{"name": "A", "value": "1"}]), KUBECTL, force=False, now="T3")
+    assert after["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"},
+                                                                         {"name": "B", "value": "3"}]
