@@ -95,16 +95,18 @@ def test_kubectl_server_side_apply_creates_updates_conflicts_and_prunes(make_san
     assert "managedFields" not in hidden["metadata"]
 
 
-def test_client_side_then_server_side_apply_conflicts_with_the_client_side_manager(make_sandbox: Any) -> None:
+@pytest.mark.parametrize("version", ["1.33", "1.27"])
+def test_client_side_then_server_side_apply_conflicts_with_the_client_side_manager(make_sandbox: Any,
+                                                                                   version: str) -> None:
     sb = make_sandbox(SCENARIO)
-    assert kubectl(sb, "1.33", "apply", "-f", "-", stdin=manifest()).returncode == 0
-    refused = kubectl(sb, "1.33", "apply", "--server-side", "-f", "-", stdin=manifest(replicas=3))
+    assert kubectl(sb, version, "apply", "-f", "-", stdin=manifest()).returncode == 0
+    refused = kubectl(sb, version, "apply", "--server-side", "-f", "-", stdin=manifest(replicas=3))
     assert refused.returncode != 0
     assert ('Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
             in refused.stderr)
     # the same values co-own; kubectl then moves its client-side fields to its own apply entry (a JSON patch of
     # managedFields the server takes as given)
-    assert kubectl(sb, "1.33", "apply", "--server-side", "-f", "-", stdin=manifest()).returncode == 0
+    assert kubectl(sb, version, "apply", "--server-side", "-f", "-", stdin=manifest()).returncode == 0
     managers = {m["manager"] for m in deployment(sb)["metadata"]["managedFields"]}
     assert "kubectl-client-side-apply" not in managers and "kubectl" in managers
 
