@@ -27,6 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from kubeops.sandbox import endpoints, events
+from kubeops.sandbox.managedfields import Manager
 from kubeops.sandbox.pdb import is_pod_ready, scaled_value
 from kubeops.sandbox.scheduler import placement_reason
 from kubeops.sandbox.status import ApiError
@@ -186,7 +187,8 @@ class Controllers:
             if annotations:
                 o["metadata"].setdefault("annotations", {}).update(annotations)
 
-        self.store.modify(resource, meta.get("namespace"), meta["name"], write)
+        who = Manager("kube-controller-manager", "Update", self.store.info(resource).api_version(), "status")
+        self.store.modify(resource, meta.get("namespace"), meta["name"], write, manager=who)
 
     def _create_pods(self, pods: list[Obj]) -> None:
         """Bulk-create pods whose names the caller made unique; names taken meanwhile get a new suffix."""

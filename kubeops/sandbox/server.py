@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from kubeops.errors import PlaybookError
-from kubeops.sandbox import fieldvalidation, openapi, openapi_v2, rbac, tables, wire
+from kubeops.sandbox import fieldvalidation, managedfields, openapi, openapi_v2, rbac, tables, wire
 from kubeops.sandbox import status as st
 from kubeops.sandbox.cluster import Cluster
 from kubeops.sandbox.discovery import AGGREGATED_V2, VERSION_INFO, ResourceInfo
@@ -584,8 +584,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._check_kind(route, body)
         if route.info.has_status and route.info.plural != "nodes":
             body.pop("status", None)
-        obj = cluster.store.create(route.info.key, body, namespace=route.namespace, dry_run=dry_run)
+        obj = cluster.store.create(route.info.key, body, namespace=route.namespace, dry_run=dry_run,
+                                   manager=self._manager(route, "Update"))
         self._send_json(201, self._out(obj, route))
+
+    def _manager(self, route: _Route, operation: str, subresource: str | None = None) -> managedfields.Manager:
+        """Who this write is for metadata.managedFields: ``fieldManager``, else the User-Agent's program."""
+        given = self._rec["query"].get("fieldManager") or ""
+        if len(given) > 128:
+            options = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(self.command, "PatchOptions")
+            raise st.invalid("meta.k8s.io", options, "", [
+                ("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes")])
+        name = managedfields.manager_name(given, self._rec["user_agent"])
+        return managedfields.Manager(name, operation, route.info.api_version(route.version), subresource or "")
 
     def _check_kind(self, route: _Route, body: Obj) -> None:
         kind = body.get("kind")
@@ -610,17 +621,49 @@ class _Handler(BaseHTTPRequestHandler):
             raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
                                  "request")
         obj = self.server.cluster.store.update(route.info.key, body, namespace=self._ns(route),
-                                               subresource=subresource, dry_run=dry_run)
+                                               subresource=subresource, dry_run=dry_run,
+                                               manager=self._manager(route, "Update", subresource))
         self._send_json(200, self._out(obj, route))
 
     def _patch(self, route: _Route, subresource: str | None, dry_run: bool) -> None:
         ctype = self.headers.get("Content-Type") or ""
+        query = self._rec["query"]
+        applying = wire.media_type(ctype) == "application/apply-patch+yaml"
+        if applying and not query.get("fieldManager"):
+            raise st.invalid("meta.k8s.io", "PatchOptions", "", [
+                ("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")])
+        if not applying and "force" in query:
+            raise st.invalid("meta.k8s.io", "PatchOptions", "", [
+                ("FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch")])
         body = self._json_body(allow_yaml=True)
         if body is None:
             raise st.bad_request("the body of the request was empty")
+        if applying:
+            self._apply(route, subresource, body, dry_run)
+            return
         obj = self.server.cluster.store.patch(route.info.key, self._ns(route), route.name or "", body, ctype,
-                                              subresource=subresource, dry_run=dry_run)
+                                              subresource=subresource, dry_run=dry_run,
+                                              manager=self._manager(route, "Update", subresource))
         self._send_json(200, self._out(obj, route))
+
+    def _apply(self, route: _Route, subresource: str | None, body: Any, dry_run: bool) -> None:
+        """Server-side apply: 201 when it created the object, like kube-apiserver (kubeops/sandbox/apply.py)."""
+        if not isinstance(body, dict):
+            raise st.bad_request("error decoding YAML: the apply configuration must be an object")
+        self._check_kind(route, body)
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if meta.get("name") and meta["name"] != route.name:
+            raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
+                                 f"({route.name})")
+        if route.namespace and meta.get("namespace") and meta["namespace"] != route.namespace:
+            raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
+                                 "request")
+        body["metadata"] = {**meta, "name": route.name}
+        force = self._rec["query"].get("force", "") in ("1", "t", "T", "true", "True", "TRUE")  # Go's ParseBool
+        obj, created = self.server.cluster.store.apply(
+            route.info.key, self._ns(route), route.name or "", body, self._manager(route, "Apply", subresource),
+            force=force, subresource=subresource, dry_run=dry_run)
+        self._send_json(201 if created else 200, self._out(obj, route))
 
     def _delete_options(self, query: dict[str, str]) -> dict[str, Any]:
         opts = self._json_body() or {}
@@ -785,7 +828,8 @@ class _Handler(BaseHTTPRequestHandler):
             updated = clone(obj)
             updated["spec"]["replicas"] = replicas
             updated["metadata"]["resourceVersion"] = expect or ""
-            result = store.update(route.info.key, updated, namespace=route.namespace, dry_run=dry_run)
+            result = store.update(route.info.key, updated, namespace=route.namespace, dry_run=dry_run,
+                                  manager=self._manager(route, "Update", "scale"))
             self._send_json(200, cluster.scale_of(route.info.key, result))
 
     # ---- watch --------------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kubeops.sandbox import apply as ssa
+from kubeops.sandbox import managedfields as mf
 from kubeops.sandbox import patch as patching
 from kubeops.sandbox import status as st
 from kubeops.sandbox.discovery import Catalog, ResourceInfo
@@ -480,9 +482,13 @@ class Store:
 
     # ---- writes -------------------------------------------------------------------------------------------
 
-    def create(self, resource: str, obj: Obj, *, namespace: str | None = None, dry_run: bool = False) -> Obj:
+    def create(self, resource: str, obj: Obj, *, namespace: str | None = None, dry_run: bool = False,
+               manager: mf.Manager | None = None) -> Obj:
+        """POST semantics; `manager` (API writes only) records its fields in metadata.managedFields."""
         with self.lock:
             key, new = self._prepare_create(resource, obj, namespace)
+            if manager is not None:
+                mf.record_update(None, new, manager, rfc3339(self.now()))
             if key in self._objects[resource]:
                 info = self.info(resource)
                 raise st.already_exists(info.group, info.plural, key[1])
@@ -518,7 +524,8 @@ class Store:
                 n += 1
         return n
 
-    def _finish_update(self, resource: str, key: Key, new: Obj, old: Obj, dry_run: bool) -> Obj:
+    def _finish_update(self, resource: str, key: Key, new: Obj, old: Obj, dry_run: bool,
+                       manager: mf.Manager | None = None) -> Obj:
         info = self.info(resource)
         meta = new.setdefault("metadata", {})
         ometa = old["metadata"]
@@ -542,6 +549,10 @@ class Store:
             if body(new) != body(old):
                 meta["generation"] = int(ometa.get("generation", 1)) + 1
         self._validate(resource, new, old)
+        if manager is not None:
+            mf.record_update(old, new, manager, rfc3339(self.now()))
+        elif "managedFields" in ometa and "managedFields" not in meta:
+            meta["managedFields"] = ometa["managedFields"]
         if new == old:
             return clone(old)
         if dry_run:
@@ -553,7 +564,7 @@ class Store:
         return clone(self._commit(resource, key, "MODIFIED", new, old))
 
     def update(self, resource: str, obj: Obj, *, namespace: str | None = None, subresource: str | None = None,
-               dry_run: bool = False) -> Obj:
+               dry_run: bool = False, manager: mf.Manager | None = None) -> Obj:
         """PUT semantics; see the module docstring for the status/spec split."""
         info = self.info(resource)
         meta = obj.get("metadata") or {}
@@ -567,7 +578,7 @@ class Store:
             if expect and expect != old["metadata"].get("resourceVersion"):
                 raise st.conflict(info.group, info.plural, name)
             new = self._split(info, clone(obj), old, subresource)
-            return self._finish_update(resource, key, new, old, dry_run)
+            return self._finish_update(resource, key, new, old, dry_run, manager)
 
     def _split(self, info: ResourceInfo, new: Obj, old: Obj, subresource: str | None) -> Obj:
         if info.key == "namespaces":
@@ -597,7 +608,7 @@ class Store:
         return new
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any, content_type: str, *,
-              subresource: str | None = None, dry_run: bool = False) -> Obj:
+              subresource: str | None = None, dry_run: bool = False, manager: mf.Manager | None = None) -> Obj:
         info = self.info(resource)
         with self.lock:
             key = self._ns_key(resource, namespace, name)
@@ -620,11 +631,41 @@ class Store:
                                   f"Precondition failed: UID in precondition: {patched['metadata']['uid']}, "
                                   f"UID in object meta: {old['metadata']['uid']}")
             new = self._split(info, patched, old, subresource)
-            return self._finish_update(resource, key, new, old, dry_run)
+            return self._finish_update(resource, key, new, old, dry_run, manager)
 
-    def modify(self, resource: str, namespace: str | None, name: str, fn: Callable[[Obj], Obj | bool | None]
-               ) -> Obj | None:
-        """Internal read-modify-write without conflict checks; returns the stored object (None if absent)."""
+    def apply(self, resource: str, namespace: str | None, name: str, config: Any, manager: mf.Manager, *,
+              force: bool = False, subresource: str | None = None, dry_run: bool = False) -> tuple[Obj, bool]:
+        """Server-side apply (`kubeops.sandbox.apply`); creates the object when absent. Returns (object, created)."""
+        info = self.info(resource)
+        with self.lock:
+            key = self._ns_key(resource, namespace, name)
+            old = self._objects[resource].get(key)
+            if old is None and subresource:
+                raise self._nf(resource, name)
+            try:
+                new = ssa.apply(old, config, manager, force=force, now=rfc3339(self.now()))
+            except ssa.ApplyConflict as exc:
+                raise st.ApiError(409, "Conflict", exc.message, details={"causes": exc.causes}) from None
+            except patching.PatchError as exc:
+                raise (st.bad_request(str(exc)) if exc.code == 400 else st.ApiError(422, "Invalid", str(exc))) \
+                    from None
+            if old is None:
+                if info.has_status and info.plural != "nodes":  # a create starts without status, as via POST
+                    new.pop("status", None)
+                return self.create(resource, new, namespace=namespace, dry_run=dry_run), True
+            expect = new["metadata"].get("resourceVersion")
+            if expect and expect != old["metadata"].get("resourceVersion"):
+                raise st.conflict(info.group, info.plural, name)
+            fields = new["metadata"].get("managedFields")
+            new = self._split(info, new, old, subresource)
+            new["metadata"]["managedFields"] = fields
+            return self._finish_update(resource, key, new, old, dry_run), False
+
+    def modify(self, resource: str, namespace: str | None, name: str, fn: Callable[[Obj], Obj | bool | None],
+               *, manager: mf.Manager | None = None) -> Obj | None:
+        """Internal read-modify-write without conflict checks; returns the stored object (None if absent).
+
+        managedFields are kept as they are unless a `manager` is named (a controller's status write)."""
         with self.lock:
             key = self._ns_key(resource, namespace, name)
             old = self._objects[resource].get(key)
@@ -635,7 +676,7 @@ class Store:
             if result is False:
                 return old
             new = result if isinstance(result, dict) else work
-            return self._finish_update(resource, key, new, old, dry_run=False)
+            return self._finish_update(resource, key, new, old, dry_run=False, manager=manager)
 
     # ---- deletion -----------------------------------------------------------------------------------------
 
