@@ -433,7 +433,9 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float,
 
     Watches instead of polling: the pods of the controllers' namespaces are followed by `Mirror`s (one list, then
     one watch each; a 410 Gone lists again; watches that keep failing fall back to a slow list) and the condition
-    is evaluated only when a pod changed. A controller is read again (GET, which the least-privilege role allows
+    is evaluated only when a pod changed. The mirrors hold only the controllers' own pods, and of those only
+    name, owner, deletion and Ready (above 8 namespaces the watch is cluster-wide: 60,000 pods are read once,
+    not held). A controller is read again (GET, which the least-privilege role allows
     on ReplicaSets and StatefulSets) only when its own pods changed, which is also when a scale or a deletion
     shows. A watch refused by RBAC (401/403) raises that `Forbidden` at once, as every other wait does, naming
     the verb and resource, instead of polling around a permission that will never come. Says which controllers
@@ -486,8 +488,21 @@ def wait_for_replacements(kube: KubeClient, pods: list[Obj], *, deadline: float,
         progress.emit(f"waiting for {len(left)} controller(s) to be Ready again: "
                       + ", ".join(f"{kind} {ns}/{name}" for kind, ns, name in left))
 
-    mirrors = [Mirror(kube, path, what="pods" if path == "/api/v1/pods" else f"pods in {path.split('/')[4]}")
-               for path in paths]
+    wanted = {(ns, kind, name) for kind, ns, name in left}
+
+    def keep(pod: Obj) -> Obj | None:
+        """Only the controllers' own pods, and of them only what the count reads."""
+        meta = pod.get("metadata") or {}
+        ref = controller_ref(pod) or {}
+        if (meta.get("namespace") or "default", ref.get("kind"), ref.get("name")) not in wanted:
+            return None
+        ready = [c for c in (pod.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"]
+        slim = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "ownerReferences",
+                                     "deletionTimestamp") if k in meta}
+        return {"metadata": slim, "status": {"conditions": ready}}
+
+    mirrors = [Mirror(kube, path, what="pods" if path == "/api/v1/pods" else f"pods in {path.split('/')[4]}",
+                      keep=keep) for path in paths]
     started: list[Mirror] = []
     try:
         for mirror in mirrors:

@@ -48,10 +48,14 @@ class Mirror:
         query: dict[str, Any] | None = None,
         fallback_poll_s: float = 5.0,
         seed: tuple[list[Obj], str] | None = None,
+        keep: Callable[[Obj], Obj | None] | None = None,
     ) -> None:
-        """`seed`: (items, resourceVersion) of a list the caller already made, used instead of listing again."""
+        """`seed`: (items, resourceVersion) of a list the caller already made, used instead of listing again.
+        `keep`: what to hold of each object, as it arrives (None: not at all): a wait that watches a whole
+        cluster's pods for a few controllers keeps those pods' few fields, not 60,000 pods whole."""
         self.kube, self.path, self.what = kube, path, what
         self.seed = seed
+        self.keep = keep
         self.query = {k: v for k, v in (query or {}).items() if v}
         self.fallback_poll_s = fallback_poll_s
         self.changed = threading.Condition()
@@ -81,7 +85,7 @@ class Mirror:
         """List synchronously (errors of the first list propagate, e.g. 403), then follow the watch."""
         if self.seed is not None:
             items, version = self.seed
-            self._objects, self._version = {_key(o): o for o in items}, str(version)
+            self._objects, self._version = self._kept(items), str(version)
         else:
             self._list()
         self._thread.start()
@@ -117,7 +121,7 @@ class Mirror:
             while True:
                 query = {**self.query, "limit": _PAGE, "continue": token}
                 data = self.kube.request("GET", self.path, query=query, what=f"list {self.what}")
-                objects.update((_key(o), o) for o in data.get("items") or [])
+                objects.update(self._kept(data.get("items") or []))
                 meta = data.get("metadata") or {}
                 version = str(meta.get("resourceVersion") or version)
                 token = meta.get("continue")
@@ -126,6 +130,11 @@ class Mirror:
         with self.changed:
             self._objects, self._version = objects, version
             self._bump()
+
+    def _kept(self, items: Iterable[Obj]) -> dict[str, Obj]:
+        if self.keep is None:
+            return {_key(o): o for o in items}
+        return {_key(o): kept for o in items if (kept := self.keep(o)) is not None}
 
     def _apply(self, event: dict[str, Any]) -> bool:
         """Apply one watch event; False when the version expired (the caller lists again)."""
@@ -140,7 +149,11 @@ class Mirror:
             if kind == "DELETED":
                 self._objects.pop(_key(obj), None)
             elif kind in ("ADDED", "MODIFIED"):
-                self._objects[_key(obj)] = obj
+                kept = obj if self.keep is None else self.keep(obj)
+                if kept is None:
+                    self._objects.pop(_key(obj), None)  # no longer of interest (or never was)
+                else:
+                    self._objects[_key(obj)] = kept
             self._bump()
         return True
 

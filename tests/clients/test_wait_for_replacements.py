@@ -128,3 +128,31 @@ def test_rbac_with_watch_on_pods_suffices_and_without_it_the_wait_fails_at_once_
         assert 'cannot watch resource "pods"' in str(refused.value)
     finally:
         clients.close()
+
+
+def test_above_eight_namespaces_one_cluster_wide_watch_follows_only_the_controllers_pods(make_sandbox) -> None:
+    spaces = [f"team-{i}" for i in range(9)]
+    sb = make_sandbox({
+        "namespaces": [*spaces, "bystanders"],
+        "nodes": [{"name": "worker-a"}, {"name": "worker-b", "taints": [{"key": "hold", "effect": "NoSchedule"}]}],
+        "workloads": [*({"kind": "Deployment", "name": "app", "namespace": ns, "replicas": 1,
+                         "readiness_delay_s": 1} for ns in spaces),
+                      {"kind": "Deployment", "name": "noise", "namespace": "bystanders", "replicas": 6}],
+    })
+    sb.wait_for(lambda: len([p for p in sb.pods_on("worker-a") if ready(p)]) == 15, what="15 ready pods")
+    kube = sb.kube()
+    removed = [p for p in sb.pods_on("worker-a") if p["metadata"]["namespace"] != "bystanders"]
+    kube.request("PATCH", "/api/v1/nodes/worker-a", body={"spec": {"unschedulable": True}},
+                 content_type="application/merge-patch+json", what="test: cordon")
+    kube.request("PATCH", "/api/v1/nodes/worker-b", body={"spec": {"taints": None}},
+                 content_type="application/merge-patch+json", what="test: open worker-b")
+    for pod in removed:
+        meta = pod["metadata"]
+        kube.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", what="test: remove")
+    mark = sb.mark()
+    assert wait_for_replacements(kube, removed, deadline=time.monotonic() + 60) == []
+    pod_reads = [r for r in sb.requests()[mark:] if r.get("resource") == "pods" and r["verb"] in ("list", "watch")]
+    assert {r["path"] for r in pod_reads} == {"/api/v1/pods"}  # one cluster-wide collection, not nine
+    assert len([r for r in pod_reads if r["verb"] == "list"]) == 1
+    fresh = [p for p in sb.pods_on("worker-b") if ready(p) and p["metadata"]["namespace"] != "bystanders"]
+    assert len(fresh) == 9

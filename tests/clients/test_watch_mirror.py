@@ -156,3 +156,22 @@ def test_a_watch_refused_by_rbac_fails_the_wait_instead_of_falling_back_to_polli
         assert 'cannot watch resource "configmaps"' in str(refused.value)
     finally:
         clients.close()
+
+
+def test_keep_holds_only_what_is_wanted_and_follows_objects_in_and_out(kube) -> None:  # type: ignore[no-untyped-def]
+    _, client = kube
+    configmap(client, "wanted", "keep-1")
+    configmap(client, "other", "skip")
+
+    def keep(obj: dict[str, Any]) -> dict[str, Any] | None:
+        value = (obj.get("data") or {}).get("v", "")
+        return {"metadata": {"name": obj["metadata"]["name"]}, "data": {"v": value}} if value.startswith("keep") \
+            else None
+
+    with Mirror(client, "/api/v1/namespaces/default/configmaps", what="configmaps", keep=keep) as mirror:
+        assert values(mirror) == {"wanted": "keep-1"}
+        assert all(set(o) == {"metadata", "data"} and set(o["metadata"]) == {"name"} for o in mirror.objects())
+        configmap(client, "other", "keep-2")  # now of interest
+        configmap(client, "wanted", "skip")  # no longer
+        assert wait_until([mirror], lambda: values(mirror) == {"other": "keep-2"} or None,
+                          deadline=time.monotonic() + 10)
