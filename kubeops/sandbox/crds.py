@@ -217,7 +217,7 @@ class CustomResources:
         if not self.schemas[key][2]:
             before = clone(obj) if request is not None and request.verb == "patch" else None
             unknown = crdschema.prune(obj, schema)
-            fieldvalidation.report_unknown_fields(unknown, kind=str(obj.get("kind")), patched=before)
+            fieldvalidation.report_unknown_fields(unknown, kind=str(obj.get("kind")), patched=before, obj=obj)
         crdschema.drop_nulls(obj, schema)
         crdschema.apply_defaults(obj, schema)
 

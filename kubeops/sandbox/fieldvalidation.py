@@ -11,7 +11,8 @@ What kube-apiserver answers for unknown fields, reproduced by `report_unknown_fi
   error: unknown field "spec.foo", unknown field "spec.bar"``;
 - patch, Strict: 422 Invalid, field ``patch``, the patched object as JSON, then the same strict decoding error;
 - Warn: one ``299 - "unknown field \\"spec.foo\\""`` warning per field (kubectl prints ``Warning: unknown field
-  "spec.foo"``); Ignore: nothing. Server-side apply prunes silently here.
+  "spec.foo"``); Ignore: nothing. Server-side apply refuses them whatever the directive (see
+  `report_unknown_fields`).
 An unsupported directive is refused like upstream (422 on ``CreateOptions``/``UpdateOptions``/``PatchOptions``).
 """
 
@@ -68,11 +69,22 @@ def writing(method: str, query: Mapping[str, str], *, version: str, subresource:
         _current.reset(token)
 
 
-def report_unknown_fields(paths: list[str], *, kind: str, patched: Any = None) -> None:
-    """Refuse or warn about pruned fields as the current request asks (nothing outside a request)."""
+def report_unknown_fields(paths: list[str], *, kind: str, patched: Any = None, obj: Any = None) -> None:
+    """Refuse or warn about pruned fields as the current request asks (nothing outside a request).
+
+    Server-side apply is strict whatever the directive, as upstream: its typed patch cannot hold a field the
+    schema does not declare (500, ``failed to create typed patch object (...): .spec.foo: field not declared in
+    schema``, which kubectl prints as "Error from server: ...")."""
     request = current()
-    if not paths or request is None or not request.verb or "apply-patch" in request.content_type:
+    if not paths or request is None or not request.verb:
         return
+    if "apply-patch" in request.content_type:
+        meta = (obj or {}).get("metadata") or {}
+        where = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+        errors = [f".{p}: field not declared in schema" for p in paths]
+        text = errors[0] if len(errors) == 1 else "errors:\n" + "\n".join(f"  {e}" for e in errors)
+        raise st.ApiError(500, "", f"failed to create typed patch object ({where}; "
+                                   f"{(obj or {}).get('apiVersion')}, Kind={kind}): {text}")
     errors = [f'unknown field "{p}"' for p in paths]
     if request.directive == WARN:
         request.warnings.extend(errors)

@@ -34,8 +34,9 @@ def failure(code: int, reason: str, message: str, *, details: dict[str, Any] | N
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
     }
+    if reason:  # an error of no known kind carries none (StatusReasonUnknown), as upstream
+        body["reason"] = reason
     if details is not None:
         body["details"] = details
     body["code"] = code

@@ -203,3 +203,19 @@ def test_a_tightened_schema_applies_to_changed_fields_only(sb: SandboxProcess):
                             content_type="application/merge-patch+json")
     assert code == 422 and body["message"] == ('Tighten.example.com "t" is invalid: spec.replicas: Invalid value: 7: '
                                                'spec.replicas in body should be less than or equal to 5')
+
+
+@pytest.mark.parametrize("version", ["1.33", "1.27"])
+def test_server_side_apply_refuses_an_undeclared_field_whatever_the_validation(sb: SandboxProcess, tmp_path: Path,
+                                                                              version: str):
+    name = f"ssa-{version.replace('.', '-')}"
+    manifest = widget(tmp_path, name, "{replicas: 2, colour: blue}")
+    for flag in ("--validate=strict", "--validate=false"):  # apply is strict whatever the directive, as upstream
+        applied = sb.kubectl("apply", "--server-side", flag, "-f", manifest, version=version)
+        assert applied.returncode != 0
+        assert (f"Error from server: failed to create typed patch object (default/{name}; example.com/v1, "
+                "Kind=Widget): .spec.colour: field not declared in schema") in applied.stderr
+        assert stored(sb, name) is None
+    fine = sb.kubectl("apply", "--server-side", "-f", widget(tmp_path, name, "{replicas: 2}"), version=version)
+    assert fine.returncode == 0, fine.stderr
+    assert stored(sb, name)["spec"] == {"replicas": 2, "mode": "fast"}
