@@ -225,6 +225,10 @@ def test_the_sweep_would_see_a_leak(sweep: Sweep) -> None:
     sweep.outputs.append(f"Authorization: Bearer {TOKEN}")
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)", AWS_SECRET])
     try:
+        own = Path(f"/proc/{sleeper.pid}/cmdline")  # until the child has exec'd, its argv is still pytest's
+        deadline = time.monotonic() + 10
+        while AWS_SECRET.encode() not in own.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         stop = threading.Event()
         stop.set()
         sweep._sample_argv(stop)
