@@ -156,11 +156,18 @@ def test_a_failed_drain_restores_desired_and_processes_and_uncordons(env: AwsSan
 
 @pytest.mark.parametrize(("step", "status"), KILL_POINTS, ids=[f"{s}-{st}" for s, st in KILL_POINTS])
 def test_sigkill_then_resume_replaces_exactly_once(env: AwsSandbox, step: str, status: str):
-    node, old = pick_worker(env)
-    before = env.group_state()
-    proc = env.popen("replace", f"--node={node}")
-    seen = env.kill_at(proc, step, status)
-    assert seen != "finished", "the run ended before the kill point"
+    for _ in range(3):
+        node, old = pick_worker(env)
+        before = env.group_state()
+        proc = env.popen("replace", f"--node={node}")
+        seen = env.kill_at(proc, step, status)
+        if seen != "finished":
+            break
+        # a step quicker than two looks at the checkpoint (`verify` on a busy machine) let the whole run end
+        # unseen: that replacement must be right too; then try again for a kill inside one
+        assert_replaced(env, before, node, old)
+    else:
+        pytest.fail(f"the run ended before the kill point ({step} {status}) three times")
     print(f"killed at {step}: {seen}")  # a quick step may already be done when a 'running' kill lands
     resumed = env.kubeops("resume", "--wait-for-lock=30s")  # the dead run's lease expires after its TTL
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
