@@ -16,6 +16,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from table import print_table  # noqa: E402 (benchmarks/table.py, beside this script)
+
 from kubeops.sandbox import fieldvalidation  # noqa: E402
 from kubeops.sandbox.cluster import build_cluster  # noqa: E402
 
@@ -67,12 +69,7 @@ def main() -> None:
         rows.append((str(n_items), f"{timings['open']:.0f}", f"{timings['full']:.0f}",
                      f"{timings['full'] / timings['open']:.1f}x"))
     header = ("items/object", "open schema us/create", "full schema us/create", "ratio")
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"{args.objects} custom resources created per column (store only, no HTTP)")
-    print("  ".join(h.ljust(w) for h, w in zip(header, width, strict=True)))
-    print("  ".join("-" * w for w in width))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
+    print_table(f"{args.objects} custom resources created per column (store only, no HTTP)", header, rows)
 
 
 if __name__ == "__main__":

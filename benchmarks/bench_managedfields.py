@@ -20,6 +20,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from table import print_table  # noqa: E402 (benchmarks/table.py, beside this script)
+
 from kubeops.sandbox.cluster import build_cluster  # noqa: E402
 from kubeops.sandbox.managedfields import Manager  # noqa: E402
 
@@ -72,12 +74,7 @@ def main() -> None:
     rows.append(("server-side apply (create / no-op re-apply)", f"{apply_s * 1000:.0f}", f"{apply_s / n * 1e6:.0f}",
                  f"{reapply_s * 1000:.0f}", f"{reapply_s / n * 1e6:.0f}"))
     header = ("writes", f"{n} creates ms", "us/create", f"{n} 2nd writes ms", "us/write")
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"{n} pods: created, then a second write each (status write, or the same apply again)")
-    print("  ".join(h.ljust(w) for h, w in zip(header, width, strict=True)))
-    print("  ".join("-" * w for w in width))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
+    print_table(f"{n} pods: created, then a second write each (status write, or the same apply again)", header, rows)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from table import print_table  # noqa: E402 (benchmarks/table.py, beside this script)
+
 from kubeops.sandbox.cluster import build_cluster  # noqa: E402
 
 
@@ -49,12 +51,7 @@ def main() -> None:
         rows.append((str(churn // 10), str(changed), str(pages), f"{elapsed * 1000:.0f}",
                      f"{elapsed / pages * 1000:.2f}"))
     header = ("changes/page", "changes total", "pages", "total ms", "ms/page")
-    width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"paginated list of {args.pods} pods (limit 500), every page consistent with the first")
-    print("  ".join(h.ljust(w) for h, w in zip(header, width, strict=True)))
-    print("  ".join("-" * w for w in width))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
+    print_table(f"paginated list of {args.pods} pods (limit 500), every page consistent with the first", header, rows)
 
 
 if __name__ == "__main__":
