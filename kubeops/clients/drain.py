@@ -278,7 +278,8 @@ def run_drain(
                         waiting.discard(uid_of(pod))
                     else:
                         hint = exc.retry_after_s if exc.retry_after_s else None
-                        delay = min(_BACKOFF_MAX_S, hint or _BACKOFF_FIRST_S * 2**attempt) / _pace(kube)
+                        # a rehearsal's sandbox runs `kube.pace` times faster than real time: so does this wait
+                        delay = min(_BACKOFF_MAX_S, hint or _BACKOFF_FIRST_S * 2**attempt) / kube.pace
                         pending.append((time.monotonic() + delay, pod, attempt + 1))
                 elif kind == "failed":
                     pod, why = data
@@ -293,12 +294,6 @@ def run_drain(
         if outcome.blocked:
             _explain_budgets(kube, outcome)
     return outcome
-
-
-def _pace(kube: KubeClient) -> float:
-    """The cluster's pace (`KubeClient.pace`): a rehearsal's sandbox runs N times faster, and so do our waits."""
-    pace = getattr(kube, "pace", 1.0)
-    return pace if isinstance(pace, int | float) and pace > 0 else 1.0
 
 
 def _explain_budgets(kube: KubeClient, outcome: DrainOutcome) -> None:
