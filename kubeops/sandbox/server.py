@@ -45,6 +45,10 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver refuses bigger request bodies
 BOOKMARK_INTERVAL_S = 10.0
 
 
+def _too_large() -> st.ApiError:
+    return st.ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY_BYTES}")
+
+
 def _json_dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -221,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise st.bad_request(f"invalid Content-Length {length!r}") from None
             if size > MAX_BODY_BYTES:
                 self._refuse_body()
-                raise st.ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY_BYTES}")
+                raise _too_large()
             data = self.rfile.read(size)
         elif "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks, total = [], 0
@@ -237,8 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
                 total += size
                 if total > MAX_BODY_BYTES:
                     self._refuse_body()
-                    raise st.ApiError(413, "RequestEntityTooLarge",
-                                      f"Request entity too large: limit is {MAX_BODY_BYTES}")
+                    raise _too_large()
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(1024)
             data = b"".join(chunks)
@@ -598,6 +601,15 @@ class _Handler(BaseHTTPRequestHandler):
         name = managedfields.manager_name(given, self._rec["user_agent"])
         return managedfields.Manager(name, operation, route.info.api_version(route.version), subresource or "")
 
+    def _check_target(self, route: _Route, meta: Obj) -> None:
+        """A body naming another object than the URL (PUT, apply) is refused, as the API server refuses it."""
+        if meta.get("name") and meta["name"] != route.name:
+            raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
+                                 f"({route.name})")
+        if route.namespace and meta.get("namespace") and meta["namespace"] != route.namespace:
+            raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
+                                 "request")
+
     def _check_kind(self, route: _Route, body: Obj) -> None:
         kind = body.get("kind")
         if kind and kind != route.info.kind and route.subresource is None:
@@ -613,13 +625,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise st.bad_request("the body of the request was in an unknown format")
         self._check_kind(route, body)
         meta = body.setdefault("metadata", {})
-        if meta.get("name") and meta["name"] != route.name:
-            raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
-                                 f"({route.name})")
+        self._check_target(route, meta)
         meta["name"] = route.name
-        if route.namespace and meta.get("namespace") and meta["namespace"] != route.namespace:
-            raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
-                                 "request")
         obj = self.server.cluster.store.update(route.info.key, body, namespace=self._ns(route),
                                                subresource=subresource, dry_run=dry_run,
                                                manager=self._manager(route, "Update", subresource))
@@ -652,12 +659,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise st.bad_request("error decoding YAML: the apply configuration must be an object")
         self._check_kind(route, body)
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        if meta.get("name") and meta["name"] != route.name:
-            raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
-                                 f"({route.name})")
-        if route.namespace and meta.get("namespace") and meta["namespace"] != route.namespace:
-            raise st.bad_request("the namespace of the provided object does not match the namespace sent on the "
-                                 "request")
+        self._check_target(route, meta)
         body["metadata"] = {**meta, "name": route.name}
         force = self._rec["query"].get("force", "") in ("1", "t", "T", "true", "True", "TRUE")  # Go's ParseBool
         obj, created = self.server.cluster.store.apply(
