@@ -102,7 +102,12 @@ def _pod_row(o: Obj, now: float) -> list[Any]:
 
 
 def _containers(o: Obj) -> tuple[str, str]:
-    cs = ((o.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return _template_containers((o.get("spec") or {}).get("template") or {})
+
+
+def _template_containers(template: Obj) -> tuple[str, str]:
+    """The Containers and Images cells of a pod template: names and images, comma-joined."""
+    cs = (template.get("spec") or {}).get("containers") or []
     return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
 
 
@@ -180,11 +185,6 @@ def _cm_row(o: Obj, now: float) -> list[Any]:
 
 def _secret_row(o: Obj, now: float) -> list[Any]:
     return [o["metadata"]["name"], o.get("type", "Opaque"), len(o.get("data") or {}), _age(o, now)]
-
-
-def _template_containers(template: Obj) -> tuple[str, str]:
-    cs = (template.get("spec") or {}).get("containers") or []
-    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
 
 
 def _has_condition(o: Obj, kind: str) -> bool:
