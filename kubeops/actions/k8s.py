@@ -205,35 +205,21 @@ class NodesParams:
     nodes: list[str] = field(metadata={"help": "node names"})
 
 
-def _set_all(ctx: StepContext, action: str, names: list[str], value: bool) -> tuple[dict[str, bool], list[str]]:
-    """Read every node first (an unknown one stops all, nothing changed), then patch those not yet as asked.
-
-    Returns each node's unschedulable flag before this step and the nodes changed (in dry-run: that would be)."""
+def _plan_cordon_nodes(ctx: StepContext, p: NodesParams) -> Plan:
+    """Every node read first (an unknown one stops all, nothing changed), then the patches sent with dryRun=All."""
     from kubeops.clients import nodes
 
-    found = _get_all(ctx, action, names)
+    found = _get_all(ctx, "k8s.cordon_nodes", p.nodes)
     before = {name: bool((node.get("spec") or {}).get("unschedulable")) for name, node in found.items()}
-    changed = [name for name, node in found.items() if nodes.set_unschedulable(ctx.kube, name, value, node=node)[1]]
-    return before, changed
+    changed = [name for name, node in found.items() if nodes.set_unschedulable(ctx.kube, name, True, node=node)[1]]
+    same = [name for name in before if name not in changed]
+    summary = f"cordon {len(changed)} node(s)" + (f", leave {len(same)} as is" if same else "")
+    details = [f"cordon {name}" for name in changed] + [f"leave {name} as is" for name in same]
+    return Plan(summary=summary, details=details,
+                outputs={"nodes": list(before), "changed": changed, "was_cordoned": before})
 
 
-def _plan_set_all(action: str, value: bool) -> Any:
-    verb = "cordon" if value else "uncordon"
-
-    def plan(ctx: StepContext, p: NodesParams) -> Plan:
-        before, changed = _set_all(ctx, action, p.nodes, value)  # dryRun=All: not applied
-        same = [name for name in before if name not in changed]
-        summary = f"{verb} {len(changed)} node(s)" + (f", leave {len(same)} as is" if same else "")
-        details = [f"{verb} {name}" for name in changed] + [f"leave {name} as is" for name in same]
-        outputs: dict[str, Any] = {"nodes": list(before), "changed": changed}
-        if value:
-            outputs["was_cordoned"] = before
-        return Plan(summary=summary, details=details, outputs=outputs)
-
-    return plan
-
-
-@action("k8s.cordon_nodes", params=NodesParams, mutates=True, plan=_plan_set_all("k8s.cordon_nodes", True),
+@action("k8s.cordon_nodes", params=NodesParams, mutates=True, plan=_plan_cordon_nodes,
         outputs=("nodes", "was_cordoned", "changed"))
 def cordon_nodes(ctx: StepContext, p: NodesParams) -> dict[str, Any]:
     """Cordon several nodes, all checked to exist first; remembers which were cordoned before this run."""
